@@ -1,0 +1,11 @@
+# CUDA is optional: the toolkit is found on PATH or where it installs.
+find_program(STRATA_NVCC nvcc PATHS /usr/local/cuda/bin /usr/local/cuda-13.0/bin NO_CACHE)
+if(STRATA_NVCC AND NOT DEFINED STRATA_WITH_CUDA)
+  set(STRATA_WITH_CUDA ON)
+endif()
+option(STRATA_WITH_CUDA "Build the CUDA backend" OFF)
+if(STRATA_WITH_CUDA)
+  message(STATUS "strata: nvcc found at ${STRATA_NVCC}; CUDA parts will be built as they land")
+else()
+  message(STATUS "strata: CUDA parts disabled (no nvcc)")
+endif()

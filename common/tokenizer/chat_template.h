@@ -1,0 +1,40 @@
+// Chat prompt formatting. Models ship a Jinja template; Strata recognises the
+// template families it supports (ChatML as in SmolLM2/Qwen2, Llama-3's header
+// format, Llama-2/Mistral [INST]) from the template text and renders them
+// natively rather than running a Jinja interpreter.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace strata {
+
+struct ChatMessage {
+  std::string role;  // "system", "user", "assistant"
+  std::string content;
+};
+
+enum class ChatFormat { kChatMl, kLlama3, kLlama2 };
+
+class ChatTemplate {
+ public:
+  // From the model's Jinja source; UNIMPLEMENTED naming the model's template
+  // when it is not a recognised family. An empty template means ChatML.
+  static absl::StatusOr<ChatTemplate> FromJinja(const std::string& jinja_source);
+  explicit ChatTemplate(ChatFormat format, std::string default_system = "")
+      : format_(format), default_system_(std::move(default_system)) {}
+
+  ChatFormat format() const { return format_; }
+  // The prompt text, ending with the assistant turn's header when
+  // add_generation_prompt. Special-token text is included literally; encode
+  // it with parse_special = true. BOS is not included (the tokenizer adds it).
+  std::string Apply(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const;
+
+ private:
+  ChatFormat format_;
+  std::string default_system_;  // inserted when the template does so and none is given
+};
+
+}  // namespace strata

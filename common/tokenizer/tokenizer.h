@@ -1,0 +1,100 @@
+// Text <-> token ids for the model families Strata serves.
+//
+// Two algorithms:
+//  - byte-level BPE (GPT-2, Llama-3, Qwen2, SmolLM2): the text is split by the
+//    family's pre-tokenizer regex, each piece mapped to GPT-2 byte-unicode
+//    symbols and merged by merge rank;
+//  - SentencePiece-style BPE (Llama 2, Mistral): spaces become U+2581, an
+//    optional leading space is added, pieces are merged by score, unknown
+//    bytes fall back to <0xXX> byte tokens.
+// Special/added tokens (control and user-defined types) are matched in the
+// text first when parse_special is true, and never split.
+//
+// Thread safety: a Tokenizer is immutable after Create; all methods are const
+// and may be called from any thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+
+namespace strata {
+
+class GgufFile;
+
+enum class TokenizerKind { kByteLevelBpe, kSentencePieceBpe };
+
+// GGUF token types (tokenizer.ggml.token_type).
+enum class TokenType : int32_t {
+  kUndefined = 0,
+  kNormal = 1,
+  kUnknown = 2,
+  kControl = 3,
+  kUserDefined = 4,
+  kUnused = 5,
+  kByte = 6,
+};
+
+// Everything needed to build a tokenizer, whatever file it came from.
+struct VocabSpec {
+  TokenizerKind kind = TokenizerKind::kByteLevelBpe;
+  // Pre-tokenizer name as GGUF's tokenizer.ggml.pre spells it ("gpt2",
+  // "llama-bpe", "qwen2", "smollm", "default", ...).
+  std::string pre = "default";
+  std::vector<std::string> tokens;
+  std::vector<float> scores;          // SentencePiece; may be empty for BPE
+  std::vector<TokenType> token_types; // empty: all normal
+  std::vector<std::string> merges;    // byte-level BPE: "left right", rank order
+  int32_t bos_id = -1;
+  int32_t eos_id = -1;
+  int32_t unk_id = -1;
+  int32_t pad_id = -1;
+  std::vector<int32_t> eog_ids;       // end-of-generation tokens besides eos
+  bool add_bos = false;
+  bool add_eos = false;
+  bool add_space_prefix = false;
+  std::string chat_template;          // Jinja source as shipped with the model
+};
+
+class Tokenizer {
+ public:
+  static absl::StatusOr<std::unique_ptr<Tokenizer>> Create(VocabSpec spec);
+  // From GGUF metadata (tokenizer.ggml.*, tokenizer.chat_template).
+  static absl::StatusOr<std::unique_ptr<Tokenizer>> FromGguf(const GgufFile& gguf);
+  // From a Hugging Face tokenizer.json (+ tokenizer_config.json beside it when
+  // present, for bos/eos, add_bos and chat_template).
+  static absl::StatusOr<std::unique_ptr<Tokenizer>> FromHfFile(const std::string& tokenizer_json);
+  ~Tokenizer();
+
+  // add_special: prepend BOS / append EOS as the vocab says.
+  // parse_special: recognise special-token text ("<|im_start|>") as one token.
+  std::vector<int32_t> Encode(std::string_view text, bool add_special, bool parse_special) const;
+  // Concatenated bytes of the tokens (special tokens rendered unless
+  // skip_special). May end in an incomplete UTF-8 sequence.
+  std::string Decode(absl::Span<const int32_t> ids, bool skip_special) const;
+  // The raw bytes one token stands for.
+  std::string TokenBytes(int32_t id) const;
+
+  int32_t vocab_size() const;
+  int32_t bos_id() const;
+  int32_t eos_id() const;
+  bool add_bos() const;
+  bool IsEndOfGeneration(int32_t id) const;
+  bool IsSpecial(int32_t id) const;
+  // -1 when the text is not exactly one token.
+  int32_t TokenId(std::string_view text) const;
+  const std::string& chat_template() const;
+
+  class Impl;
+
+ private:
+  explicit Tokenizer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace strata

@@ -1,0 +1,44 @@
+// Matrix multiply with weights in their stored (possibly quantized) type.
+//
+//   output[t, r] = sum_c input[t, c] * W[r, c]      t < tokens, r < rows, c < cols
+//
+// W is row-major: row r is RowBytes(weight_type, cols) bytes at
+// weight + r * weight_row_stride. Quantized weights are read directly (never
+// expanded in memory). Quantized types multiply against the input quantized
+// to 8 bits per block (as GGML does: Q8_0-style for 32-element blocks, Q8_K
+// for k-quants), so results differ from an f32 reference by the activation
+// quantization error (see docs/kernels.md for per-type tolerances).
+//
+// The SIMD variant (AVX-512 VNNI, AVX2+FMA or scalar) is chosen at run time.
+#pragma once
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "common/tensor_type.h"
+#include "kernels/cpu/thread_pool.h"
+
+namespace strata {
+
+struct MatMulParams {
+  TensorType weight_type = TensorType::kF32;
+  const void* weight = nullptr;
+  int64_t weight_row_stride = 0;  // bytes; 0 means RowBytes(weight_type, cols)
+  int64_t rows = 0;               // output features
+  int64_t cols = 0;               // input features
+  const float* input = nullptr;   // [tokens, cols], row stride `cols`
+  int64_t tokens = 0;
+  float* output = nullptr;        // [tokens, output_stride]
+  int64_t output_stride = 0;      // >= rows; 0 means rows
+  ThreadPool* pool = nullptr;     // nullptr: run on the calling thread
+};
+
+// INVALID_ARGUMENT for unsupported types, null pointers, bad sizes (cols not a
+// multiple of the block size, strides too small).
+absl::Status LaunchMatMul(const MatMulParams& params);
+
+// Scalar, straightforward reference with the same semantics (dequantize each
+// weight row to f32, f32 dot). Used by parity tests.
+absl::Status ReferenceMatMul(const MatMulParams& params);
+
+}  // namespace strata
