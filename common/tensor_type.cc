@@ -72,8 +72,10 @@ absl::StatusOr<int64_t> RowBytes(TensorType type, int64_t n) {
   const TypeTraits* t = Find(type);
   if (t == nullptr) return absl::InvalidArgumentError("unknown tensor type");
   if (n < 0 || n % t->block_size != 0) {
+    // Debian's absl::string_view is not std::string_view; StrCat needs the absl one.
+    const absl::string_view name(t->name.data(), t->name.size());
     return absl::InvalidArgumentError(absl::StrCat("row of ", n, " elements is not a multiple of the ",
-                                                   t->name, " block size ", t->block_size));
+                                                   name, " block size ", t->block_size));
   }
   const int64_t blocks = n / t->block_size;
   if (blocks > std::numeric_limits<int64_t>::max() / t->block_bytes) {
