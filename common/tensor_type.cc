@@ -9,7 +9,7 @@ namespace strata {
 namespace {
 struct TypeTraits {
   TensorType type;
-  std::string_view name;
+  absl::string_view name;
   int64_t block_size;
   int64_t block_bytes;
 };
@@ -46,7 +46,7 @@ const TypeTraits* Find(TensorType type) {
 }
 }  // namespace
 
-std::string_view TensorTypeName(TensorType type) {
+absl::string_view TensorTypeName(TensorType type) {
   const TypeTraits* t = Find(type);
   return t ? t->name : "UNKNOWN";
 }
@@ -72,10 +72,8 @@ absl::StatusOr<int64_t> RowBytes(TensorType type, int64_t n) {
   const TypeTraits* t = Find(type);
   if (t == nullptr) return absl::InvalidArgumentError("unknown tensor type");
   if (n < 0 || n % t->block_size != 0) {
-    // Debian's absl::string_view is not std::string_view; StrCat needs the absl one.
-    const absl::string_view name(t->name.data(), t->name.size());
     return absl::InvalidArgumentError(absl::StrCat("row of ", n, " elements is not a multiple of the ",
-                                                   name, " block size ", t->block_size));
+                                                   t->name, " block size ", t->block_size));
   }
   const int64_t blocks = n / t->block_size;
   if (blocks > std::numeric_limits<int64_t>::max() / t->block_bytes) {

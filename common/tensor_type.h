@@ -8,7 +8,7 @@
 
 #include <cstdint>
 #include <optional>
-#include <string_view>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
 
@@ -32,8 +32,9 @@ enum class TensorType : uint32_t {
   kBF16 = 30,
 };
 
-// Name as GGML prints it ("Q4_1", "BF16", ...).
-std::string_view TensorTypeName(TensorType type);
+// Name as GGML prints it ("Q4_1", "BF16", ...). absl::string_view because
+// Debian's abseil is built with its own string_view, which StrCat takes.
+absl::string_view TensorTypeName(TensorType type);
 
 // Converts a raw GGML type id; nullopt for ids Strata does not know.
 std::optional<TensorType> TensorTypeFromGgml(uint32_t id);
