@@ -10,12 +10,21 @@
 // quantization error (see docs/kernels.md for per-type tolerances).
 //
 // The SIMD variant (AVX-512 VNNI, AVX2+FMA or scalar) is chosen at run time.
+//
+// Threading contract: LaunchMatMul may be called from any number of threads at
+// once, but a given ThreadPool from one thread at a time (its own contract).
+// The calling thread quantizes the input into a thread_local scratch buffer
+// (grown to the largest tokens x cols seen, then reused: no allocation per call
+// after warm-up), then the rows are split evenly over params.pool's threads;
+// each output element is written by exactly one thread. The weight pointer and
+// weight_row_stride must be 2-byte aligned (4 for F32).
 #pragma once
 
 #include <cstdint>
 
 #include "absl/status/status.h"
 #include "common/tensor_type.h"
+#include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/thread_pool.h"
 
 namespace strata {
@@ -40,5 +49,9 @@ absl::Status LaunchMatMul(const MatMulParams& params);
 // Scalar, straightforward reference with the same semantics (dequantize each
 // weight row to f32, f32 dot). Used by parity tests.
 absl::Status ReferenceMatMul(const MatMulParams& params);
+
+// LaunchMatMul with the kernels of `level` instead of DetectedSimdLevel()
+// (tests and benchmarks). INVALID_ARGUMENT when this CPU lacks `level`.
+absl::Status LaunchMatMulWithLevel(const MatMulParams& params, SimdLevel level);
 
 }  // namespace strata

@@ -1,1 +1,8 @@
-// placeholder: implementation pending
+// AVX-512 (F/BW/VL/DQ/VNNI) row kernels: pending; AVX2 kernels serve until then.
+#include "kernels/cpu/matmul_kernels.h"
+
+namespace strata {
+
+RowKernel Avx512RowKernel(TensorType type) { return nullptr; }
+
+}  // namespace strata

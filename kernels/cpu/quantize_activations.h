@@ -1,0 +1,22 @@
+// Quantization of f32 activation rows to the 8-bit blocks the quantized
+// matmuls multiply against (layouts in quant_blocks.h):
+//   Q8Act32 for Q4_0/Q4_1/Q8_0 weights, Q8ActK for k-quant weights.
+// Per block: d = max|a| / 127, q = round(a / d) in [-127, 127] (round half
+// away from zero), so |a - d * q| <= max|a| / 254 for every element.
+//
+// All SIMD levels share this one implementation, so the levels differ only
+// in summation order.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/cpu/quant_blocks.h"
+
+namespace strata {
+
+// n must be a multiple of 32.
+void QuantizeRowQ8Act32(const float* x, BlockQ8Act32* y, int64_t n);
+// n must be a multiple of 256.
+void QuantizeRowQ8ActK(const float* x, BlockQ8ActK* y, int64_t n);
+
+}  // namespace strata
