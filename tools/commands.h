@@ -10,5 +10,6 @@ namespace strata {
 int RunGenerate(const std::vector<std::string>& args);
 int RunEvalLogits(const std::vector<std::string>& args);
 int RunTokenize(const std::vector<std::string>& args);
+int RunBench(const std::vector<std::string>& args);
 
 }  // namespace strata

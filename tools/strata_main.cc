@@ -15,7 +15,9 @@ void Usage() {
                "               [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--seed S]\n"
                "               [--threads N] ...   stream a completion to stdout\n"
                "  eval-logits  --model PATH --tokens 1,2,3 --out FILE   all-position logits (f32)\n"
-               "  tokenize     --model PATH --text TEXT [--special]     print token ids\n");
+               "  tokenize     --model PATH --text TEXT [--special]     print token ids\n"
+               "  bench        --model PATH [--threads N] [--prompt-tokens N] [--gen-tokens N]\n"
+               "               [--repeats N]   prefill/decode tokens/s, fraction of the bandwidth bound\n");
 }
 
 }  // namespace
@@ -30,6 +32,7 @@ int main(int argc, char** argv) {
   if (cmd == "generate") return strata::RunGenerate(args);
   if (cmd == "eval-logits") return strata::RunEvalLogits(args);
   if (cmd == "tokenize") return strata::RunTokenize(args);
+  if (cmd == "bench") return strata::RunBench(args);
   if (cmd == "help" || cmd == "--help" || cmd == "-h") {
     Usage();
     return 0;

@@ -60,6 +60,7 @@ class Engine {
 
   const Tokenizer& tokenizer() const { return *model_->tokenizer; }
   const ModelConfig& model_config() const { return model_->config; }
+  const ModelWeights& weights() const { return model_->weights; }
   const EngineConfig& config() const { return config_; }
   int64_t max_context() const { return max_context_; }
 
