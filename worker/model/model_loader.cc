@@ -82,15 +82,16 @@ absl::StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const std::string& path) 
   auto model = std::make_unique<LoadedModel>();
   model->path = path;
   if (S_ISDIR(st.st_mode)) {
+    // Cheap checks first: a checkpoint without a tokenizer is unusable.
+    const std::string tok_path = path + "/tokenizer.json";
+    if (::stat(tok_path.c_str(), &st) != 0) {
+      return absl::NotFoundError(absl::StrCat(path, ": missing tokenizer (", tok_path, ")"));
+    }
     ASSIGN_OR_RETURN(std::unique_ptr<HfCheckpoint> ckpt, HfCheckpoint::Open(path));
     std::shared_ptr<const HfCheckpoint> shared(std::move(ckpt));
     ASSIGN_OR_RETURN(model->config,
                      ModelConfig::FromHfConfigJson(shared->config_json(), path + "/config.json"));
     RETURN_IF_ERROR(LoadHfWeights(shared, &model->config, &model->weights));
-    const std::string tok_path = path + "/tokenizer.json";
-    if (::stat(tok_path.c_str(), &st) != 0) {
-      return absl::NotFoundError(absl::StrCat(path, ": missing tokenizer (", tok_path, ")"));
-    }
     ASSIGN_OR_RETURN(model->tokenizer, Tokenizer::FromHfFile(tok_path));
   } else {
     ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> gguf, GgufFile::Open(path));
