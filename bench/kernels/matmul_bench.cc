@@ -67,11 +67,11 @@ std::vector<uint8_t> RandomWeights(TensorType type, int64_t rows, int64_t cols, 
 }
 
 // args: rows, cols, tokens, threads
-void BM_MatMul(benchmark::State& state, TensorType type) {
+void BM_MatMulImpl(benchmark::State& state, TensorType type, bool cold) {
   const int64_t rows = state.range(0), cols = state.range(1), tokens = state.range(2);
   const int threads = static_cast<int>(state.range(3));
   const int64_t matrix_bytes = *RowBytes(type, cols) * rows;
-  const int copies = static_cast<int>(std::max<int64_t>(1, kColdBytes / matrix_bytes));
+  const int copies = cold ? static_cast<int>(std::max<int64_t>(1, kColdBytes / matrix_bytes)) : 1;
   const std::vector<uint8_t> w = RandomWeights(type, rows, cols, copies);
   std::vector<float> in(static_cast<size_t>(tokens * cols)), out(static_cast<size_t>(tokens * rows));
   std::mt19937 rng(1);
@@ -103,6 +103,10 @@ void BM_MatMul(benchmark::State& state, TensorType type) {
   state.SetLabel(std::string(SimdLevelName(DetectedSimdLevel())));
 }
 
+void BM_MatMul(benchmark::State& state, TensorType type) { BM_MatMulImpl(state, type, true); }
+// Weights resident in L2: the kernel's compute ceiling, no DRAM traffic.
+void BM_MatMulWarm(benchmark::State& state, TensorType type) { BM_MatMulImpl(state, type, false); }
+
 // The model's projection shapes (rows x cols), tokens, threads.
 void ModelShapes(benchmark::internal::Benchmark* b, bool only_256_cols) {
   const int64_t shapes[][2] = {{576, 576}, {192, 576}, {1536, 576}, {576, 1536}};
@@ -121,6 +125,14 @@ BENCHMARK_CAPTURE(BM_MatMul, F16, TensorType::kF16)->Apply([](auto* b) { ModelSh
 // Q4_K needs cols % 256 == 0: only the FFN down projection (576 x 1536) fits
 // this model; real Q4_K files fall back to other types for 576-wide rows.
 BENCHMARK_CAPTURE(BM_MatMul, Q4_K, TensorType::kQ4_K)->Apply([](auto* b) { ModelShapes(b, true); });
+BENCHMARK_CAPTURE(BM_MatMulWarm, Q4_1, TensorType::kQ4_1)
+    ->ArgNames({"rows", "cols", "tok", "thr"})->Args({576, 576, 1, 1})->Args({576, 576, 64, 1});
+BENCHMARK_CAPTURE(BM_MatMulWarm, Q8_0, TensorType::kQ8_0)
+    ->ArgNames({"rows", "cols", "tok", "thr"})->Args({576, 576, 1, 1})->Args({576, 576, 64, 1});
+BENCHMARK_CAPTURE(BM_MatMulWarm, F16, TensorType::kF16)
+    ->ArgNames({"rows", "cols", "tok", "thr"})->Args({576, 576, 1, 1})->Args({576, 576, 64, 1});
+BENCHMARK_CAPTURE(BM_MatMulWarm, Q4_K, TensorType::kQ4_K)
+    ->ArgNames({"rows", "cols", "tok", "thr"})->Args({576, 1536, 1, 1})->Args({576, 1536, 64, 1});
 // LM head: 49152 x 576 Q8_0 (the tied embedding).
 BENCHMARK_CAPTURE(BM_MatMul, Q8_0_lm_head, TensorType::kQ8_0)
     ->ArgNames({"rows", "cols", "tok", "thr"})

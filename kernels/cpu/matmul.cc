@@ -83,11 +83,11 @@ absl::StatusOr<Resolved> Validate(const MatMulParams& p) {
   return r;
 }
 
-RowKernel FindKernel(SimdLevel level, TensorType type) {
-  RowKernel k = nullptr;
-  if (level == SimdLevel::kAvx512) k = Avx512RowKernel(type);
-  if (k == nullptr && level >= SimdLevel::kAvx2) k = Avx2RowKernel(type);
-  if (k == nullptr) k = ScalarRowKernel(type);
+MatMulKernel FindKernel(SimdLevel level, TensorType type) {
+  MatMulKernel k = nullptr;
+  if (level == SimdLevel::kAvx512) k = Avx512Kernel(type);
+  if (k == nullptr && level >= SimdLevel::kAvx2) k = Avx2Kernel(type);
+  if (k == nullptr) k = ScalarKernel(type);
   return k;
 }
 
@@ -122,7 +122,7 @@ absl::Status LaunchMatMulWithLevel(const MatMulParams& p, SimdLevel level) {
     for (int64_t t = 0; t < p.tokens; ++t) std::fill_n(p.output + t * r->output_stride, p.rows, 0.0f);
     return absl::OkStatus();
   }
-  const RowKernel kernel = FindKernel(level, p.weight_type);
+  const MatMulKernel kernel = FindKernel(level, p.weight_type);
 
   // Activations in the format the kernel reads.
   const void* act = p.input;
@@ -130,7 +130,7 @@ absl::Status LaunchMatMulWithLevel(const MatMulParams& p, SimdLevel level) {
   const ActFormat format = ActFormatFor(p.weight_type);
   if (format != ActFormat::kF32) {
     act_stride = format == ActFormat::kQ8Act32
-                     ? p.cols / kQK32 * static_cast<int64_t>(sizeof(BlockQ8Act32))
+                     ? Q8Act32RowBytes(p.cols)
                      : p.cols / kQKK * static_cast<int64_t>(sizeof(BlockQ8ActK));
     uint8_t* q = Scratch(static_cast<size_t>(act_stride * p.tokens));
     act = q;
@@ -139,7 +139,7 @@ absl::Status LaunchMatMulWithLevel(const MatMulParams& p, SimdLevel level) {
     Parallel(p.tokens >= 8 ? p.pool : nullptr, p.tokens, 1, [&](int64_t b, int64_t e, int) {
       for (int64_t t = b; t < e; ++t) {
         if (format == ActFormat::kQ8Act32) {
-          QuantizeRowQ8Act32(in + t * cols, reinterpret_cast<BlockQ8Act32*>(q + t * act_stride), cols);
+          QuantizeRowQ8Act32(in + t * cols, q + t * act_stride, cols);
         } else {
           QuantizeRowQ8ActK(in + t * cols, reinterpret_cast<BlockQ8ActK*>(q + t * act_stride), cols);
         }
@@ -147,16 +147,11 @@ absl::Status LaunchMatMulWithLevel(const MatMulParams& p, SimdLevel level) {
     });
   }
 
-  const auto* w = static_cast<const uint8_t*>(p.weight);
-  const int64_t wstride = r->weight_row_stride;
-  const int64_t ostride = r->output_stride;
+  const KernelArgs args{p.cols,     static_cast<const uint8_t*>(p.weight),
+                        r->weight_row_stride, act, act_stride, p.tokens, p.output, r->output_stride};
   // Grain of 16 rows: one 64-byte line of outputs per chunk boundary, and
   // the pool splits whole grains evenly over its threads.
-  Parallel(p.pool, p.rows, 16, [&](int64_t b, int64_t e, int) {
-    for (int64_t row = b; row < e; ++row) {
-      kernel(p.cols, w + row * wstride, act, act_stride, p.tokens, p.output + row, ostride);
-    }
-  });
+  Parallel(p.pool, p.rows, 16, [&](int64_t b, int64_t e, int) { kernel(args, b, e); });
   return absl::OkStatus();
 }
 

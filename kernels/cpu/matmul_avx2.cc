@@ -27,8 +27,8 @@ using simd::HSum;
 const float* TokenF32(const void* act, int64_t as, int t) {
   return reinterpret_cast<const float*>(static_cast<const uint8_t*>(act) + t * as);
 }
-const BlockQ8Act32* TokenQ8(const void* act, int64_t as, int t) {
-  return reinterpret_cast<const BlockQ8Act32*>(static_cast<const uint8_t*>(act) + t * as);
+Q8Act32Row TokenQ8(const void* act, int64_t as, int t, int64_t cols) {
+  return ViewQ8Act32(static_cast<const uint8_t*>(act) + t * as, cols);
 }
 
 // ---- F32 / F16 / BF16: convert 8 weights to f32 in registers, FMA. ----
@@ -97,10 +97,10 @@ struct Q8_0Kernel {
   static void Run(int64_t cols, const void* wv, const void* act, int64_t as, float* out, int64_t os) {
     const auto* w = static_cast<const BlockQ8_0*>(wv);
     const int64_t nb = cols / kQK32;
-    const BlockQ8Act32* a[NT];
+    Q8Act32Row a[NT];
     __m256 acc[NT];
     for (int t = 0; t < NT; ++t) {
-      a[t] = TokenQ8(act, as, t);
+      a[t] = TokenQ8(act, as, t, cols);
       acc[t] = _mm256_setzero_ps();
     }
     for (int64_t b = 0; b < nb; ++b) {
@@ -108,9 +108,9 @@ struct Q8_0Kernel {
       const __m256i aq = _mm256_sign_epi8(q, q);  // |q|, 128 stays 0x80 = 128 unsigned
       const float dw = Half(w[b].d);
       for (int t = 0; t < NT; ++t) {
-        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t][b].qs));
+        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].qs + b * kQK32));
         const __m256i p = DotU8S8(aq, _mm256_sign_epi8(x, q));
-        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * a[t][b].d), acc[t]);
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * a[t].d[b]), acc[t]);
       }
     }
     for (int t = 0; t < NT; ++t) out[t * os] = HSum(acc[t]);
@@ -127,11 +127,11 @@ struct Q4Kernel {
   static void Run(int64_t cols, const void* wv, const void* act, int64_t as, float* out, int64_t os) {
     const auto* w = static_cast<const Block*>(wv);
     const int64_t nb = cols / kQK32;
-    const BlockQ8Act32* a[NT];
+    Q8Act32Row a[NT];
     __m256 acc[NT];
     float off[NT];
     for (int t = 0; t < NT; ++t) {
-      a[t] = TokenQ8(act, as, t);
+      a[t] = TokenQ8(act, as, t, cols);
       acc[t] = _mm256_setzero_ps();
       off[t] = 0.0f;
     }
@@ -145,10 +145,10 @@ struct Q4Kernel {
         m = -8.0f * dw;
       }
       for (int t = 0; t < NT; ++t) {
-        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t][b].qs));
+        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].qs + b * kQK32));
         const __m256i p = DotU8S8(q, x);
-        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * a[t][b].d), acc[t]);
-        off[t] += m * a[t][b].s;
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * a[t].d[b]), acc[t]);
+        off[t] += m * a[t].s[b];
       }
     }
     for (int t = 0; t < NT; ++t) out[t * os] = HSum(acc[t]) + off[t];
@@ -157,22 +157,22 @@ struct Q4Kernel {
 
 }  // namespace
 
-RowKernel Avx2RowKernel(TensorType type) {
+MatMulKernel Avx2Kernel(TensorType type) {
   switch (type) {
     case TensorType::kF32:
-      return simd::RowGrouped<FloatKernel<LoadF32>>;
+      return simd::RowsTokenGroups<FloatKernel<LoadF32>>;
     case TensorType::kF16:
-      return simd::RowGrouped<FloatKernel<LoadF16>>;
+      return simd::RowsTokenGroups<FloatKernel<LoadF16>>;
     case TensorType::kBF16:
-      return simd::RowGrouped<FloatKernel<LoadBF16>>;
+      return simd::RowsTokenGroups<FloatKernel<LoadBF16>>;
     case TensorType::kQ8_0:
-      return simd::RowGrouped<Q8_0Kernel>;
+      return simd::RowsTokenGroups<Q8_0Kernel>;
     case TensorType::kQ4_0:
-      return simd::RowGrouped<Q4Kernel<false>>;
+      return simd::RowsTokenGroups<Q4Kernel<false>>;
     case TensorType::kQ4_1:
-      return simd::RowGrouped<Q4Kernel<true>>;
+      return simd::RowsTokenGroups<Q4Kernel<true>>;
     default:
-      return Avx2KQuantRowKernel(type);
+      return Avx2KQuantKernel(type);
   }
 }
 

@@ -3,6 +3,6 @@
 
 namespace strata {
 
-RowKernel Avx512RowKernel(TensorType type) { return nullptr; }
+MatMulKernel Avx512Kernel(TensorType type) { return nullptr; }
 
 }  // namespace strata

@@ -4,6 +4,6 @@
 
 namespace strata {
 
-RowKernel Avx2KQuantRowKernel(TensorType type) { return nullptr; }
+MatMulKernel Avx2KQuantKernel(TensorType type) { return nullptr; }
 
 }  // namespace strata

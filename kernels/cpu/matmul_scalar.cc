@@ -8,11 +8,14 @@
 namespace strata {
 namespace {
 
+// Runs dot(weight row, activation row) for every row in range and token.
 template <typename Dot>
-void ForTokens(int64_t ntok, const void* act, int64_t act_stride, float* out, int64_t out_stride,
-               Dot dot) {
-  for (int64_t t = 0; t < ntok; ++t) {
-    out[t * out_stride] = dot(static_cast<const uint8_t*>(act) + t * act_stride);
+void ForRowsTokens(const KernelArgs& k, int64_t rb, int64_t re, Dot dot) {
+  for (int64_t r = rb; r < re; ++r) {
+    const uint8_t* w = k.weight + r * k.weight_stride;
+    for (int64_t t = 0; t < k.tokens; ++t) {
+      k.out[t * k.out_stride + r] = dot(w, static_cast<const uint8_t*>(k.act) + t * k.act_stride);
+    }
   }
 }
 
@@ -37,38 +40,41 @@ float DotHalf(int64_t n, const uint16_t* w, const float* x) {
   return (acc[0] + acc[1]) + (acc[2] + acc[3]);
 }
 
-float DotQ8_0(int64_t nb, const BlockQ8_0* w, const BlockQ8Act32* a) {
+float DotQ8_0(int64_t nb, const BlockQ8_0* w, const Q8Act32Row& a) {
   float sum = 0.0f;
   for (int64_t b = 0; b < nb; ++b) {
+    const int8_t* qa = a.qs + b * kQK32;
     int isum = 0;
-    for (int j = 0; j < kQK32; ++j) isum += w[b].qs[j] * a[b].qs[j];
-    sum += F16ToF32(w[b].d) * a[b].d * static_cast<float>(isum);
+    for (int j = 0; j < kQK32; ++j) isum += w[b].qs[j] * qa[j];
+    sum += F16ToF32(w[b].d) * a.d[b] * static_cast<float>(isum);
   }
   return sum;
 }
 
-float DotQ4_0(int64_t nb, const BlockQ4_0* w, const BlockQ8Act32* a) {
+float DotQ4_0(int64_t nb, const BlockQ4_0* w, const Q8Act32Row& a) {
   float sum = 0.0f;
   for (int64_t b = 0; b < nb; ++b) {
+    const int8_t* qa = a.qs + b * kQK32;
     int isum = 0;
     for (int j = 0; j < kQK32 / 2; ++j) {
-      isum += ((w[b].qs[j] & 0xF) - 8) * a[b].qs[j];
-      isum += ((w[b].qs[j] >> 4) - 8) * a[b].qs[j + 16];
+      isum += ((w[b].qs[j] & 0xF) - 8) * qa[j];
+      isum += ((w[b].qs[j] >> 4) - 8) * qa[j + 16];
     }
-    sum += F16ToF32(w[b].d) * a[b].d * static_cast<float>(isum);
+    sum += F16ToF32(w[b].d) * a.d[b] * static_cast<float>(isum);
   }
   return sum;
 }
 
-float DotQ4_1(int64_t nb, const BlockQ4_1* w, const BlockQ8Act32* a) {
+float DotQ4_1(int64_t nb, const BlockQ4_1* w, const Q8Act32Row& a) {
   float sum = 0.0f;
   for (int64_t b = 0; b < nb; ++b) {
+    const int8_t* qa = a.qs + b * kQK32;
     int isum = 0;
     for (int j = 0; j < kQK32 / 2; ++j) {
-      isum += (w[b].qs[j] & 0xF) * a[b].qs[j];
-      isum += (w[b].qs[j] >> 4) * a[b].qs[j + 16];
+      isum += (w[b].qs[j] & 0xF) * qa[j];
+      isum += (w[b].qs[j] >> 4) * qa[j + 16];
     }
-    sum += F16ToF32(w[b].d) * a[b].d * static_cast<float>(isum) + F16ToF32(w[b].m) * a[b].s;
+    sum += F16ToF32(w[b].d) * a.d[b] * static_cast<float>(isum) + F16ToF32(w[b].m) * a.s[b];
   }
   return sum;
 }
@@ -132,51 +138,57 @@ float DotQ6_K(int64_t nb, const BlockQ6_K* w, const BlockQ8ActK* a) {
   return sum;
 }
 
-void RowF32(int64_t cols, const void* w, const void* act, int64_t as, int64_t ntok, float* out,
-            int64_t os) {
-  ForTokens(ntok, act, as, out, os, [&](const uint8_t* x) {
-    return DotF32(cols, static_cast<const float*>(w), reinterpret_cast<const float*>(x));
+void KernelF32(const KernelArgs& k, int64_t rb, int64_t re) {
+  ForRowsTokens(k, rb, re, [&](const uint8_t* w, const uint8_t* x) {
+    return DotF32(k.cols, reinterpret_cast<const float*>(w), reinterpret_cast<const float*>(x));
   });
 }
 
 template <float (*Convert)(uint16_t)>
-void RowHalf(int64_t cols, const void* w, const void* act, int64_t as, int64_t ntok, float* out,
-             int64_t os) {
-  ForTokens(ntok, act, as, out, os, [&](const uint8_t* x) {
-    return DotHalf<Convert>(cols, static_cast<const uint16_t*>(w), reinterpret_cast<const float*>(x));
+void KernelHalf(const KernelArgs& k, int64_t rb, int64_t re) {
+  ForRowsTokens(k, rb, re, [&](const uint8_t* w, const uint8_t* x) {
+    return DotHalf<Convert>(k.cols, reinterpret_cast<const uint16_t*>(w),
+                            reinterpret_cast<const float*>(x));
   });
 }
 
-template <typename Block, typename Act, float (*Dot)(int64_t, const Block*, const Act*), int kQK>
-void RowQuant(int64_t cols, const void* w, const void* act, int64_t as, int64_t ntok, float* out,
-              int64_t os) {
-  ForTokens(ntok, act, as, out, os, [&](const uint8_t* x) {
-    return Dot(cols / kQK, static_cast<const Block*>(w), reinterpret_cast<const Act*>(x));
+template <typename Block, float (*Dot)(int64_t, const Block*, const Q8Act32Row&)>
+void Kernel32(const KernelArgs& k, int64_t rb, int64_t re) {
+  ForRowsTokens(k, rb, re, [&](const uint8_t* w, const uint8_t* x) {
+    return Dot(k.cols / kQK32, reinterpret_cast<const Block*>(w), ViewQ8Act32(x, k.cols));
+  });
+}
+
+template <typename Block, float (*Dot)(int64_t, const Block*, const BlockQ8ActK*)>
+void KernelK(const KernelArgs& k, int64_t rb, int64_t re) {
+  ForRowsTokens(k, rb, re, [&](const uint8_t* w, const uint8_t* x) {
+    return Dot(k.cols / kQKK, reinterpret_cast<const Block*>(w),
+               reinterpret_cast<const BlockQ8ActK*>(x));
   });
 }
 
 }  // namespace
 
-RowKernel ScalarRowKernel(TensorType type) {
+MatMulKernel ScalarKernel(TensorType type) {
   switch (type) {
     case TensorType::kF32:
-      return RowF32;
+      return KernelF32;
     case TensorType::kF16:
-      return RowHalf<F16ToF32>;
+      return KernelHalf<F16ToF32>;
     case TensorType::kBF16:
-      return RowHalf<BF16ToF32>;
+      return KernelHalf<BF16ToF32>;
     case TensorType::kQ8_0:
-      return RowQuant<BlockQ8_0, BlockQ8Act32, DotQ8_0, kQK32>;
+      return Kernel32<BlockQ8_0, DotQ8_0>;
     case TensorType::kQ4_0:
-      return RowQuant<BlockQ4_0, BlockQ8Act32, DotQ4_0, kQK32>;
+      return Kernel32<BlockQ4_0, DotQ4_0>;
     case TensorType::kQ4_1:
-      return RowQuant<BlockQ4_1, BlockQ8Act32, DotQ4_1, kQK32>;
+      return Kernel32<BlockQ4_1, DotQ4_1>;
     case TensorType::kQ4_K:
-      return RowQuant<BlockQ4_K, BlockQ8ActK, DotQ45_K<false, BlockQ4_K>, kQKK>;
+      return KernelK<BlockQ4_K, DotQ45_K<false, BlockQ4_K>>;
     case TensorType::kQ5_K:
-      return RowQuant<BlockQ5_K, BlockQ8ActK, DotQ45_K<true, BlockQ5_K>, kQKK>;
+      return KernelK<BlockQ5_K, DotQ45_K<true, BlockQ5_K>>;
     case TensorType::kQ6_K:
-      return RowQuant<BlockQ6_K, BlockQ8ActK, DotQ6_K, kQKK>;
+      return KernelK<BlockQ6_K, DotQ6_K>;
     default:
       return nullptr;
   }

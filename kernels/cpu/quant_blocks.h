@@ -49,10 +49,16 @@
 //            q(128h + 96 + l) = (ql'[l + 32] >> 4) | ((qh'[l] >> 6) & 3) << 4
 //   x[e] = d * scales[e / 16] * (q(e) - 32)
 //
-// Activation blocks (our own, in per-call scratch; not GGML's f16 Q8_1):
+// Activations (our own formats, in per-call scratch; not GGML's f16 Q8_1):
 //
-//   Q8Act32 (32 values, 40 B)   a[i] ~= d * qs[i],  s = d * sum(qs)
-//   Q8ActK  (256 values, 292 B) a[i] ~= d * qs[i],  bsums[g] = sum(qs[16g..16g+15])
+//   Q8Act32 row of n values, nb = n / 32 blocks, structure of arrays so that
+//   a 64-byte load covers two blocks and 16 block scales load as one vector:
+//   +------------------------+-----------+-----------+-----+
+//   | qs[0..n) int8          | d[nb] f32 | s[nb] f32 | pad |   (64-byte multiple)
+//   +------------------------+-----------+-----------+-----+
+//   a[32b + i] ~= d[b] * qs[32b + i],  s[b] = d[b] * sum(qs[32b..32b+31])
+//
+//   Q8ActK (256 values, 292 B) a[i] ~= d * qs[i],  bsums[g] = sum(qs[16g..16g+15])
 #pragma once
 
 #include <cstddef>
@@ -108,13 +114,21 @@ struct BlockQ6_K {
 };
 static_assert(sizeof(BlockQ6_K) == 210);
 
-// Activations quantized for Q4_0/Q4_1/Q8_0 weights.
-struct BlockQ8Act32 {
-  float d;  // a ~= d * qs
-  float s;  // d * sum(qs): Q4_1's min term and Q4_0's "-8" offset use it
-  int8_t qs[kQK32];
+// Bytes of one Q8Act32 row of n values (n a multiple of 32).
+static constexpr int64_t Q8Act32RowBytes(int64_t n) { return (n + 8 * (n / kQK32) + 63) / 64 * 64; }
+
+// View of a Q8Act32 row (layout above). s[b] feeds Q4_1's min term and
+// Q4_0's "-8" offset.
+struct Q8Act32Row {
+  const int8_t* qs;
+  const float* d;
+  const float* s;
 };
-static_assert(sizeof(BlockQ8Act32) == 40);
+static inline Q8Act32Row ViewQ8Act32(const void* row, int64_t n) {
+  const auto* base = static_cast<const uint8_t*>(row);
+  const auto* d = reinterpret_cast<const float*>(base + n);
+  return {reinterpret_cast<const int8_t*>(base), d, d + n / kQK32};
+}
 
 // Activations quantized for k-quant weights (GGML's Q8_K).
 struct BlockQ8ActK {

@@ -23,11 +23,14 @@ float QuantizeGroup(const float* x, int8_t* q, int n, int* sum) {
 
 }  // namespace
 
-void QuantizeRowQ8Act32(const float* x, BlockQ8Act32* y, int64_t n) {
+void QuantizeRowQ8Act32(const float* x, void* y, int64_t n) {
+  auto* qs = static_cast<int8_t*>(y);
+  auto* d = reinterpret_cast<float*>(qs + n);
+  float* s = d + n / kQK32;
   for (int64_t b = 0; b < n / kQK32; ++b) {
     int sum;
-    y[b].d = QuantizeGroup(x + b * kQK32, y[b].qs, kQK32, &sum);
-    y[b].s = y[b].d * static_cast<float>(sum);
+    d[b] = QuantizeGroup(x + b * kQK32, qs + b * kQK32, kQK32, &sum);
+    s[b] = d[b] * static_cast<float>(sum);
   }
 }
 

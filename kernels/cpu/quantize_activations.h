@@ -14,8 +14,8 @@
 
 namespace strata {
 
-// n must be a multiple of 32.
-void QuantizeRowQ8Act32(const float* x, BlockQ8Act32* y, int64_t n);
+// n must be a multiple of 32; y has Q8Act32RowBytes(n) bytes, 4-byte aligned.
+void QuantizeRowQ8Act32(const float* x, void* y, int64_t n);
 // n must be a multiple of 256.
 void QuantizeRowQ8ActK(const float* x, BlockQ8ActK* y, int64_t n);
 

@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "kernels/cpu/matmul_kernels.h"
+
 namespace strata {
 namespace simd {
 
@@ -34,26 +36,31 @@ static inline __m256i DotU8S8(__m256i u, __m256i s) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
 }
 
-// Runs Kernel::Run<NT> over the tokens in groups of 4 (then the remainder),
-// so a kernel can load and unpack each weight block once per group.
+// Runs Kernel::Run<NT>(cols, w_row, act, act_stride, out, out_stride) for
+// each row in range over the tokens in groups of 4 (then the remainder), so
+// a kernel can load and unpack each weight block once per group of tokens.
 template <class Kernel>
-static void RowGrouped(int64_t cols, const void* w, const void* act, int64_t as, int64_t ntok,
-                       float* out, int64_t os) {
-  const auto* a = static_cast<const uint8_t*>(act);
-  int64_t t = 0;
-  for (; t + 4 <= ntok; t += 4) Kernel::template Run<4>(cols, w, a + t * as, as, out + t * os, os);
-  switch (ntok - t) {
-    case 3:
-      Kernel::template Run<3>(cols, w, a + t * as, as, out + t * os, os);
-      break;
-    case 2:
-      Kernel::template Run<2>(cols, w, a + t * as, as, out + t * os, os);
-      break;
-    case 1:
-      Kernel::template Run<1>(cols, w, a + t * as, as, out + t * os, os);
-      break;
-    default:
-      break;
+static void RowsTokenGroups(const KernelArgs& k, int64_t rb, int64_t re) {
+  const auto* act = static_cast<const uint8_t*>(k.act);
+  const int64_t as = k.act_stride, os = k.out_stride;
+  for (int64_t r = rb; r < re; ++r) {
+    const uint8_t* w = k.weight + r * k.weight_stride;
+    float* out = k.out + r;
+    int64_t t = 0;
+    for (; t + 4 <= k.tokens; t += 4) Kernel::template Run<4>(k.cols, w, act + t * as, as, out + t * os, os);
+    switch (k.tokens - t) {
+      case 3:
+        Kernel::template Run<3>(k.cols, w, act + t * as, as, out + t * os, os);
+        break;
+      case 2:
+        Kernel::template Run<2>(k.cols, w, act + t * as, as, out + t * os, os);
+        break;
+      case 1:
+        Kernel::template Run<1>(k.cols, w, act + t * as, as, out + t * os, os);
+        break;
+      default:
+        break;
+    }
   }
 }
 

@@ -143,9 +143,10 @@ void ExpectClose(const Problem& p, const std::vector<float>& got, const std::str
       const float* x = p.input.data() + t * p.cols;
       float* y = xq.data() + t * p.cols;
       if (qblock == 32) {
-        std::vector<BlockQ8Act32> q(p.cols / 32);
+        std::vector<float> q(Q8Act32RowBytes(p.cols) / 4);
         QuantizeRowQ8Act32(x, q.data(), p.cols);
-        for (int64_t i = 0; i < p.cols; ++i) y[i] = q[i / 32].d * q[i / 32].qs[i % 32];
+        const Q8Act32Row v = ViewQ8Act32(q.data(), p.cols);
+        for (int64_t i = 0; i < p.cols; ++i) y[i] = v.d[i / 32] * v.qs[i];
       } else {
         std::vector<BlockQ8ActK> q(p.cols / 256);
         QuantizeRowQ8ActK(x, q.data(), p.cols);
