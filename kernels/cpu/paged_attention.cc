@@ -6,6 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/half.h"
+#include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/paged_attention_impl.h"
 
 namespace strata {
 
@@ -68,6 +70,61 @@ inline void LoadRow(KvDtype dtype, const void* base, int64_t off, float* dst, in
 
 }  // namespace
 
+namespace attention_internal {
+
+// One task per (token, KV head): the group's query heads share each K/V row
+// read from the cache.
+void RunTasksScalar(const PagedAttentionParams& p, int64_t begin, int64_t end) {
+  const PagedKvView& kv = p.kv;
+  const int64_t hd = kv.head_dim;
+  const int32_t group = p.n_heads / kv.n_kv_heads;
+  std::vector<float> scores;
+  std::vector<float> row(hd);
+  std::vector<float> acc(group * hd);
+  for (int64_t task = begin; task < end; ++task) {
+    const int64_t t = task / kv.n_kv_heads;
+    const int32_t kvh = static_cast<int32_t>(task % kv.n_kv_heads);
+    const int32_t pos = p.positions[t];
+    const int32_t* table = kv.block_tables + static_cast<int64_t>(p.token_seq[t]) * kv.max_blocks_per_seq;
+    const int64_t n = pos + 1;
+    scores.resize(group * n);
+    const float* q0 = p.q + t * p.q_stride + static_cast<int64_t>(kvh) * group * hd;
+    for (int64_t j = 0; j < n; ++j) {
+      LoadRow(kv.dtype, kv.k, kv.Offset(table[j / kv.block_size], kvh, j % kv.block_size), row.data(), hd);
+      for (int32_t g = 0; g < group; ++g) {
+        const float* q = q0 + g * hd;
+        float dot = 0;
+        for (int64_t d = 0; d < hd; ++d) dot += q[d] * row[d];
+        scores[g * n + j] = dot * p.scale;
+      }
+    }
+    for (int32_t g = 0; g < group; ++g) {
+      float* s = scores.data() + g * n;
+      const float mx = *std::max_element(s, s + n);
+      float sum = 0;
+      for (int64_t j = 0; j < n; ++j) {
+        s[j] = std::exp(s[j] - mx);
+        sum += s[j];
+      }
+      const float inv = 1.0f / sum;
+      for (int64_t j = 0; j < n; ++j) s[j] *= inv;
+    }
+    std::fill(acc.begin(), acc.end(), 0.0f);
+    for (int64_t j = 0; j < n; ++j) {
+      LoadRow(kv.dtype, kv.v, kv.Offset(table[j / kv.block_size], kvh, j % kv.block_size), row.data(), hd);
+      for (int32_t g = 0; g < group; ++g) {
+        const float w = scores[g * n + j];
+        float* a = acc.data() + g * hd;
+        for (int64_t d = 0; d < hd; ++d) a[d] += w * row[d];
+      }
+    }
+    float* out = p.out + t * static_cast<int64_t>(p.n_heads) * hd + static_cast<int64_t>(kvh) * group * hd;
+    std::copy(acc.begin(), acc.end(), out);
+  }
+}
+
+}  // namespace attention_internal
+
 absl::Status LaunchKvWrite(const KvWriteParams& p) {
   absl::Status st = ValidateView(p.kv);
   if (!st.ok()) return st;
@@ -102,57 +159,15 @@ absl::Status LaunchPagedAttention(const PagedAttentionParams& p) {
     st = ValidateToken(p.kv, p.token_seq, p.positions, t, /*upto_all=*/true);
     if (!st.ok()) return st;
   }
-  const PagedKvView& kv = p.kv;
-  const int64_t hd = kv.head_dim;
-  const int32_t group = p.n_heads / kv.n_kv_heads;
-  // One task per (token, KV head): the group's query heads share each K/V row
-  // read from the cache.
+  const int64_t tasks = p.tokens * p.kv.n_kv_heads;
+  const bool avx2 = DetectedSimdLevel() >= SimdLevel::kAvx2 && p.kv.head_dim % 8 == 0;
   auto run = [&](int64_t begin, int64_t end, int /*thread*/) {
-    std::vector<float> scores;
-    std::vector<float> row(hd);
-    std::vector<float> acc(group * hd);
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t t = task / kv.n_kv_heads;
-      const int32_t kvh = static_cast<int32_t>(task % kv.n_kv_heads);
-      const int32_t pos = p.positions[t];
-      const int32_t* table = kv.block_tables + static_cast<int64_t>(p.token_seq[t]) * kv.max_blocks_per_seq;
-      const int64_t n = pos + 1;
-      scores.resize(group * n);
-      const float* q0 = p.q + t * p.q_stride + static_cast<int64_t>(kvh) * group * hd;
-      for (int64_t j = 0; j < n; ++j) {
-        LoadRow(kv.dtype, kv.k, kv.Offset(table[j / kv.block_size], kvh, j % kv.block_size), row.data(), hd);
-        for (int32_t g = 0; g < group; ++g) {
-          const float* q = q0 + g * hd;
-          float dot = 0;
-          for (int64_t d = 0; d < hd; ++d) dot += q[d] * row[d];
-          scores[g * n + j] = dot * p.scale;
-        }
-      }
-      for (int32_t g = 0; g < group; ++g) {
-        float* s = scores.data() + g * n;
-        const float mx = *std::max_element(s, s + n);
-        float sum = 0;
-        for (int64_t j = 0; j < n; ++j) {
-          s[j] = std::exp(s[j] - mx);
-          sum += s[j];
-        }
-        const float inv = 1.0f / sum;
-        for (int64_t j = 0; j < n; ++j) s[j] *= inv;
-      }
-      std::fill(acc.begin(), acc.end(), 0.0f);
-      for (int64_t j = 0; j < n; ++j) {
-        LoadRow(kv.dtype, kv.v, kv.Offset(table[j / kv.block_size], kvh, j % kv.block_size), row.data(), hd);
-        for (int32_t g = 0; g < group; ++g) {
-          const float w = scores[g * n + j];
-          float* a = acc.data() + g * hd;
-          for (int64_t d = 0; d < hd; ++d) a[d] += w * row[d];
-        }
-      }
-      float* out = p.out + t * static_cast<int64_t>(p.n_heads) * hd + static_cast<int64_t>(kvh) * group * hd;
-      std::copy(acc.begin(), acc.end(), out);
+    if (avx2) {
+      attention_internal::RunTasksAvx2(p, begin, end);
+    } else {
+      attention_internal::RunTasksScalar(p, begin, end);
     }
   };
-  const int64_t tasks = p.tokens * kv.n_kv_heads;
   if (p.pool) {
     p.pool->ParallelFor(tasks, 1, run);
   } else {

@@ -20,7 +20,7 @@ namespace {
 struct Case {
   int n_heads = 6;
   int n_kv_heads = 2;
-  int head_dim = 20;
+  int head_dim = 32;
   int block_size = 4;
   std::vector<int> seq_lens = {1, 7, 13};
   KvDtype dtype = KvDtype::kF32;
@@ -145,6 +145,13 @@ TEST(PagedAttention, MultiQueryAndOddBlockSize) {
   c.n_kv_heads = 1;
   c.block_size = 5;
   c.seq_lens = {31, 2};
+  RunCase(c, 1e-5f);
+}
+
+TEST(PagedAttention, HeadDimNotMultipleOfEight) {
+  Case c;
+  c.head_dim = 20;  // takes the scalar body on every CPU
+  c.dtype = KvDtype::kF16;
   RunCase(c, 1e-5f);
 }
 
