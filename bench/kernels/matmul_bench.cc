@@ -194,6 +194,18 @@ void BM_ModelDecodeMatMuls(benchmark::State& state, TensorType layer_type) {
 BENCHMARK_CAPTURE(BM_ModelDecodeMatMuls, Q4_1, TensorType::kQ4_1)
     ->ArgName("thr")->Arg(1)->Arg(2)->UseRealTime();
 
+// Cost of one ThreadPool::ParallelFor with trivial work (wake + join): the
+// fixed price every parallel matmul pays, which decode's small matmuls feel.
+void BM_ParallelForOverhead(benchmark::State& state) {
+  const int threads = static_cast<int>(state.range(0));
+  std::vector<int64_t> sink(threads * 16);
+  for (auto _ : state) {
+    Pool(threads)->ParallelFor(1024, 16, [&](int64_t b, int64_t e, int t) { sink[t * 16] += e - b; });
+  }
+  benchmark::DoNotOptimize(sink.data());
+}
+BENCHMARK(BM_ParallelForOverhead)->ArgName("thr")->Arg(1)->Arg(2)->UseRealTime();
+
 // STREAM-like bandwidth over 512 MB: read (sum of 64-bit words, what a
 // decode matmul does) and copy (memcpy; counts read + write bytes).
 constexpr int64_t kStreamBytes = int64_t{512} << 20;

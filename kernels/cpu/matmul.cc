@@ -10,6 +10,7 @@
 #include "kernels/cpu/matmul.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -149,9 +150,25 @@ absl::Status LaunchMatMulWithLevel(const MatMulParams& p, SimdLevel level) {
 
   const KernelArgs args{p.cols,     static_cast<const uint8_t*>(p.weight),
                         r->weight_row_stride, act, act_stride, p.tokens, p.output, r->output_stride};
-  // Grain of 16 rows: one 64-byte line of outputs per chunk boundary, and
-  // the pool splits whole grains evenly over its threads.
-  Parallel(p.pool, p.rows, 16, [&](int64_t b, int64_t e, int) { kernel(args, b, e); });
+  // Rows are handed out in chunks from an atomic counter rather than split
+  // statically: a thread that wakes late or shares its core with another
+  // process just takes fewer chunks, and the calling thread starts at once.
+  // Chunks are multiples of 16 rows (one 64-byte line of outputs), about 8
+  // per thread so the tail imbalance stays small.
+  const int threads = p.pool == nullptr ? 1 : p.pool->num_threads();
+  if (threads == 1) {
+    kernel(args, 0, p.rows);
+    return absl::OkStatus();
+  }
+  const int64_t chunk = std::max<int64_t>(16, (p.rows / (8 * threads) + 15) / 16 * 16);
+  const int64_t num_chunks = (p.rows + chunk - 1) / chunk;
+  std::atomic<int64_t> next{0};
+  p.pool->ParallelFor(threads, 1, [&](int64_t, int64_t, int) {
+    for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < num_chunks;
+         c = next.fetch_add(1, std::memory_order_relaxed)) {
+      kernel(args, c * chunk, std::min(p.rows, (c + 1) * chunk));
+    }
+  });
   return absl::OkStatus();
 }
 

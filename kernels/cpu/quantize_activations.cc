@@ -2,18 +2,36 @@
 
 #include <cmath>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace strata {
 namespace {
 
+// Round to nearest (ties to even) without a libm call: cvtss2si under the
+// default MXCSR rounding mode (x86-64 baseline).
+inline int RoundToInt(float v) {
+#if defined(__SSE2__)
+  return _mm_cvtss_si32(_mm_set_ss(v));
+#else
+  return static_cast<int>(std::nearbyint(v));
+#endif
+}
+
 // Quantizes n values with one scale; returns d and writes q. Sum in *sum.
+// Round to nearest keeps |x - d * q| <= d / 2 = amax / 254.
 float QuantizeGroup(const float* x, int8_t* q, int n, int* sum) {
   float amax = 0.0f;
-  for (int i = 0; i < n; ++i) amax = std::fmax(amax, std::fabs(x[i]));
+  for (int i = 0; i < n; ++i) {
+    const float a = std::fabs(x[i]);
+    amax = (a > amax || a != a) ? a : amax;  // a NaN sticks
+  }
   const float d = amax / 127.0f;
   const float id = d != 0.0f ? 127.0f / amax : 0.0f;
   int s = 0;
   for (int i = 0; i < n; ++i) {
-    const int v = static_cast<int>(std::round(x[i] * id));
+    const int v = RoundToInt(x[i] * id);
     q[i] = static_cast<int8_t>(v > 127 ? 127 : (v < -127 ? -127 : v));
     s += q[i];
   }

@@ -1,8 +1,9 @@
 // Quantization of f32 activation rows to the 8-bit blocks the quantized
 // matmuls multiply against (layouts in quant_blocks.h):
 //   Q8Act32 for Q4_0/Q4_1/Q8_0 weights, Q8ActK for k-quant weights.
-// Per block: d = max|a| / 127, q = round(a / d) in [-127, 127] (round half
-// away from zero), so |a - d * q| <= max|a| / 254 for every element.
+// Per block: d = max|a| / 127, q = round(a / d) in [-127, 127] (to nearest,
+// ties to even), so |a - d * q| <= max|a| / 254 for every element. A NaN in
+// the input makes its block's d NaN (and the results NaN): garbage in, NaN out.
 //
 // All SIMD levels share this one implementation, so the levels differ only
 // in summation order.
