@@ -13,7 +13,7 @@
 // Q4 nibbles are unsigned, so they feed vpdpbusd directly; Q8_0 weights are
 // signed, so |w| x (a with w's sign) does.
 //
-// Each weight row is unpacked once per group of up to 4 tokens.
+// Tiles: 4 rows x 1 token for decode, 1 row x up to 4 tokens for prefill.
 // GCC 12's AVX-512 intrinsic headers trip -W(maybe-)uninitialized on their
 // own _mm512_undefined_* helpers (GCC bug 105593); nothing here is affected.
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -147,33 +147,44 @@ struct Q4Policy {
   }
 };
 
+// NR weight rows x NT tokens per pass: decode (one token) takes 4 rows at a
+// time so the rows' scale gathers, reductions and the shared activation loads
+// overlap; prefill takes 4 tokens per row so each unpacked block is reused.
 template <class P>
 struct Block32Kernel {
   using Block = typename P::Block;
 
-  template <int NT, bool kTwo>
-  static void Pair(const Block* w, const int8_t* const* qa, const __m512* sc, __m512i pidx,
-                   __m512* acc) {
-    const typename P::Pair wp = P::template Load<kTwo>(w);
+  template <int NR, int NT, bool kTwo>
+  static void Pair(const Block* const* w, int64_t blk, const int8_t* const* qa,
+                   const __m512 (*sc)[NT], __m512i pidx, __m512 (*acc)[NT]) {
+    __m512i x[NT];
     for (int t = 0; t < NT; ++t) {
-      const __m512i x = kTwo ? _mm512_loadu_si512(qa[t])
-                             : _mm512_zextsi256_si512(
-                                   _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qa[t])));
-      const __m512 dot = _mm512_cvtepi32_ps(P::Dot(wp, x));
-      acc[t] = _mm512_fmadd_ps(dot, _mm512_permutexvar_ps(pidx, sc[t]), acc[t]);
+      x[t] = kTwo ? _mm512_loadu_si512(qa[t])
+                  : _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qa[t])));
+    }
+    for (int r = 0; r < NR; ++r) {
+      const typename P::Pair wp = P::template Load<kTwo>(w[r] + blk);
+      for (int t = 0; t < NT; ++t) {
+        const __m512 dot = _mm512_cvtepi32_ps(P::Dot(wp, x[t]));
+        acc[r][t] = _mm512_fmadd_ps(dot, _mm512_permutexvar_ps(pidx, sc[r][t]), acc[r][t]);
+      }
     }
   }
 
-  template <int NT>
-  static void Run(int64_t cols, const void* wv, const void* act, int64_t as, float* out, int64_t os) {
-    const auto* w = static_cast<const Block*>(wv);
+  template <int NR, int NT>
+  static void Tile(int64_t cols, const uint8_t* wv, int64_t ws, const uint8_t* act, int64_t as,
+                   float* out, int64_t os) {
     const int64_t nb = cols / kQK32;
+    const Block* w[NR];
+    for (int r = 0; r < NR; ++r) w[r] = reinterpret_cast<const Block*>(wv + r * ws);
     Q8Act32Row a[NT];
-    __m512 acc[NT], accm[NT];
-    for (int t = 0; t < NT; ++t) {
-      a[t] = ViewQ8Act32(static_cast<const uint8_t*>(act) + t * as, cols);
-      acc[t] = _mm512_setzero_ps();
-      accm[t] = _mm512_setzero_ps();
+    for (int t = 0; t < NT; ++t) a[t] = ViewQ8Act32(act + t * as, cols);
+    __m512 acc[NR][NT], accm[NR][NT];
+    for (int r = 0; r < NR; ++r) {
+      for (int t = 0; t < NT; ++t) {
+        acc[r][t] = _mm512_setzero_ps();
+        accm[r][t] = _mm512_setzero_ps();
+      }
     }
     const __m512i gather_index = _mm512_mullo_epi32(
         _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
@@ -182,31 +193,75 @@ struct Block32Kernel {
     for (int64_t g = 0; g < nb; g += 16) {
       const int n = nb - g >= 16 ? 16 : static_cast<int>(nb - g);
       const __mmask16 m = n == 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1);
-      // f16 d (low half) and, for Q4_1, f16 m (high half) of 16 blocks.
-      const __m512i dm = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, gather_index, w + g, 1);
-      const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
-      __m512 mw;
-      if constexpr (P::kHasMin) mw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16)));
-      if constexpr (P::kOffset8) mw = _mm512_mul_ps(dw, _mm512_set1_ps(-8.0f));
-      __m512 sc[NT];
+      __m512 da[NT];
       const int8_t* qa[NT];
       for (int t = 0; t < NT; ++t) {
-        sc[t] = _mm512_mul_ps(dw, _mm512_maskz_loadu_ps(m, a[t].d + g));
-        if constexpr (P::kHasMin || P::kOffset8) {
-          accm[t] = _mm512_fmadd_ps(mw, _mm512_maskz_loadu_ps(m, a[t].s + g), accm[t]);
-        }
+        da[t] = _mm512_maskz_loadu_ps(m, a[t].d + g);
         qa[t] = a[t].qs + g * kQK32;
+      }
+      __m512 sc[NR][NT];
+      for (int r = 0; r < NR; ++r) {
+        // f16 d (low half) and, for Q4_1, f16 m (high half) of 16 blocks.
+        const __m512i dm =
+            _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, gather_index, w[r] + g, 1);
+        const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
+        for (int t = 0; t < NT; ++t) sc[r][t] = _mm512_mul_ps(dw, da[t]);
+        if constexpr (P::kHasMin || P::kOffset8) {
+          __m512 mw;
+          if constexpr (P::kHasMin) {
+            mw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16)));
+          } else {
+            mw = _mm512_mul_ps(dw, _mm512_set1_ps(-8.0f));
+          }
+          for (int t = 0; t < NT; ++t) {
+            accm[r][t] = _mm512_fmadd_ps(mw, _mm512_maskz_loadu_ps(m, a[t].s + g), accm[r][t]);
+          }
+        }
       }
       __m512i pidx = pair_index0;
       int p = 0;
       for (; p + 2 <= n; p += 2) {
-        Pair<NT, true>(w + g + p, qa, sc, pidx, acc);
+        Pair<NR, NT, true>(w, g + p, qa, sc, pidx, acc);
         for (int t = 0; t < NT; ++t) qa[t] += 2 * kQK32;
         pidx = _mm512_add_epi32(pidx, _mm512_set1_epi32(2));
       }
-      if (p < n) Pair<NT, false>(w + g + p, qa, sc, pidx, acc);
+      if (p < n) Pair<NR, NT, false>(w, g + p, qa, sc, pidx, acc);
     }
-    for (int t = 0; t < NT; ++t) out[t * os] = _mm512_reduce_add_ps(_mm512_add_ps(acc[t], accm[t]));
+    for (int r = 0; r < NR; ++r) {
+      for (int t = 0; t < NT; ++t) {
+        out[t * os + r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][t], accm[r][t]));
+      }
+    }
+  }
+
+  static void Rows(const KernelArgs& k, int64_t rb, int64_t re) {
+    const auto* act = static_cast<const uint8_t*>(k.act);
+    const int64_t ws = k.weight_stride, as = k.act_stride, os = k.out_stride;
+    if (k.tokens == 1) {
+      int64_t r = rb;
+      for (; r + 4 <= re; r += 4) Tile<4, 1>(k.cols, k.weight + r * ws, ws, act, as, k.out + r, os);
+      for (; r < re; ++r) Tile<1, 1>(k.cols, k.weight + r * ws, ws, act, as, k.out + r, os);
+      return;
+    }
+    for (int64_t r = rb; r < re; ++r) {
+      const uint8_t* w = k.weight + r * ws;
+      float* out = k.out + r;
+      int64_t t = 0;
+      for (; t + 4 <= k.tokens; t += 4) Tile<1, 4>(k.cols, w, ws, act + t * as, as, out + t * os, os);
+      switch (k.tokens - t) {
+        case 3:
+          Tile<1, 3>(k.cols, w, ws, act + t * as, as, out + t * os, os);
+          break;
+        case 2:
+          Tile<1, 2>(k.cols, w, ws, act + t * as, as, out + t * os, os);
+          break;
+        case 1:
+          Tile<1, 1>(k.cols, w, ws, act + t * as, as, out + t * os, os);
+          break;
+        default:
+          break;
+      }
+    }
   }
 };
 
@@ -221,11 +276,11 @@ MatMulKernel Avx512Kernel(TensorType type) {
     case TensorType::kBF16:
       return simd::RowsTokenGroups<FloatKernel<LoadBF16>>;
     case TensorType::kQ8_0:
-      return simd::RowsTokenGroups<Block32Kernel<Q8_0Policy>>;
+      return Block32Kernel<Q8_0Policy>::Rows;
     case TensorType::kQ4_0:
-      return simd::RowsTokenGroups<Block32Kernel<Q4Policy<false>>>;
+      return Block32Kernel<Q4Policy<false>>::Rows;
     case TensorType::kQ4_1:
-      return simd::RowsTokenGroups<Block32Kernel<Q4Policy<true>>>;
+      return Block32Kernel<Q4Policy<true>>::Rows;
     default:
       return nullptr;
   }
