@@ -1,5 +1,6 @@
 #include "common/format/gguf_file.h"
 
+#include <algorithm>
 #include <limits>
 #include <utility>
 
@@ -411,6 +412,14 @@ absl::StatusOr<ParsedValue> ReadValue(ByteReader& r, uint32_t raw_type, absl::st
   return v;
 }
 }  // namespace
+
+std::vector<std::string> GgufFile::keys() const {
+  std::vector<std::string> out;
+  out.reserve(kv_.size());
+  for (const auto& [key, value] : kv_) out.push_back(key);
+  std::sort(out.begin(), out.end());
+  return out;
+}
 
 bool GgufFile::HasKey(std::string_view key) const { return kv_.contains(AbslView(key)); }
 

@@ -65,6 +65,8 @@ class GgufFile {
   uint32_t version() const { return version_; }
   const std::string& name() const { return name_; }
   bool HasKey(std::string_view key) const;
+  // All metadata keys, sorted (for dumps, diagnostics and the fuzzer).
+  std::vector<std::string> keys() const;
 
   // Typed getters. NOT_FOUND when the key is missing, INVALID_ARGUMENT when the
   // stored type does not convert (integers convert between widths when the

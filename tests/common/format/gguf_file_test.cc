@@ -82,6 +82,8 @@ TEST(GgufFileTest, ScalarsOfEveryType) {
   EXPECT_FALSE(*g.GetBool("no"));
   EXPECT_EQ(*g.GetString("s"), "hello");
   EXPECT_EQ(*g.GetString("empty"), "");
+  EXPECT_EQ(g.keys(), (std::vector<std::string>{"empty", "f32", "f64", "i16", "i32", "i64", "i8", "no", "s",
+                                                "u16", "u32", "u64", "u64_big", "u8", "yes"}));
   EXPECT_TRUE(g.HasKey("s"));
   EXPECT_FALSE(g.HasKey("nope"));
 
