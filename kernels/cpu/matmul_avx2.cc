@@ -110,7 +110,7 @@ struct Q8_0Kernel {
       for (int t = 0; t < NT; ++t) {
         const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].qs + b * kQK32));
         const __m256i p = DotU8S8(aq, _mm256_sign_epi8(x, q));
-        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * a[t].d[b]), acc[t]);
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * a[t].ds[2 * b]), acc[t]);
       }
     }
     for (int t = 0; t < NT; ++t) out[t * os] = HSum(acc[t]);
@@ -147,8 +147,8 @@ struct Q4Kernel {
       for (int t = 0; t < NT; ++t) {
         const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[t].qs + b * kQK32));
         const __m256i p = DotU8S8(q, x);
-        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * a[t].d[b]), acc[t]);
-        off[t] += m * a[t].s[b];
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * a[t].ds[2 * b]), acc[t]);
+        off[t] += m * a[t].ds[2 * b + 1];
       }
     }
     for (int t = 0; t < NT; ++t) out[t * os] = HSum(acc[t]) + off[t];

@@ -1,19 +1,12 @@
 // AVX-512 (F, BW, VL, DQ, VNNI) row kernels: F32/F16/BF16 and the 32-value
 // block types Q8_0, Q4_0, Q4_1. k-quants use the AVX2 kernels at this level.
 //
-// Quantized types work on groups of 16 blocks (512 values):
-//   - the 16 weight scales (and Q4_1 mins) come in with one masked gather of
-//     the blocks' first 4 bytes (f16 d | f16 m) and one vcvtph2ps;
-//   - the 16 activation scales d[] and sums s[] are one vector load each
-//     (Q8Act32 rows are structure-of-arrays), so the min/offset term of 16
-//     blocks is a single FMA;
-//   - each pair of blocks is one 512-bit vpdpbusd (u8 x s8 -> 16 x i32, 8
-//     lanes per block), converted to f32 and FMA'd with the pair's scales,
-//     permuted out of the 16-scale vector.
-// Q4 nibbles are unsigned, so they feed vpdpbusd directly; Q8_0 weights are
-// signed, so |w| x (a with w's sign) does.
+// Quantized types: each pair of blocks is one 512-bit vpdpbusd (u8 x s8 ->
+// 16 x i32, 8 lanes per block), converted to f32 and FMA'd with the pair's
+// scales. Q4 nibbles are unsigned, so they feed vpdpbusd directly; Q8_0
+// weights are signed, so |w| x (a with w's sign) does.
 //
-// Tiles: 4 rows x 1 token for decode, 1 row x up to 4 tokens for prefill.
+// Each weight row is unpacked once per group of up to 4 tokens.
 // GCC 12's AVX-512 intrinsic headers trip -W(maybe-)uninitialized on their
 // own _mm512_undefined_* helpers (GCC bug 105593); nothing here is affected.
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -21,6 +14,7 @@
 
 #include <immintrin.h>
 
+#include <cstring>
 #include <type_traits>
 
 #include "kernels/cpu/matmul_kernels.h"
@@ -91,12 +85,23 @@ struct FloatKernel {
 
 // ---- Q8_0 / Q4_0 / Q4_1 ----
 
-// Weight policies: how to load a pair of blocks as 64 bytes and how to dot
-// them with 64 signed activation bytes.
+static inline uint32_t Load32(const void* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+static inline uint32_t Load16(const void* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+
+// Weight policies: load a pair of blocks as 64 values, dot them with 64
+// signed activation bytes, and give the pair's factors as
+// [d0, f0, d1, f1] where f multiplies the activation block sum s:
+// f = m (Q4_1), -8 d (Q4_0), 0 (Q8_0). Without kTwo only block 0 exists.
 struct Q8_0Policy {
   using Block = BlockQ8_0;
-  static constexpr bool kHasMin = false;
-  static constexpr bool kOffset8 = false;
   struct Pair {
     __m512i abs_w;
     __mmask64 neg;
@@ -118,13 +123,17 @@ struct Q8_0Policy {
     const __m512i xs = _mm512_mask_sub_epi8(x, p.neg, _mm512_setzero_si512(), x);
     return _mm512_dpbusd_epi32(_mm512_setzero_si512(), p.abs_w, xs);
   }
+  template <bool kTwo>
+  static __m128 Factors(const Block* b) {
+    const uint32_t h = Load16(&b[0].d) | (kTwo ? Load16(&b[1].d) << 16 : 0u);
+    const __m128 d = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(h)));  // [d0 d1 0 0]
+    return _mm_unpacklo_ps(d, _mm_setzero_ps());
+  }
 };
 
 template <bool kMin>
 struct Q4Policy {
   using Block = std::conditional_t<kMin, BlockQ4_1, BlockQ4_0>;
-  static constexpr bool kHasMin = kMin;
-  static constexpr bool kOffset8 = !kMin;
   using Pair = __m512i;
   template <bool kTwo>
   static Pair Load(const Block* b) {
@@ -145,122 +154,88 @@ struct Q4Policy {
   static __m512i Dot(const Pair& w, __m512i x) {
     return _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, x);
   }
+  template <bool kTwo>
+  static __m128 Factors(const Block* b) {
+    if constexpr (kMin) {  // (d, m) are the block's first 4 bytes
+      __m128i h = _mm_cvtsi32_si128(static_cast<int>(Load32(&b[0])));
+      if constexpr (kTwo) h = _mm_insert_epi32(h, static_cast<int>(Load32(&b[1])), 1);
+      return _mm_cvtph_ps(h);
+    } else {
+      const uint32_t h = Load16(&b[0].d) | (kTwo ? Load16(&b[1].d) << 16 : 0u);
+      const __m128 d = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(h)));
+      return _mm_mul_ps(_mm_unpacklo_ps(d, d), _mm_setr_ps(1.0f, -8.0f, 1.0f, -8.0f));
+    }
+  }
 };
 
-// NR weight rows x NT tokens per pass: decode (one token) takes 4 rows at a
-// time so the rows' scale gathers, reductions and the shared activation loads
-// overlap; prefill takes 4 tokens per row so each unpacked block is reused.
+// One weight row x NT <= 4 tokens per pass: prefill reuses each unpacked
+// block for 4 tokens. (Tiling 4 rows x 1 token for decode was no faster on
+// warm weights and 2.5x slower on cold ones: four interleaved row streams
+// defeat the hardware prefetcher here. One row at a time streams.)
+//
+// Per pair of blocks and token: prod = [d0, f0, d1, f1] * [da0, s0, da1, s1]
+// (one 16-byte activation load); lanes 0 and 2 are the blocks' dot scales,
+// permuted to 8 lanes each for the FMA; lanes 1 and 3 (the min / offset
+// terms) are summed into a 4-lane accumulator.
+// No gathers: a gather that misses the cache stalls (the first version, which
+// gathered 16 blocks' scales at once, ran at a third of the AVX2 speed on cold
+// weights).
 template <class P>
 struct Block32Kernel {
   using Block = typename P::Block;
 
-  template <int NR, int NT, bool kTwo>
-  static void Pair(const Block* const* w, int64_t blk, const int8_t* const* qa,
-                   const __m512 (*sc)[NT], __m512i pidx, __m512 (*acc)[NT]) {
-    __m512i x[NT];
+  template <int NT, bool kTwo>
+  static void Pair(const Block* w, const int8_t* const* qa, const float* const* ds, __m512* acc,
+                   __m128* accm) {
+    const __m512i pair_index = _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
+    const typename P::Pair wp = P::template Load<kTwo>(w);
+    const __m128 f = P::template Factors<kTwo>(w);
     for (int t = 0; t < NT; ++t) {
-      x[t] = kTwo ? _mm512_loadu_si512(qa[t])
-                  : _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qa[t])));
-    }
-    for (int r = 0; r < NR; ++r) {
-      const typename P::Pair wp = P::template Load<kTwo>(w[r] + blk);
-      for (int t = 0; t < NT; ++t) {
-        const __m512 dot = _mm512_cvtepi32_ps(P::Dot(wp, x[t]));
-        acc[r][t] = _mm512_fmadd_ps(dot, _mm512_permutexvar_ps(pidx, sc[r][t]), acc[r][t]);
+      __m512i x;
+      __m128 dsv;
+      if constexpr (kTwo) {
+        x = _mm512_loadu_si512(qa[t]);
+        dsv = _mm_loadu_ps(ds[t]);
+      } else {
+        x = _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qa[t])));
+        dsv = _mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(ds[t])));
       }
+      const __m128 prod = _mm_mul_ps(f, dsv);
+      accm[t] = _mm_add_ps(accm[t], prod);
+      const __m512 scale = _mm512_permutexvar_ps(pair_index, _mm512_castps128_ps512(prod));
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(P::Dot(wp, x)), scale, acc[t]);
     }
   }
 
-  template <int NR, int NT>
-  static void Tile(int64_t cols, const uint8_t* wv, int64_t ws, const uint8_t* act, int64_t as,
-                   float* out, int64_t os) {
+  template <int NT>
+  static void Run(int64_t cols, const void* wv, const void* act, int64_t as, float* out, int64_t os) {
+    const auto* w = static_cast<const Block*>(wv);
     const int64_t nb = cols / kQK32;
-    const Block* w[NR];
-    for (int r = 0; r < NR; ++r) w[r] = reinterpret_cast<const Block*>(wv + r * ws);
-    Q8Act32Row a[NT];
-    for (int t = 0; t < NT; ++t) a[t] = ViewQ8Act32(act + t * as, cols);
-    __m512 acc[NR][NT], accm[NR][NT];
-    for (int r = 0; r < NR; ++r) {
+    const int8_t* qa[NT];
+    const float* ds[NT];
+    __m512 acc[NT];
+    __m128 accm[NT];
+    for (int t = 0; t < NT; ++t) {
+      const Q8Act32Row a = ViewQ8Act32(static_cast<const uint8_t*>(act) + t * as, cols);
+      qa[t] = a.qs;
+      ds[t] = a.ds;
+      acc[t] = _mm512_setzero_ps();
+      accm[t] = _mm_setzero_ps();
+    }
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+      Pair<NT, true>(w + b, qa, ds, acc, accm);
       for (int t = 0; t < NT; ++t) {
-        acc[r][t] = _mm512_setzero_ps();
-        accm[r][t] = _mm512_setzero_ps();
+        qa[t] += 2 * kQK32;
+        ds[t] += 4;
       }
     }
-    const __m512i gather_index = _mm512_mullo_epi32(
-        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-        _mm512_set1_epi32(static_cast<int>(sizeof(Block))));
-    const __m512i pair_index0 = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    for (int64_t g = 0; g < nb; g += 16) {
-      const int n = nb - g >= 16 ? 16 : static_cast<int>(nb - g);
-      const __mmask16 m = n == 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1);
-      __m512 da[NT];
-      const int8_t* qa[NT];
-      for (int t = 0; t < NT; ++t) {
-        da[t] = _mm512_maskz_loadu_ps(m, a[t].d + g);
-        qa[t] = a[t].qs + g * kQK32;
-      }
-      __m512 sc[NR][NT];
-      for (int r = 0; r < NR; ++r) {
-        // f16 d (low half) and, for Q4_1, f16 m (high half) of 16 blocks.
-        const __m512i dm =
-            _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, gather_index, w[r] + g, 1);
-        const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dm));
-        for (int t = 0; t < NT; ++t) sc[r][t] = _mm512_mul_ps(dw, da[t]);
-        if constexpr (P::kHasMin || P::kOffset8) {
-          __m512 mw;
-          if constexpr (P::kHasMin) {
-            mw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dm, 16)));
-          } else {
-            mw = _mm512_mul_ps(dw, _mm512_set1_ps(-8.0f));
-          }
-          for (int t = 0; t < NT; ++t) {
-            accm[r][t] = _mm512_fmadd_ps(mw, _mm512_maskz_loadu_ps(m, a[t].s + g), accm[r][t]);
-          }
-        }
-      }
-      __m512i pidx = pair_index0;
-      int p = 0;
-      for (; p + 2 <= n; p += 2) {
-        Pair<NR, NT, true>(w, g + p, qa, sc, pidx, acc);
-        for (int t = 0; t < NT; ++t) qa[t] += 2 * kQK32;
-        pidx = _mm512_add_epi32(pidx, _mm512_set1_epi32(2));
-      }
-      if (p < n) Pair<NR, NT, false>(w, g + p, qa, sc, pidx, acc);
-    }
-    for (int r = 0; r < NR; ++r) {
-      for (int t = 0; t < NT; ++t) {
-        out[t * os + r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][t], accm[r][t]));
-      }
-    }
-  }
-
-  static void Rows(const KernelArgs& k, int64_t rb, int64_t re) {
-    const auto* act = static_cast<const uint8_t*>(k.act);
-    const int64_t ws = k.weight_stride, as = k.act_stride, os = k.out_stride;
-    if (k.tokens == 1) {
-      int64_t r = rb;
-      for (; r + 4 <= re; r += 4) Tile<4, 1>(k.cols, k.weight + r * ws, ws, act, as, k.out + r, os);
-      for (; r < re; ++r) Tile<1, 1>(k.cols, k.weight + r * ws, ws, act, as, k.out + r, os);
-      return;
-    }
-    for (int64_t r = rb; r < re; ++r) {
-      const uint8_t* w = k.weight + r * ws;
-      float* out = k.out + r;
-      int64_t t = 0;
-      for (; t + 4 <= k.tokens; t += 4) Tile<1, 4>(k.cols, w, ws, act + t * as, as, out + t * os, os);
-      switch (k.tokens - t) {
-        case 3:
-          Tile<1, 3>(k.cols, w, ws, act + t * as, as, out + t * os, os);
-          break;
-        case 2:
-          Tile<1, 2>(k.cols, w, ws, act + t * as, as, out + t * os, os);
-          break;
-        case 1:
-          Tile<1, 1>(k.cols, w, ws, act + t * as, as, out + t * os, os);
-          break;
-        default:
-          break;
-      }
+    if (b < nb) Pair<NT, false>(w + b, qa, ds, acc, accm);
+    for (int t = 0; t < NT; ++t) {
+      // Lanes 1 and 3 of accm hold the min / offset terms.
+      const __m128 m = accm[t];
+      const float mins = _mm_cvtss_f32(_mm_add_ss(_mm_shuffle_ps(m, m, 1), _mm_shuffle_ps(m, m, 3)));
+      out[t * os] = _mm512_reduce_add_ps(acc[t]) + mins;
     }
   }
 };
@@ -276,11 +251,11 @@ MatMulKernel Avx512Kernel(TensorType type) {
     case TensorType::kBF16:
       return simd::RowsTokenGroups<FloatKernel<LoadBF16>>;
     case TensorType::kQ8_0:
-      return Block32Kernel<Q8_0Policy>::Rows;
+      return simd::RowsTokenGroups<Block32Kernel<Q8_0Policy>>;
     case TensorType::kQ4_0:
-      return Block32Kernel<Q4Policy<false>>::Rows;
+      return simd::RowsTokenGroups<Block32Kernel<Q4Policy<false>>>;
     case TensorType::kQ4_1:
-      return Block32Kernel<Q4Policy<true>>::Rows;
+      return simd::RowsTokenGroups<Block32Kernel<Q4Policy<true>>>;
     default:
       return nullptr;
   }

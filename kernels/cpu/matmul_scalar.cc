@@ -46,7 +46,7 @@ float DotQ8_0(int64_t nb, const BlockQ8_0* w, const Q8Act32Row& a) {
     const int8_t* qa = a.qs + b * kQK32;
     int isum = 0;
     for (int j = 0; j < kQK32; ++j) isum += w[b].qs[j] * qa[j];
-    sum += F16ToF32(w[b].d) * a.d[b] * static_cast<float>(isum);
+    sum += F16ToF32(w[b].d) * a.ds[2 * b] * static_cast<float>(isum);
   }
   return sum;
 }
@@ -60,7 +60,7 @@ float DotQ4_0(int64_t nb, const BlockQ4_0* w, const Q8Act32Row& a) {
       isum += ((w[b].qs[j] & 0xF) - 8) * qa[j];
       isum += ((w[b].qs[j] >> 4) - 8) * qa[j + 16];
     }
-    sum += F16ToF32(w[b].d) * a.d[b] * static_cast<float>(isum);
+    sum += F16ToF32(w[b].d) * a.ds[2 * b] * static_cast<float>(isum);
   }
   return sum;
 }
@@ -74,7 +74,7 @@ float DotQ4_1(int64_t nb, const BlockQ4_1* w, const Q8Act32Row& a) {
       isum += (w[b].qs[j] & 0xF) * qa[j];
       isum += (w[b].qs[j] >> 4) * qa[j + 16];
     }
-    sum += F16ToF32(w[b].d) * a.d[b] * static_cast<float>(isum) + F16ToF32(w[b].m) * a.s[b];
+    sum += F16ToF32(w[b].d) * a.ds[2 * b] * static_cast<float>(isum) + F16ToF32(w[b].m) * a.ds[2 * b + 1];
   }
   return sum;
 }

@@ -51,12 +51,13 @@
 //
 // Activations (our own formats, in per-call scratch; not GGML's f16 Q8_1):
 //
-//   Q8Act32 row of n values, nb = n / 32 blocks, structure of arrays so that
-//   a 64-byte load covers two blocks and 16 block scales load as one vector:
-//   +------------------------+-----------+-----------+-----+
-//   | qs[0..n) int8          | d[nb] f32 | s[nb] f32 | pad |   (64-byte multiple)
-//   +------------------------+-----------+-----------+-----+
-//   a[32b + i] ~= d[b] * qs[32b + i],  s[b] = d[b] * sum(qs[32b..32b+31])
+//   Q8Act32 row of n values, nb = n / 32 blocks: the values of all blocks,
+//   then each block's (d, s) pair, so that a 64-byte load covers two blocks'
+//   values and a 16-byte load two blocks' (d, s):
+//   +------------------------+--------------------------------+-----+
+//   | qs[0..n) int8          | d0 s0 d1 s1 ... (2 x nb f32)   | pad |  (64-byte multiple)
+//   +------------------------+--------------------------------+-----+
+//   a[32b + i] ~= d_b * qs[32b + i],  s_b = d_b * sum(qs[32b..32b+31])
 //
 //   Q8ActK (256 values, 292 B) a[i] ~= d * qs[i],  bsums[g] = sum(qs[16g..16g+15])
 #pragma once
@@ -117,17 +118,16 @@ static_assert(sizeof(BlockQ6_K) == 210);
 // Bytes of one Q8Act32 row of n values (n a multiple of 32).
 static constexpr int64_t Q8Act32RowBytes(int64_t n) { return (n + 8 * (n / kQK32) + 63) / 64 * 64; }
 
-// View of a Q8Act32 row (layout above). s[b] feeds Q4_1's min term and
-// Q4_0's "-8" offset.
+// View of a Q8Act32 row (layout above): block b's scale is ds[2b], its
+// scaled sum ds[2b + 1] (Q4_1's min term and Q4_0's "-8" offset use it).
+// Plain fields, no member functions (see the ODR note at the top).
 struct Q8Act32Row {
   const int8_t* qs;
-  const float* d;
-  const float* s;
+  const float* ds;
 };
 static inline Q8Act32Row ViewQ8Act32(const void* row, int64_t n) {
   const auto* base = static_cast<const uint8_t*>(row);
-  const auto* d = reinterpret_cast<const float*>(base + n);
-  return {reinterpret_cast<const int8_t*>(base), d, d + n / kQK32};
+  return {reinterpret_cast<const int8_t*>(base), reinterpret_cast<const float*>(base + n)};
 }
 
 // Activations quantized for k-quant weights (GGML's Q8_K).

@@ -43,12 +43,12 @@ float QuantizeGroup(const float* x, int8_t* q, int n, int* sum) {
 
 void QuantizeRowQ8Act32(const float* x, void* y, int64_t n) {
   auto* qs = static_cast<int8_t*>(y);
-  auto* d = reinterpret_cast<float*>(qs + n);
-  float* s = d + n / kQK32;
+  auto* ds = reinterpret_cast<float*>(qs + n);
   for (int64_t b = 0; b < n / kQK32; ++b) {
     int sum;
-    d[b] = QuantizeGroup(x + b * kQK32, qs + b * kQK32, kQK32, &sum);
-    s[b] = d[b] * static_cast<float>(sum);
+    const float d = QuantizeGroup(x + b * kQK32, qs + b * kQK32, kQK32, &sum);
+    ds[2 * b] = d;
+    ds[2 * b + 1] = d * static_cast<float>(sum);
   }
 }
 

@@ -146,7 +146,7 @@ void ExpectClose(const Problem& p, const std::vector<float>& got, const std::str
         std::vector<float> q(Q8Act32RowBytes(p.cols) / 4);
         QuantizeRowQ8Act32(x, q.data(), p.cols);
         const Q8Act32Row v = ViewQ8Act32(q.data(), p.cols);
-        for (int64_t i = 0; i < p.cols; ++i) y[i] = v.d[i / 32] * v.qs[i];
+        for (int64_t i = 0; i < p.cols; ++i) y[i] = v.ds[2 * (i / 32)] * v.qs[i];
       } else {
         std::vector<BlockQ8ActK> q(p.cols / 256);
         QuantizeRowQ8ActK(x, q.data(), p.cols);
