@@ -40,7 +40,7 @@ LAUNCHER=()
 command -v ccache >/dev/null && LAUNCHER=(ccache)
 SAN=(-fsanitize=address,undefined -fno-sanitize-recover=undefined)
 CXXFLAGS=(-std=c++20 -O1 -g -fno-omit-frame-pointer -I"$ROOT")
-# Debian's abseil ships pkg-config files; link it statically-known names.
+# Debian's abseil ships pkg-config files, which list the libraries to link.
 ABSL_LIBS=$(pkg-config --libs absl_status absl_statusor absl_strings absl_str_format absl_flat_hash_map)
 
 # Library code gets fuzzer coverage instrumentation (fuzzer-no-link).

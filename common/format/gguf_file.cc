@@ -229,7 +229,11 @@ absl::Status GgufFile::ParseImage() {
   }
 
   // Metadata.
-  kv_.reserve(static_cast<size_t>(*n_kv));
+  // Counts are only bounded by the file size here; cap the up-front
+  // reservation so a lying header cannot make us allocate several times the
+  // file size before the entries themselves fail to parse.
+  constexpr uint64_t kMaxReserve = 4096;
+  kv_.reserve(static_cast<size_t>(std::min(*n_kv, kMaxReserve)));
   for (uint64_t i = 0; i < *n_kv; ++i) {
     absl::StatusOr<absl::string_view> key = r.ReadString("key");
     if (!key.ok()) return WithContext(key.status(), name_, absl::StrCat("metadata entry ", i));
@@ -254,7 +258,7 @@ absl::Status GgufFile::ParseImage() {
 
   // Tensor infos.
   std::vector<RawTensor> raw;
-  raw.reserve(static_cast<size_t>(*n_tensors));
+  raw.reserve(static_cast<size_t>(std::min(*n_tensors, kMaxReserve)));
   for (uint64_t i = 0; i < *n_tensors; ++i) {
     const std::string where = absl::StrCat("tensor info ", i);
     absl::StatusOr<absl::string_view> name = r.ReadString("tensor name");

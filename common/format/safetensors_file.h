@@ -4,12 +4,13 @@
 // Header: { "name": {"dtype": "BF16", "shape": [rows, cols], "data_offsets": [b, e]}, ...,
 //           "__metadata__": {...} } with offsets relative to the data start.
 // Every offset/shape is checked against the file; F32, F16 and BF16 tensors
-// are supported, other dtypes are listed but rejected when a caller asks for
-// them as weights (type kUnsupported).
+// map to a TensorType, other dtypes (I64, BOOL, F8_E4M3, ...) are listed with
+// type == nullopt so a loader can reject them by name.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
