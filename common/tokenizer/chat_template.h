@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -16,7 +17,10 @@ struct ChatMessage {
   std::string content;
 };
 
-enum class ChatFormat { kChatMl, kLlama3, kLlama2 };
+// kLlama2: [INST] with <<SYS>> (Llama 2 chat); kMistral: [INST] without a
+// system block (Mistral Instruct; a system message is folded into the first
+// user turn, which the original template rejects).
+enum class ChatFormat { kChatMl, kLlama3, kLlama2, kMistral };
 
 class ChatTemplate {
  public:
@@ -29,7 +33,10 @@ class ChatTemplate {
   ChatFormat format() const { return format_; }
   // The prompt text, ending with the assistant turn's header when
   // add_generation_prompt. Special-token text is included literally; encode
-  // it with parse_special = true. BOS is not included (the tokenizer adds it).
+  // it with parse_special = true. The leading BOS is not included (the
+  // tokenizer adds it); Llama-2/Mistral's later turns do include "<s>"/"</s>"
+  // text as their templates do. Equals the Jinja rendering with the leading
+  // bos_token removed.
   std::string Apply(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const;
 
  private:

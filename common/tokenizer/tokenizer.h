@@ -46,6 +46,9 @@ struct VocabSpec {
   // Pre-tokenizer name as GGUF's tokenizer.ggml.pre spells it ("gpt2",
   // "llama-bpe", "qwen2", "smollm", "default", ...).
   std::string pre = "default";
+  // When non-empty, these regexes (applied in order, see pre_tokenizer.h)
+  // replace the ones `pre` names: Hugging Face tokenizer.json Split patterns.
+  std::vector<std::string> pre_regexes;
   std::vector<std::string> tokens;
   std::vector<float> scores;          // SentencePiece; may be empty for BPE
   std::vector<TokenType> token_types; // empty: all normal
@@ -58,11 +61,22 @@ struct VocabSpec {
   bool add_bos = false;
   bool add_eos = false;
   bool add_space_prefix = false;
+  // Byte-level: a pre-token that is itself in the vocab is emitted whole,
+  // skipping merges (Llama-3; HF model.ignore_merges).
+  bool ignore_merges = false;
+  // SentencePiece: merge within U+2581-started words only instead of across
+  // the whole text (HF Metaspace with split = true).
+  bool split_words = false;
   std::string chat_template;          // Jinja source as shipped with the model
 };
 
 class Tokenizer {
  public:
+  // INVALID_ARGUMENT naming the field when the spec is inconsistent (sizes,
+  // ids out of range, malformed merges, unknown pre-tokenizer). Besides
+  // spec.eos_id and spec.eog_ids, tokens spelled <|eot_id|>, <|im_end|>,
+  // <|end|>, <end_of_turn>, <|endoftext|>, <|eom_id|>, <|end_of_text|>, </s>
+  // end generation when present (as llama.cpp does).
   static absl::StatusOr<std::unique_ptr<Tokenizer>> Create(VocabSpec spec);
   // From GGUF metadata (tokenizer.ggml.*, tokenizer.chat_template).
   static absl::StatusOr<std::unique_ptr<Tokenizer>> FromGguf(const GgufFile& gguf);
