@@ -70,6 +70,13 @@ absl::StatusOr<Resolved> Validate(const MatMulParams& p) {
     return absl::InvalidArgumentError(
         absl::StrCat("MatMul: output_stride ", p.output_stride, " < rows ", p.rows));
   }
+  int64_t unused, elems;
+  if (__builtin_mul_overflow(p.rows, r.weight_row_stride, &unused) ||
+      __builtin_mul_overflow(p.tokens, r.output_stride, &unused) ||
+      __builtin_mul_overflow(p.tokens, p.cols, &elems) ||
+      __builtin_mul_overflow(elems, int64_t{8}, &unused)) {  // input bytes, scratch bytes < 8x
+    return absl::InvalidArgumentError("MatMul: sizes overflow 64-bit byte offsets");
+  }
   if (p.rows == 0 || p.tokens == 0) return r;
   if (p.output == nullptr) return absl::InvalidArgumentError("MatMul: null output");
   if (p.cols > 0 && (p.weight == nullptr || p.input == nullptr)) {

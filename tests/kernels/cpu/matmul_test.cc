@@ -294,6 +294,10 @@ TEST(MatMul, RejectsBadParams) {
   m = good;
   m.rows = -1;
   expect_invalid(m, "negative rows");
+  m = good;
+  m.rows = int64_t{1} << 60;
+  m.output_stride = m.rows;
+  expect_invalid(m, "rows x row stride overflows");
 }
 
 TEST(MatMul, EmptyShapesAreNoOps) {
