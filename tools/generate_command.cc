@@ -117,6 +117,7 @@ absl::Status Generate(const std::vector<std::string>& args) {
     std::fwrite(rest.data(), 1, rest.size(), stdout);
     std::printf("\n");
   }
+  std::fflush(stdout);
   const GenerateResult& r = results[0];
   const double decode_tps = r.tokens.size() > 1 ? (r.tokens.size() - 1) / r.decode_s : 0.0;
   std::fprintf(stderr, "%s\n",
