@@ -162,8 +162,6 @@ absl::StatusOr<std::unique_ptr<Tokenizer::Impl>> Tokenizer::Impl::Build(VocabSpe
         tokenizer_internal::DecodeUtf8(text, &pos);
       }
     }
-  } else {
-    return absl::InvalidArgumentError("tokenizer: byte-level BPE vocabulary without merges");
   }
 
   if (byte_level) {
