@@ -81,7 +81,12 @@ class Tokenizer {
   // From GGUF metadata (tokenizer.ggml.*, tokenizer.chat_template).
   static absl::StatusOr<std::unique_ptr<Tokenizer>> FromGguf(const GgufFile& gguf);
   // From a Hugging Face tokenizer.json (+ tokenizer_config.json beside it when
-  // present, for bos/eos, add_bos and chat_template).
+  // present, for bos/eos, add_bos and chat_template). NOT_FOUND naming the
+  // path when it is missing, INVALID_ARGUMENT naming the field when malformed,
+  // UNIMPLEMENTED for models other than BPE and unknown pre-tokenizers.
+  // Not applied: NFC/NFKC normalizers (accepted), added tokens' lstrip/rstrip,
+  // Metaspace prepend_scheme "first" (treated as "always": differs only in
+  // text that follows a special token).
   static absl::StatusOr<std::unique_ptr<Tokenizer>> FromHfFile(const std::string& tokenizer_json);
   ~Tokenizer();
 
