@@ -66,3 +66,15 @@ def pytest_generate_tests(metafunc):
 @pytest.fixture(scope="session")
 def manifest(pytestconfig):
     return pytestconfig._tiny_manifest
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    mod = sys.modules.get("test_engine_vs_reference")
+    rows = getattr(mod, "MEASURED", [])
+    if not rows:
+        return
+    tr = terminalreporter
+    tr.section("engine vs reference (errors relative to the std of the reference logits)")
+    tr.write_line(f"{'comparison':72s} {'max rel':>9s} {'rms rel':>9s} {'top-1':>6s}")
+    for what, mx, rms, top1 in rows:
+        tr.write_line(f"{what:72s} {mx:9.2e} {rms:9.2e} {top1:6.1%}")

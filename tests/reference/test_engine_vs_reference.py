@@ -43,6 +43,8 @@ KV_F16_EXTRA = (1e-2, 2e-3)
 MIN_TOP1 = {"f32": 0.95, "f16": 0.95, "bf16": 0.9}
 MIN_TOP1_QUANTIZED = 0.8
 GREEDY_TOKENS = 16
+# (test, max_rel, rms_rel, top1) of every comparison; conftest prints them at the end.
+MEASURED = []
 
 
 def prompts(vocab):
@@ -102,6 +104,7 @@ def compare(engine, reference, tol, min_top1, what):
         f"{what}: at position {worst} the engine picks token {picks[worst]}, "
         f"{shortfall[worst]:.4g} below the reference's best {reference[worst].argmax()} (not a near tie)")
     agree = float(np.mean(picks == reference.argmax(axis=1)))
+    MEASURED.append((what, max_rel, rms_rel, agree))
     if len(picks) >= 10:
         assert agree >= min_top1, f"{what}: top-1 agrees on {agree:.1%} of positions (need {min_top1:.0%})"
     return max_rel, rms_rel, agree
@@ -207,6 +210,7 @@ def test_thread_count_does_not_change_logits(cli, name, manifest, tmp_path):
     one = engine_logits(cli, path, toks, tmp_path, threads=1)
     two = engine_logits(cli, path, toks, tmp_path, threads=2)
     rel = np.abs(one - two).max() / one.std()
+    MEASURED.append((f"{name} 1 vs 2 threads", rel, np.sqrt(np.mean((one - two) ** 2)) / one.std(), 1.0))
     assert rel <= 1e-5, f"{name}: 1 vs 2 threads differ by {rel:.3g} x std"
 
 
@@ -230,8 +234,11 @@ def test_greedy(cli, model, manifest):
             assert gap <= 2 * tol_abs * last.std(), (
                 f"{model['name']}: step {step} generated {token}, reference says {best} "
                 f"(logit gap {gap:.4g}, not a near tie); engine {got}")
+            MEASURED.append((f"{model['name']} greedy: diverged at step {step} (near tie, gap {gap:.3g})",
+                             0.0, 0.0, step / len(got)))
             return  # diverged at a near tie: the rest of the two sequences is incomparable
         ids.append(token)
+    MEASURED.append((f"{model['name']} greedy: all {len(got)} tokens equal", 0.0, 0.0, 1.0))
 
 
 def test_hf_matches_gguf(cli, hf_model, manifest, tmp_path):
@@ -244,6 +251,8 @@ def test_hf_matches_gguf(cli, hf_model, manifest, tmp_path):
     a = engine_logits(cli, hf_model["path"], toks, tmp_path)
     b = engine_logits(cli, other["path"], toks, tmp_path)
     rel = np.abs(a - b).max() / b.std()
+    MEASURED.append((f"{hf_model['name']} vs {other['name']} (engine)", rel,
+                     np.sqrt(np.mean((a - b) ** 2)) / b.std(), float(np.mean(a.argmax(1) == b.argmax(1)))))
     assert rel <= TOLERANCES["f32"][0], f"{hf_model['name']} vs {other['name']}: {rel:.3g} x std"
 
 
