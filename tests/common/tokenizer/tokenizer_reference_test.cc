@@ -65,7 +65,9 @@ class Reference {
 #define REQUIRE_REFERENCE()                                   \
   const Reference& ref = Reference::Get();                    \
   ASSERT_TRUE(ref.error.empty()) << ref.error;                \
-  if (!ref.skip.empty()) GTEST_SKIP() << ref.skip;
+  if (!ref.skip.empty()) {                                    \
+    GTEST_SKIP() << ref.skip;                                 \
+  }
 
 std::string Ids(const std::vector<int32_t>& ids) {
   std::string s;
