@@ -92,7 +92,9 @@ void CheckAgainst(const Tokenizer& tok, const json& want, const json& texts, con
     // stays, as in SentencePiece itself).
     const std::string decoded = tok.Decode(got, /*skip_special=*/sentencepiece);
     EXPECT_EQ(decoded, want["decoded"][i].get<std::string>()) << what << " decode of text[" << i << "]";
-    if (!sentencepiece) EXPECT_EQ(decoded, text) << what << " round trip of text[" << i << "]";
+    if (!sentencepiece) {
+      EXPECT_EQ(decoded, text) << what << " round trip of text[" << i << "]";
+    }
     if (want.contains("with_bos")) {
       EXPECT_EQ(tok.Encode(text, /*add_special=*/true, true), want["with_bos"][i].get<std::vector<int32_t>>())
           << what << " with BOS, text[" << i << "]";
@@ -122,7 +124,9 @@ void CheckTokenizer(const std::string& name, bool sentencepiece) {
   EXPECT_EQ((*tok)->add_bos(), (*hf)->add_bos());
   EXPECT_EQ((*tok)->eos_id(), (*hf)->eos_id());
   EXPECT_TRUE((*tok)->IsEndOfGeneration((*tok)->eos_id()));
-  if (!(*hf)->chat_template().empty()) EXPECT_EQ((*tok)->chat_template(), (*hf)->chat_template());
+  if (!(*hf)->chat_template().empty()) {
+    EXPECT_EQ((*tok)->chat_template(), (*hf)->chat_template());
+  }
 }
 
 TEST(TokenizerReferenceTest, SmolLM2MatchesHuggingFace) { CheckTokenizer("smollm", false); }
