@@ -221,7 +221,10 @@ TEST_P(MatMulParity, MatchesReference) {
   uint32_t seed = 1;
   for (int64_t cols : col_list) {
     for (int64_t tokens : {1, 3, 17}) {
-      for (int64_t rows : {1, 37}) {
+      // 333 rows x 17 tokens is above LaunchMatMul's 1 MiB threshold for
+      // using the pool at model-sized cols, so the threaded cases there run
+      // the parallel path.
+      for (int64_t rows : {1, 37, 333}) {
         for (bool padded : {false, true}) {
           for (bool threaded : {false, true}) {
             const int64_t row_pad = padded ? (type == TensorType::kF32 ? 12 : 6) : 0;
