@@ -1,4 +1,5 @@
 // strata generate: stream a completion of a prompt to stdout.
+#include <algorithm>
 #include <cstdio>
 #include <thread>
 
@@ -95,6 +96,13 @@ absl::Status Generate(const std::vector<std::string>& args) {
     req.prompt = tok.Encode(f.Get("prompt", ""), /*add_special=*/true, /*parse_special=*/false);
   }
   if (req.prompt.empty()) return absl::InvalidArgumentError("the prompt encodes to no tokens");
+  if (!f.Has("max-tokens")) {
+    // No explicit limit: generate at most what fits in the context. An
+    // explicit --max-tokens that does not fit is refused by the engine.
+    const int64_t room = engine->max_context() - static_cast<int64_t>(req.prompt.size());
+    req.max_tokens = static_cast<int32_t>(std::clamp<int64_t>(room, 0, req.max_tokens));
+    if (room <= 0) req.max_tokens = 1;  // let the engine report the context limit
+  }
   const bool print_ids = f.Has("print-token-ids");
   IncrementalDetokenizer detok(&tok, /*skip_special=*/true);
   std::vector<int32_t> ids;

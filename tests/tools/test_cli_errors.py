@@ -24,13 +24,13 @@ def byte_vocab():
             bs.append(b)
             cs.append(256 + n)
             n += 1
-    tokens = [chr(c) for c in cs] + ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-    types = [1] * 256 + [3, 3, 3]
-    return tokens, types
+    tokens = [chr(c) for c in cs] + ["\u0120t", "he", "<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    types = [1] * 258 + [3, 3, 3]
+    return tokens, types, ["\u0120 t", "h e"]
 
 
 def write_model(path, arch="llama", drop=None, bad_shape=None, qtype=None, tokenizer=True):
-    tokens, types = byte_vocab()
+    tokens, types, merges = byte_vocab()
     vocab = len(tokens)
     w = GGUFWriter(path, arch)
     w.add_block_count(LAYERS)
@@ -46,9 +46,9 @@ def write_model(path, arch="llama", drop=None, bad_shape=None, qtype=None, token
         w.add_tokenizer_pre("gpt2")
         w.add_token_list(tokens)
         w.add_token_types(types)
-        w.add_token_merges([])
-        w.add_bos_token_id(256)
-        w.add_eos_token_id(256)
+        w.add_token_merges(merges)
+        w.add_bos_token_id(258)
+        w.add_eos_token_id(258)
     rng = np.random.default_rng(0)
     hd = D // HEADS
     shapes = {"token_embd.weight": (vocab, D), "output_norm.weight": (D,), "output.weight": (vocab, D),
@@ -95,7 +95,7 @@ def test_valid_tiny_model_generates(tmp_path):
                "--temperature", "0", "--print-token-ids")
     assert r.returncode == 0, r.stderr
     assert len(r.stdout.split()) == 5
-    assert "prompt tokens: 5" in r.stderr
+    assert "prompt tokens: 4" in r.stderr  # "he" "l" "l" "o": the merge applies
 
 
 def test_missing_file(tmp_path):
@@ -153,7 +153,17 @@ def test_bad_flags(tmp_path):
     expect_error(["generate", "--model", path, "--prompt", "x", "--temperature", "-1"], "temperature")
     expect_error(["generate", "--model", path, "--prompt", "x", "--top-p", "abc"], "--top-p")
     expect_error(["generate", "--model", path, "--prompt", "x", "--bogus", "1"], "unknown flag --bogus")
-    expect_error(["generate", "--model", path, "--prompt-tokens", "1,9999"], "outside the vocabulary")
+    expect_error(["generate", "--model", path, "--prompt-tokens", "1,9999", "--max-tokens", "4"],
+                 "outside the vocabulary")
+
+
+def test_default_max_tokens_fits_the_context(tmp_path):
+    # Without --max-tokens the CLI generates at most what fits in the context.
+    path = write_model(str(tmp_path / "m.gguf"))
+    r = strata("generate", "--model", path, "--prompt", "hello", "--temperature", "0",
+               "--ignore-eos", "--print-token-ids")
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.split()) == 64 - 4
 
 
 def test_hf_directory_without_tokenizer(tmp_path):
@@ -161,5 +171,5 @@ def test_hf_directory_without_tokenizer(tmp_path):
     d.mkdir()
     (d / "config.json").write_text('{"model_type": "llama", "hidden_size": 64, "intermediate_size": 96, '
                                    '"num_hidden_layers": 1, "num_attention_heads": 4, "num_key_value_heads": 2, '
-                                   '"vocab_size": 259, "tie_word_embeddings": true}')
+                                   '"vocab_size": 261, "tie_word_embeddings": true}')
     expect_error(["generate", "--model", str(d), "--prompt", "x"], "missing tokenizer", "tokenizer.json")
