@@ -24,7 +24,7 @@
 namespace strata {
 namespace {
 
-enum class ActFormat { kF32, kQ8Act32, kQ8ActK };
+enum class ActFormat { kF32, kQ8Act32, kQ8Act32Nib, kQ8ActK };
 
 ActFormat ActFormatFor(TensorType type) {
   switch (type) {
@@ -142,11 +142,12 @@ absl::Status LaunchMatMulWithLevel(const MatMulParams& p, SimdLevel level) {
   // Activations in the format the kernel reads.
   const void* act = p.input;
   int64_t act_stride = p.cols * static_cast<int64_t>(sizeof(float));
-  const ActFormat format = ActFormatFor(p.weight_type);
+  ActFormat format = ActFormatFor(p.weight_type);
+  if (UsesNibbleActivations(level == SimdLevel::kAvx512, p.weight_type)) format = ActFormat::kQ8Act32Nib;
   if (format != ActFormat::kF32) {
-    act_stride = format == ActFormat::kQ8Act32
-                     ? Q8Act32RowBytes(p.cols)
-                     : p.cols / kQKK * static_cast<int64_t>(sizeof(BlockQ8ActK));
+    act_stride = format == ActFormat::kQ8Act32      ? Q8Act32RowBytes(p.cols)
+                 : format == ActFormat::kQ8Act32Nib ? Q8Act32NibRowBytes(p.cols)
+                                                    : p.cols / kQKK * static_cast<int64_t>(sizeof(BlockQ8ActK));
     uint8_t* q = Scratch(static_cast<size_t>(act_stride * p.tokens));
     act = q;
     const int64_t cols = p.cols;
@@ -155,6 +156,8 @@ absl::Status LaunchMatMulWithLevel(const MatMulParams& p, SimdLevel level) {
       for (int64_t t = b; t < e; ++t) {
         if (format == ActFormat::kQ8Act32) {
           QuantizeRowQ8Act32(in + t * cols, q + t * act_stride, cols);
+        } else if (format == ActFormat::kQ8Act32Nib) {
+          QuantizeRowQ8Act32Nib(in + t * cols, q + t * act_stride, cols);
         } else {
           QuantizeRowQ8ActK(in + t * cols, reinterpret_cast<BlockQ8ActK*>(q + t * act_stride), cols);
         }

@@ -54,7 +54,7 @@ struct LoadBF16 {
 template <class L>
 struct FloatKernel {
   template <int NT>
-  static void Run(int64_t n, const void* wv, const void* act, int64_t as, float* out, int64_t os) {
+  static void Accumulate(int64_t n, const void* wv, const void* act, int64_t as, __m512* sum) {
     const auto* w = static_cast<const typename L::T*>(wv);
     const float* x[NT];
     __m512 acc0[NT], acc1[NT];
@@ -79,7 +79,7 @@ struct FloatKernel {
         acc0[t] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m, x[t] + i), acc0[t]);
       }
     }
-    for (int t = 0; t < NT; ++t) out[t * os] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[t], acc1[t]));
+    for (int t = 0; t < NT; ++t) sum[t] = _mm512_add_ps(acc0[t], acc1[t]);
   }
 };
 
@@ -208,7 +208,7 @@ struct Block32Kernel {
   }
 
   template <int NT>
-  static void Run(int64_t cols, const void* wv, const void* act, int64_t as, float* out, int64_t os) {
+  static void Accumulate(int64_t cols, const void* wv, const void* act, int64_t as, __m512* sum) {
     const auto* w = static_cast<const Block*>(wv);
     const int64_t nb = cols / kQK32;
     const int8_t* qa[NT];
@@ -231,31 +231,176 @@ struct Block32Kernel {
       }
     }
     if (b < nb) Pair<NT, false>(w + b, qa, ds, acc, accm);
+    // Lanes 1 and 3 of accm hold the min / offset terms.
+    const __m128 odd = _mm_setr_ps(0, 1, 0, 1);
     for (int t = 0; t < NT; ++t) {
-      // Lanes 1 and 3 of accm hold the min / offset terms.
-      const __m128 m = accm[t];
-      const float mins = _mm_cvtss_f32(_mm_add_ss(_mm_shuffle_ps(m, m, 1), _mm_shuffle_ps(m, m, 3)));
-      out[t * os] = _mm512_reduce_add_ps(acc[t]) + mins;
+      sum[t] = _mm512_add_ps(acc[t], _mm512_zextps128_ps512(_mm_mul_ps(accm[t], odd)));
     }
   }
 };
+
+// Q4_0 / Q4_1 on 4 blocks per step against Q8Act32Nib activations (values
+// reordered so that 4 blocks' low halves, then high halves, are contiguous):
+// 4 x 16 bytes of nibbles fill one register; its low nibbles dot the first
+// 64 activation bytes and its high nibbles the next 64, both into the same
+// int32 lanes (4 lanes per block). That unpacks twice the values per
+// instruction of the pair kernel above and cut decode time by about a third.
+// Factors come as [d0 f0 d1 f1 d2 f2 d3 f3] (f = m or -8 d) times one
+// 32-byte load of the activations' (d, s) pairs; padding blocks are zeros.
+template <bool kMin>
+struct Q4NibKernel {
+  using Block = std::conditional_t<kMin, BlockQ4_1, BlockQ4_0>;
+
+  // Blocks b[0..k) (k <= 4); missing ones read as zero.
+  static __m512i LoadNibbles(const Block* b, int k) {
+    if (k == 4) {
+      __m512i q = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b[0].qs)));
+      q = _mm512_inserti32x4(q, _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[1].qs)), 1);
+      q = _mm512_inserti32x4(q, _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[2].qs)), 2);
+      return _mm512_inserti32x4(q, _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[3].qs)), 3);
+    }
+    __m512i q = _mm512_setzero_si512();
+    if (k > 0) q = _mm512_inserti32x4(q, _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[0].qs)), 0);
+    if (k > 1) q = _mm512_inserti32x4(q, _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[1].qs)), 1);
+    if (k > 2) q = _mm512_inserti32x4(q, _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[2].qs)), 2);
+    return q;
+  }
+
+  static __m256 Factors(const Block* b, int k) {
+    if constexpr (kMin) {  // (d, m) are each block's first 4 bytes
+      const int v0 = static_cast<int>(Load32(&b[0]));
+      const int v1 = k > 1 ? static_cast<int>(Load32(&b[1])) : 0;
+      const int v2 = k > 2 ? static_cast<int>(Load32(&b[2])) : 0;
+      const int v3 = k > 3 ? static_cast<int>(Load32(&b[3])) : 0;
+      return _mm256_cvtph_ps(_mm_setr_epi32(v0, v1, v2, v3));
+    } else {
+      const int h01 = static_cast<int>(Load16(&b[0].d) | (k > 1 ? Load16(&b[1].d) << 16 : 0u));
+      const int h23 = static_cast<int>((k > 2 ? Load16(&b[2].d) : 0u) | (k > 3 ? Load16(&b[3].d) << 16 : 0u));
+      const __m128 d = _mm_cvtph_ps(_mm_setr_epi32(h01, h23, 0, 0));  // [d0 d1 d2 d3]
+      const __m256 dd = _mm256_set_m128(_mm_unpackhi_ps(d, d), _mm_unpacklo_ps(d, d));
+      return _mm256_mul_ps(dd, _mm256_setr_ps(1, -8, 1, -8, 1, -8, 1, -8));
+    }
+  }
+
+  template <int NT>
+  static void Accumulate(int64_t cols, const void* wv, const void* act, int64_t as, __m512* sum) {
+    const auto* w = static_cast<const Block*>(wv);
+    const int64_t nb = cols / kQK32;
+    const __m512i lane_index = _mm512_set_epi32(6, 6, 6, 6, 4, 4, 4, 4, 2, 2, 2, 2, 0, 0, 0, 0);
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    const int8_t* qa[NT];
+    const float* ds[NT];
+    __m512 acc[NT];
+    __m256 accm[NT];
+    for (int t = 0; t < NT; ++t) {
+      const Q8Act32Row a = ViewQ8Act32Nib(static_cast<const uint8_t*>(act) + t * as, cols);
+      qa[t] = a.qs;
+      ds[t] = a.ds;
+      acc[t] = _mm512_setzero_ps();
+      accm[t] = _mm256_setzero_ps();
+    }
+    for (int64_t b = 0; b < nb; b += 4) {
+      const int k = nb - b >= 4 ? 4 : static_cast<int>(nb - b);
+      const __m512i q = LoadNibbles(w + b, k);
+      const __m512i lo = _mm512_and_si512(q, low4);
+      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), low4);
+      const __m256 f = Factors(w + b, k);
+      for (int t = 0; t < NT; ++t) {
+        const __m256 prod = _mm256_mul_ps(f, _mm256_loadu_ps(ds[t]));
+        accm[t] = _mm256_add_ps(accm[t], prod);
+        const __m512 scale = _mm512_permutexvar_ps(lane_index, _mm512_castps256_ps512(prod));
+        __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(qa[t]));
+        dot = _mm512_dpbusd_epi32(dot, hi, _mm512_loadu_si512(qa[t] + 64));
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[t]);
+        qa[t] += 4 * kQK32;
+        ds[t] += 8;
+      }
+    }
+    const __m256 odd = _mm256_setr_ps(0, 1, 0, 1, 0, 1, 0, 1);  // the min / offset lanes
+    for (int t = 0; t < NT; ++t) {
+      sum[t] = _mm512_add_ps(acc[t], _mm512_zextps256_ps512(_mm256_mul_ps(accm[t], odd)));
+    }
+  }
+};
+
+// ---- Row / token driver ----
+
+// Lane sums of 4 vectors: [sum(a0), sum(a1), sum(a2), sum(a3)].
+static inline __m128 Reduce4(const __m512* a) {
+  __m128 x[4];
+  for (int i = 0; i < 4; ++i) {
+    const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(a[i]), _mm512_extractf32x8_ps(a[i], 1));
+    x[i] = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  }
+  return _mm_hadd_ps(_mm_hadd_ps(x[0], x[1]), _mm_hadd_ps(x[2], x[3]));
+}
+
+// Kernel::Accumulate<NT>(cols, w_row, act, act_stride, sum) leaves in sum[t]
+// a vector whose lanes add up to token t's dot product. Decode (one token)
+// runs 4 rows one after the other (one memory stream) and reduces and stores
+// their 4 results together; the horizontal sums were a third of the time when
+// each row reduced on its own. Prefill runs up to 4 tokens per pass per row.
+template <class Kernel>
+static void Rows(const KernelArgs& k, int64_t rb, int64_t re) {
+  const auto* act = static_cast<const uint8_t*>(k.act);
+  const int64_t ws = k.weight_stride, as = k.act_stride, os = k.out_stride;
+  if (k.tokens == 1) {
+    int64_t r = rb;
+    for (; r + 4 <= re; r += 4) {
+      __m512 sum[4];
+      for (int i = 0; i < 4; ++i) Kernel::template Accumulate<1>(k.cols, k.weight + (r + i) * ws, act, as, &sum[i]);
+      _mm_storeu_ps(k.out + r, Reduce4(sum));
+    }
+    for (; r < re; ++r) {
+      __m512 sum;
+      Kernel::template Accumulate<1>(k.cols, k.weight + r * ws, act, as, &sum);
+      k.out[r] = _mm512_reduce_add_ps(sum);
+    }
+    return;
+  }
+  for (int64_t r = rb; r < re; ++r) {
+    const uint8_t* w = k.weight + r * ws;
+    int64_t t = 0;
+    auto run = [&](auto nt) {
+      constexpr int NT = decltype(nt)::value;
+      __m512 sum[NT];
+      Kernel::template Accumulate<NT>(k.cols, w, act + t * as, as, sum);
+      for (int i = 0; i < NT; ++i) k.out[(t + i) * os + r] = _mm512_reduce_add_ps(sum[i]);
+      t += NT;
+    };
+    while (k.tokens - t >= 4) run(std::integral_constant<int, 4>());
+    switch (k.tokens - t) {
+      case 3:
+        run(std::integral_constant<int, 3>());
+        break;
+      case 2:
+        run(std::integral_constant<int, 2>());
+        break;
+      case 1:
+        run(std::integral_constant<int, 1>());
+        break;
+      default:
+        break;
+    }
+  }
+}
 
 }  // namespace
 
 MatMulKernel Avx512Kernel(TensorType type) {
   switch (type) {
     case TensorType::kF32:
-      return simd::RowsTokenGroups<FloatKernel<LoadF32>>;
+      return Rows<FloatKernel<LoadF32>>;
     case TensorType::kF16:
-      return simd::RowsTokenGroups<FloatKernel<LoadF16>>;
+      return Rows<FloatKernel<LoadF16>>;
     case TensorType::kBF16:
-      return simd::RowsTokenGroups<FloatKernel<LoadBF16>>;
+      return Rows<FloatKernel<LoadBF16>>;
     case TensorType::kQ8_0:
-      return simd::RowsTokenGroups<Block32Kernel<Q8_0Policy>>;
+      return Rows<Block32Kernel<Q8_0Policy>>;
     case TensorType::kQ4_0:
-      return simd::RowsTokenGroups<Block32Kernel<Q4Policy<false>>>;
+      return Rows<Q4NibKernel<false>>;
     case TensorType::kQ4_1:
-      return simd::RowsTokenGroups<Block32Kernel<Q4Policy<true>>>;
+      return Rows<Q4NibKernel<true>>;
     default:
       return nullptr;
   }

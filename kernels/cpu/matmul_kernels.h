@@ -9,7 +9,9 @@
 //
 // The activation format depends on the weight type (quant_blocks.h):
 //   F32, F16, BF16      -> the f32 input as given (act_stride = cols * 4)
-//   Q4_0, Q4_1, Q8_0    -> Q8Act32 rows (act_stride = Q8Act32RowBytes(cols))
+//   Q4_0, Q4_1, Q8_0    -> Q8Act32 rows (act_stride = Q8Act32RowBytes(cols)),
+//                          except Q4_0/Q4_1 at the AVX-512 level: Q8Act32Nib
+//                          rows (see UsesNibbleActivations)
 //   Q4_K, Q5_K, Q6_K    -> BlockQ8ActK rows (act_stride = cols / 256 * 292)
 // Kernels may tile rows x tokens as they like (each weight row should be read
 // from memory once per call).
@@ -44,6 +46,10 @@ using MatMulKernel = void (*)(const KernelArgs& args, int64_t row_begin, int64_t
 MatMulKernel ScalarKernel(TensorType type);
 MatMulKernel Avx2Kernel(TensorType type);
 MatMulKernel Avx512Kernel(TensorType type);
+// True when the kernel for (level, type) reads Q8Act32Nib activations.
+static inline bool UsesNibbleActivations(bool avx512, TensorType type) {
+  return avx512 && (type == TensorType::kQ4_0 || type == TensorType::kQ4_1);
+}
 // The k-quant part of the AVX2 table (matmul_kquants_avx2.cc).
 MatMulKernel Avx2KQuantKernel(TensorType type);
 

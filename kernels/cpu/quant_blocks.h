@@ -59,6 +59,16 @@
 //   +------------------------+--------------------------------+-----+
 //   a[32b + i] ~= d_b * qs[32b + i],  s_b = d_b * sum(qs[32b..32b+31])
 //
+//   Q8Act32Nib (AVX-512 Q4_0/Q4_1 kernels only): the same values and (d, s)
+//   pairs with the blocks padded to a multiple of 4 (zeros) and each group of
+//   4 blocks' values reordered as the 4 blocks' low halves, then high halves,
+//   matching 4 blocks of nibbles loaded into one register (low nibbles = values
+//   0..15, high = 16..31):
+//   +------------------------------------------+------------------------------------------+
+//   | b0[0..15] b1[0..15] b2[0..15] b3[0..15]  | b0[16..31] b1[16..31] b2[16..31] b3[16..31] | ...
+//   +------------------------------------------+------------------------------------------+
+//   then d0 s0 d1 s1 ... for the padded block count, then pad to 64 bytes.
+//
 //   Q8ActK (256 values, 292 B) a[i] ~= d * qs[i],  bsums[g] = sum(qs[16g..16g+15])
 #pragma once
 
@@ -118,6 +128,12 @@ static_assert(sizeof(BlockQ6_K) == 210);
 // Bytes of one Q8Act32 row of n values (n a multiple of 32).
 static constexpr int64_t Q8Act32RowBytes(int64_t n) { return (n + 8 * (n / kQK32) + 63) / 64 * 64; }
 
+// Q8Act32Nib: blocks padded to a multiple of 4.
+static constexpr int64_t Q8Act32NibBlocks(int64_t n) { return (n / kQK32 + 3) / 4 * 4; }
+static constexpr int64_t Q8Act32NibRowBytes(int64_t n) {
+  return (Q8Act32NibBlocks(n) * (kQK32 + 8) + 63) / 64 * 64;
+}
+
 // View of a Q8Act32 row (layout above): block b's scale is ds[2b], its
 // scaled sum ds[2b + 1] (Q4_1's min term and Q4_0's "-8" offset use it).
 // Plain fields, no member functions (see the ODR note at the top).
@@ -128,6 +144,11 @@ struct Q8Act32Row {
 static inline Q8Act32Row ViewQ8Act32(const void* row, int64_t n) {
   const auto* base = static_cast<const uint8_t*>(row);
   return {reinterpret_cast<const int8_t*>(base), reinterpret_cast<const float*>(base + n)};
+}
+static inline Q8Act32Row ViewQ8Act32Nib(const void* row, int64_t n) {
+  const auto* base = static_cast<const uint8_t*>(row);
+  return {reinterpret_cast<const int8_t*>(base),
+          reinterpret_cast<const float*>(base + Q8Act32NibBlocks(n) * kQK32)};
 }
 
 // Activations quantized for k-quant weights (GGML's Q8_K).

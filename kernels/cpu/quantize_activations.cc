@@ -52,6 +52,24 @@ void QuantizeRowQ8Act32(const float* x, void* y, int64_t n) {
   }
 }
 
+void QuantizeRowQ8Act32Nib(const float* x, void* y, int64_t n) {
+  const int64_t nb = n / kQK32, nb4 = Q8Act32NibBlocks(n);
+  auto* qs = static_cast<int8_t*>(y);
+  auto* ds = reinterpret_cast<float*>(qs + nb4 * kQK32);
+  for (int64_t b = 0; b < nb4; ++b) {
+    int8_t q[kQK32] = {};
+    int sum = 0;
+    const float d = b < nb ? QuantizeGroup(x + b * kQK32, q, kQK32, &sum) : 0.0f;
+    int8_t* group = qs + (b / 4) * 4 * kQK32;
+    for (int i = 0; i < 16; ++i) {
+      group[(b % 4) * 16 + i] = q[i];
+      group[64 + (b % 4) * 16 + i] = q[16 + i];
+    }
+    ds[2 * b] = d;
+    ds[2 * b + 1] = d * static_cast<float>(sum);
+  }
+}
+
 void QuantizeRowQ8ActK(const float* x, BlockQ8ActK* y, int64_t n) {
   for (int64_t b = 0; b < n / kQKK; ++b) {
     int sum;

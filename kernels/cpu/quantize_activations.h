@@ -17,6 +17,9 @@ namespace strata {
 
 // n must be a multiple of 32; y has Q8Act32RowBytes(n) bytes, 4-byte aligned.
 void QuantizeRowQ8Act32(const float* x, void* y, int64_t n);
+// The Q8Act32Nib layout of the same values (quant_blocks.h); y has
+// Q8Act32NibRowBytes(n) bytes, 4-byte aligned.
+void QuantizeRowQ8Act32Nib(const float* x, void* y, int64_t n);
 // n must be a multiple of 256.
 void QuantizeRowQ8ActK(const float* x, BlockQ8ActK* y, int64_t n);
 
