@@ -4,7 +4,23 @@
 
 #include "absl/strings/str_cat.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define STRATA_CPU_RELAX() _mm_pause()
+#else
+#define STRATA_CPU_RELAX() std::this_thread::yield()
+#endif
+
 namespace strata {
+
+namespace {
+// Tens of microseconds of pause instructions: longer than the gap between two
+// kernel calls of a decode step, much shorter than the gap between steps of an
+// idle engine. Kept short because on an oversubscribed machine a spinning
+// thread takes the core from the thread it waits for; past the window the
+// caller yields and workers sleep.
+constexpr int kSpinIterations = 4000;
+}  // namespace
 
 void ChunkRange(int64_t n, int64_t grain, int parts, int i, int64_t* begin, int64_t* end) {
   const int64_t units = (n + grain - 1) / grain;
@@ -30,7 +46,7 @@ ThreadPool::ThreadPool(int threads) : num_threads_(threads) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    stop_.store(true, std::memory_order_release);
   }
   work_cv_.notify_all();
   for (auto& t : workers_) t.join();
@@ -39,24 +55,27 @@ ThreadPool::~ThreadPool() {
 void ThreadPool::WorkerLoop(int index) {
   uint64_t seen = 0;
   for (;;) {
-    const std::function<void(int64_t, int64_t, int)>* job;
-    int64_t n, grain;
-    {
+    // Spin for the next job, then sleep.
+    uint64_t gen = generation_.load(std::memory_order_acquire);
+    for (int i = 0; gen == seen && i < kSpinIterations; ++i) {
+      if (stop_.load(std::memory_order_relaxed)) return;
+      STRATA_CPU_RELAX();
+      gen = generation_.load(std::memory_order_acquire);
+    }
+    if (gen == seen) {
       std::unique_lock<std::mutex> lock(mu_);
-      work_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      job = job_;
-      n = job_n_;
-      grain = job_grain_;
+      work_cv_.wait(lock, [&] {
+        return stop_.load(std::memory_order_acquire) ||
+               generation_.load(std::memory_order_acquire) != seen;
+      });
+      if (stop_.load(std::memory_order_acquire)) return;
+      gen = generation_.load(std::memory_order_acquire);
     }
+    seen = gen;
     int64_t b, e;
-    ChunkRange(n, grain, num_threads_, index, &b, &e);
-    if (b < e) (*job)(b, e, index);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--pending_ == 0) done_cv_.notify_one();
-    }
+    ChunkRange(job_n_, job_grain_, num_threads_, index, &b, &e);
+    if (b < e) (*job_)(b, e, index);
+    pending_.fetch_sub(1, std::memory_order_acq_rel);
   }
 }
 
@@ -68,20 +87,27 @@ void ThreadPool::ParallelFor(int64_t n, int64_t grain,
     fn(0, n, 0);
     return;
   }
+  job_ = &fn;
+  job_n_ = n;
+  job_grain_ = grain;
+  pending_.store(num_threads_ - 1, std::memory_order_relaxed);
+  generation_.fetch_add(1, std::memory_order_acq_rel);
   {
+    // Orders the bump against a worker that is about to sleep: it either saw
+    // the new generation under the mutex or is already waiting.
     std::lock_guard<std::mutex> lock(mu_);
-    job_ = &fn;
-    job_n_ = n;
-    job_grain_ = grain;
-    pending_ = num_threads_ - 1;
-    ++generation_;
   }
   work_cv_.notify_all();
   int64_t b, e;
   ChunkRange(n, grain, num_threads_, 0, &b, &e);
   if (b < e) fn(b, e, 0);
-  std::unique_lock<std::mutex> lock(mu_);
-  done_cv_.wait(lock, [&] { return pending_ == 0; });
+  for (int i = 0; pending_.load(std::memory_order_acquire) != 0; ++i) {
+    if (i < kSpinIterations) {
+      STRATA_CPU_RELAX();
+    } else {
+      std::this_thread::yield();
+    }
+  }
   job_ = nullptr;
 }
 
