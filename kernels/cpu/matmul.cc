@@ -152,14 +152,17 @@ absl::Status LaunchMatMulWithLevel(const MatMulParams& p, SimdLevel level) {
     act = q;
     const int64_t cols = p.cols;
     const float* in = p.input;
+    const bool avx2 = level >= SimdLevel::kAvx2;
     Parallel(p.tokens >= 8 ? p.pool : nullptr, p.tokens, 1, [&](int64_t b, int64_t e, int) {
       for (int64_t t = b; t < e; ++t) {
+        const float* x = in + t * cols;
+        uint8_t* y = q + t * act_stride;
         if (format == ActFormat::kQ8Act32) {
-          QuantizeRowQ8Act32(in + t * cols, q + t * act_stride, cols);
+          (avx2 ? QuantizeRowQ8Act32Avx2 : QuantizeRowQ8Act32)(x, y, cols);
         } else if (format == ActFormat::kQ8Act32Nib) {
-          QuantizeRowQ8Act32Nib(in + t * cols, q + t * act_stride, cols);
+          (avx2 ? QuantizeRowQ8Act32NibAvx2 : QuantizeRowQ8Act32Nib)(x, y, cols);
         } else {
-          QuantizeRowQ8ActK(in + t * cols, reinterpret_cast<BlockQ8ActK*>(q + t * act_stride), cols);
+          (avx2 ? QuantizeRowQ8ActKAvx2 : QuantizeRowQ8ActK)(x, reinterpret_cast<BlockQ8ActK*>(y), cols);
         }
       }
     });

@@ -5,8 +5,8 @@
 // ties to even), so |a - d * q| <= max|a| / 254 for every element. A NaN in
 // the input makes its block's d NaN (and the results NaN): garbage in, NaN out.
 //
-// All SIMD levels share this one implementation, so the levels differ only
-// in summation order.
+// The scalar and AVX2 versions produce identical bits, so the SIMD levels
+// differ only in the kernels' summation order.
 #pragma once
 
 #include <cstdint>
@@ -22,5 +22,11 @@ void QuantizeRowQ8Act32(const float* x, void* y, int64_t n);
 void QuantizeRowQ8Act32Nib(const float* x, void* y, int64_t n);
 // n must be a multiple of 256.
 void QuantizeRowQ8ActK(const float* x, BlockQ8ActK* y, int64_t n);
+
+// AVX2 versions, bit-identical to the above (quantize_activations_avx2.cc);
+// call only when the CPU has AVX2.
+void QuantizeRowQ8Act32Avx2(const float* x, void* y, int64_t n);
+void QuantizeRowQ8Act32NibAvx2(const float* x, void* y, int64_t n);
+void QuantizeRowQ8ActKAvx2(const float* x, BlockQ8ActK* y, int64_t n);
 
 }  // namespace strata

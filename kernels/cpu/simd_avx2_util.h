@@ -20,6 +20,13 @@ static inline float HSum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+static inline int HSumI32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm_cvtsi128_si32(s);
+}
+
 static inline float Half(uint16_t h) { return _cvtsh_ss(h); }
 
 // 16 nibbles -> 32 bytes: low nibbles in bytes 0..15, high nibbles in 16..31
