@@ -40,10 +40,13 @@ std::vector<uint8_t> RandomWeights(TensorType type, int64_t rows, int64_t cols, 
   std::vector<uint8_t> w(static_cast<size_t>(row_bytes * rows * copies));
   std::mt19937 rng(42);
   if (type == TensorType::kF16 || type == TensorType::kBF16 || type == TensorType::kF32) {
-    std::uniform_real_distribution<float> u(-0.1f, 0.1f);
     const int64_t n = rows * cols * copies;
+    uint32_t x = 12345;
     for (int64_t i = 0; i < n; ++i) {
-      const float v = u(rng);
+      x ^= x << 13;
+      x ^= x >> 17;
+      x ^= x << 5;
+      const float v = (static_cast<float>(x >> 8) * (1.0f / 16777216.0f) - 0.5f) * 0.2f;
       if (type == TensorType::kF32) {
         std::memcpy(w.data() + 4 * i, &v, 4);
       } else {

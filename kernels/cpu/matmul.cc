@@ -100,11 +100,12 @@ MatMulKernel FindKernel(SimdLevel level, TensorType type) {
 }
 
 // Below this much work (weight bytes x tokens) a call runs on the calling
-// thread alone: waking the pool costs 6 us (idle machine) to 40 us (busy one)
-// per call, more than a second thread saves on a 0.5 MB decode matmul (about
-// 35 us on one thread). Decode's per-layer matmuls of small models stay on
-// one thread; the LM head and every prefill use the pool.
-constexpr int64_t kMinParallelBytes = int64_t{1} << 20;
+// thread alone. With the spinning ThreadPool a ParallelFor costs ~0.2 us, but
+// splitting a matrix that a core streams in under ~15 us still lost to one
+// thread here; 256 KiB was best of 64 KiB / 256 KiB / 1 MiB for whole-model
+// decode in interleaved runs (SmolLM2-135M Q4_1: q/o/k/v stay on one thread,
+// gate/up/down, the LM head and all prefill use the pool).
+constexpr int64_t kMinParallelBytes = int64_t{256} << 10;
 
 // Per calling thread; 64-byte aligned view into a growing byte vector.
 uint8_t* Scratch(size_t bytes) {
