@@ -15,8 +15,10 @@
 // once, but a given ThreadPool from one thread at a time (its own contract).
 // The calling thread quantizes the input into a thread_local scratch buffer
 // (grown to the largest tokens x cols seen, then reused: no allocation per call
-// after warm-up), then the rows are split evenly over params.pool's threads;
-// each output element is written by exactly one thread. The weight pointer and
+// after warm-up). Calls with at least 256 KiB of work (weight bytes x tokens)
+// then hand chunks of rows to params.pool's threads (the calling thread takes
+// part); smaller ones run on the calling thread. Each output element is
+// written by exactly one thread; output_stride padding is never written. The weight pointer and
 // weight_row_stride must be 2-byte aligned (4 for F32).
 #pragma once
 
