@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "common/half.h"
+#include "kernels/cpu/float16.h"
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/paged_attention_impl.h"
 
@@ -54,7 +54,7 @@ inline void StoreRow(KvDtype dtype, void* base, int64_t off, const float* src, i
     std::copy(src, src + n, static_cast<float*>(base) + off);
   } else {
     uint16_t* dst = static_cast<uint16_t*>(base) + off;
-    for (int64_t i = 0; i < n; ++i) dst[i] = FloatToHalf(src[i]);
+    for (int64_t i = 0; i < n; ++i) dst[i] = F32ToF16(src[i]);
   }
 }
 
@@ -64,7 +64,7 @@ inline void LoadRow(KvDtype dtype, const void* base, int64_t off, float* dst, in
     std::copy(src, src + n, dst);
   } else {
     const uint16_t* src = static_cast<const uint16_t*>(base) + off;
-    for (int64_t i = 0; i < n; ++i) dst[i] = HalfToFloat(src[i]);
+    for (int64_t i = 0; i < n; ++i) dst[i] = F16ToF32(src[i]);
   }
 }
 

@@ -5,7 +5,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
-#include "common/half.h"
+#include "kernels/cpu/float16.h"
 #include "common/status_macros.h"
 #include "worker/model/weight_loaders.h"
 
@@ -54,7 +54,7 @@ absl::StatusOr<std::vector<float>> ToFloatVector(TensorType type, const void* da
       for (int64_t i = 0; i < expected; ++i) {
         uint16_t h;
         std::memcpy(&h, src + i, 2);
-        out[i] = type == TensorType::kF16 ? HalfToFloat(h) : Bf16ToFloat(h);
+        out[i] = type == TensorType::kF16 ? F16ToF32(h) : BF16ToF32(h);
       }
       break;
     }

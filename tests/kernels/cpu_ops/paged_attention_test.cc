@@ -12,7 +12,7 @@
 #include <random>
 #include <vector>
 
-#include "common/half.h"
+#include "kernels/cpu/float16.h"
 
 namespace strata {
 namespace {
@@ -97,7 +97,7 @@ void RunCase(const Case& c, float tol) {
   // Reference: contiguous causal attention per sequence in double, reading K/V
   // as stored (rounded to f16 when the cache is f16).
   auto stored = [&](float x) {
-    return c.dtype == KvDtype::kF16 ? static_cast<double>(HalfToFloat(FloatToHalf(x))) : x;
+    return c.dtype == KvDtype::kF16 ? static_cast<double>(F16ToF32(F32ToF16(x))) : x;
   };
   const int group = c.n_heads / c.n_kv_heads;
   int base = 0;
