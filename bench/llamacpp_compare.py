@@ -49,10 +49,13 @@ def run(cmd):
     return r
 
 
-def strata_logits(cli, model, tokens):
+def strata_logits(cli, model, tokens, prefill):
+    # --prefill: the prompt in one pass, then one token per pass, the path
+    # generation took (prefill and decode kernels may round activations
+    # differently; see docs/correctness.md).
     with tempfile.NamedTemporaryFile(suffix=".f32") as f:
         run([cli, "eval-logits", "--model", model, "--tokens", ",".join(map(str, tokens)),
-             "--out", f.name, "--threads", "2"])
+             "--out", f.name, "--threads", "2", "--prefill", str(prefill)])
         a = np.fromfile(f.name, dtype=np.float32)
     return a.reshape(len(tokens), -1)
 
@@ -84,7 +87,7 @@ def greedy(args):
                  "strata_text": llm.detokenize(ours).decode(errors="replace")}
         if div is not None:
             lr = ref_logits[div]
-            our_rows = strata_logits(args.cli, args.model, ids + ours[:div + 1])
+            our_rows = strata_logits(args.cli, args.model, ids + ours[:div + 1], len(ids))
             orow = our_rows[len(ids) + div - 1]
             entry["divergence"] = {
                 "index": div, "llamacpp_token": ref[div], "strata_token": ours[div],

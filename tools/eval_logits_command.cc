@@ -1,5 +1,7 @@
 // strata eval-logits: logits of every position of a token list, written as
-// raw little-endian f32 [n_tokens, vocab] (for reference comparisons), and
+// raw little-endian f32 [n_tokens, vocab] (for reference comparisons; with
+// --prefill N only the first N tokens share a pass and the rest are decoded
+// one per pass, as generation does), and
 // strata tokenize: print the ids of a text.
 #include <cstdio>
 
@@ -17,12 +19,15 @@ absl::StatusOr<EngineConfig> EngineConfigFromFlags(const CliFlags& f);
 namespace {
 
 absl::Status EvalLogits(const std::vector<std::string>& args) {
-  ASSIGN_OR_RETURN(CliFlags f, CliFlags::Parse(args, {"model", "tokens", "out", "threads", "ctx-size", "kv-dtype"}, {}));
+  ASSIGN_OR_RETURN(CliFlags f, CliFlags::Parse(args, {"model", "tokens", "out", "threads", "ctx-size", "kv-dtype",
+                                                      "prefill"}, {}));
   if (!f.Has("tokens") || !f.Has("out")) return absl::InvalidArgumentError("--tokens and --out are required");
   ASSIGN_OR_RETURN(std::vector<int32_t> tokens, f.GetIntList("tokens"));
   ASSIGN_OR_RETURN(EngineConfig ec, EngineConfigFromFlags(f));
   ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Create(ec));
-  ASSIGN_OR_RETURN(std::vector<float> logits, engine->EvalLogits(tokens));
+  ASSIGN_OR_RETURN(int64_t prefill, f.GetInt("prefill", 0));
+  if (prefill < 0) return absl::InvalidArgumentError("--prefill must be >= 0");
+  ASSIGN_OR_RETURN(std::vector<float> logits, engine->EvalLogits(tokens, static_cast<size_t>(prefill)));
   const std::string out = f.Get("out", "");
   FILE* fp = std::fopen(out.c_str(), "wb");
   if (!fp) return absl::PermissionDeniedError(absl::StrCat("cannot write '", out, "'"));

@@ -158,7 +158,8 @@ absl::StatusOr<std::vector<GenerateResult>> Engine::Generate(
   return results;
 }
 
-absl::StatusOr<std::vector<float>> Engine::EvalLogits(absl::Span<const int32_t> tokens) {
+absl::StatusOr<std::vector<float>> Engine::EvalLogits(absl::Span<const int32_t> tokens,
+                                                      size_t prefill) {
   if (tokens.empty()) return absl::InvalidArgumentError("no tokens");
   if (static_cast<int64_t>(tokens.size()) > max_context_) {
     return absl::InvalidArgumentError(absl::StrCat(tokens.size(), " tokens exceed the context limit of ",
@@ -168,15 +169,23 @@ absl::StatusOr<std::vector<float>> Engine::EvalLogits(absl::Span<const int32_t> 
   batch.n_seqs = 1;
   batch.max_blocks_per_seq = blocks_per_seq_;
   for (int32_t b = 0; b < blocks_per_seq_; ++b) batch.block_tables.push_back(1 + b);
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    batch.tokens.push_back(tokens[i]);
-    batch.positions.push_back(static_cast<int32_t>(i));
-    batch.token_seq.push_back(0);
-    batch.logit_rows.push_back(static_cast<int32_t>(i));
+  if (prefill == 0 || prefill > tokens.size()) prefill = tokens.size();
+  std::vector<float> all, logits;
+  for (size_t start = 0, step = prefill; start < tokens.size(); start += step, step = 1) {
+    batch.tokens.clear();
+    batch.positions.clear();
+    batch.token_seq.clear();
+    batch.logit_rows.clear();
+    for (size_t i = start; i < std::min(tokens.size(), start + step); ++i) {
+      batch.tokens.push_back(tokens[i]);
+      batch.positions.push_back(static_cast<int32_t>(i));
+      batch.token_seq.push_back(0);
+      batch.logit_rows.push_back(static_cast<int32_t>(i - start));
+    }
+    RETURN_IF_ERROR(runner_->Forward(batch, kv_.get(), pool_.get(), &logits));
+    all.insert(all.end(), logits.begin(), logits.end());
   }
-  std::vector<float> logits;
-  RETURN_IF_ERROR(runner_->Forward(batch, kv_.get(), pool_.get(), &logits));
-  return logits;
+  return all;
 }
 
 }  // namespace strata

@@ -71,9 +71,11 @@ class Engine {
       const std::vector<GenerateRequest>& requests,
       const std::function<bool(size_t, int32_t)>& on_token);
 
-  // Logits of every position of `tokens` ([n, vocab]) in one forward pass on
-  // a fresh sequence (for reference comparisons).
-  absl::StatusOr<std::vector<float>> EvalLogits(absl::Span<const int32_t> tokens);
+  // Logits of every position of `tokens` ([n, vocab]) on a fresh sequence
+  // (for reference comparisons): the first `prefill` tokens (all when 0) in
+  // one forward pass, the rest one token per pass, as generation does.
+  absl::StatusOr<std::vector<float>> EvalLogits(absl::Span<const int32_t> tokens,
+                                                size_t prefill = 0);
 
  private:
   Engine() = default;
