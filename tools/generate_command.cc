@@ -69,7 +69,7 @@ absl::Status Generate(const std::vector<std::string>& args) {
                                    {"model", "prompt", "prompt-tokens", "system", "max-tokens", "temperature",
                                     "top-k", "top-p", "min-p", "repeat-penalty", "presence-penalty",
                                     "frequency-penalty", "repeat-last-n", "seed", "threads", "ctx-size",
-                                    "kv-dtype"},
+                                    "kv-dtype", "stop-token-ids"},
                                    {"chat", "print-token-ids", "ignore-eos"}));
   if (f.Has("prompt") == f.Has("prompt-tokens")) {
     return absl::InvalidArgumentError("give exactly one of --prompt TEXT or --prompt-tokens IDS");
@@ -81,6 +81,7 @@ absl::Status Generate(const std::vector<std::string>& args) {
   if (max_tokens < 0) return absl::InvalidArgumentError("--max-tokens must be >= 0");
   req.max_tokens = static_cast<int32_t>(max_tokens);
   req.stop_at_eog = !f.Has("ignore-eos");
+  ASSIGN_OR_RETURN(req.stop_token_ids, f.GetIntList("stop-token-ids"));
   ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Create(ec));
   const Tokenizer& tok = engine->tokenizer();
   if (f.Has("prompt-tokens")) {
@@ -109,7 +110,8 @@ absl::Status Generate(const std::vector<std::string>& args) {
   auto on_token = [&](size_t, int32_t id) {
     if (print_ids) {
       ids.push_back(id);
-    } else if (!(req.stop_at_eog && tok.IsEndOfGeneration(id))) {
+    } else if (!(req.stop_at_eog && tok.IsEndOfGeneration(id)) &&
+               std::find(req.stop_token_ids.begin(), req.stop_token_ids.end(), id) == req.stop_token_ids.end()) {
       const std::string text = detok.Push(id);
       std::fwrite(text.data(), 1, text.size(), stdout);
       std::fflush(stdout);

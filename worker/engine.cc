@@ -143,7 +143,9 @@ absl::StatusOr<std::vector<GenerateResult>> Engine::Generate(
       res.tokens.push_back(pick.token);
       s.tokens.push_back(pick.token);
       const bool keep_going = on_token ? on_token(s.request, pick.token) : true;
-      if (req.stop_at_eog && model_->tokenizer->IsEndOfGeneration(pick.token)) {
+      const bool stop_token = std::find(req.stop_token_ids.begin(), req.stop_token_ids.end(),
+                                        pick.token) != req.stop_token_ids.end();
+      if (stop_token || (req.stop_at_eog && model_->tokenizer->IsEndOfGeneration(pick.token))) {
         res.finish = FinishReason::kStop;
         s.done = true;
       } else if (static_cast<int32_t>(res.tokens.size()) >= req.max_tokens) {

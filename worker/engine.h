@@ -43,6 +43,7 @@ struct GenerateRequest {
   SamplingParams sampling;
   int32_t max_tokens = 128;
   bool stop_at_eog = true;  // stop on the model's end-of-generation tokens
+  std::vector<int32_t> stop_token_ids;  // extra tokens that end the request
 };
 
 enum class FinishReason { kLength, kStop };

@@ -335,6 +335,18 @@ static inline __m128 Reduce4(const __m512* a) {
   return _mm_hadd_ps(_mm_hadd_ps(x[0], x[1]), _mm_hadd_ps(x[2], x[3]));
 }
 
+// The lane sum of one vector in exactly the order Reduce4 sums each of its
+// four, so a row's result does not depend on whether it went through the
+// decode or the prefill path (batch invariance: a sequence's tokens must not
+// depend on what else is in the batch; with 8-bit activations a 1-ulp
+// difference can flip a rounding and grow over the layers).
+static inline float ReduceOne(__m512 a) {
+  const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
+  const __m128 x = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  const __m128 s = _mm_hadd_ps(x, x);
+  return _mm_cvtss_f32(_mm_hadd_ps(s, s));
+}
+
 // Kernel::Accumulate<NT>(cols, w_row, act, act_stride, sum) leaves in sum[t]
 // a vector whose lanes add up to token t's dot product. Decode (one token)
 // runs 4 rows one after the other (one memory stream) and reduces and stores
@@ -354,7 +366,7 @@ static void Rows(const KernelArgs& k, int64_t rb, int64_t re) {
     for (; r < re; ++r) {
       __m512 sum;
       Kernel::template Accumulate<1>(k.cols, k.weight + r * ws, act, as, &sum);
-      k.out[r] = _mm512_reduce_add_ps(sum);
+      k.out[r] = ReduceOne(sum);
     }
     return;
   }
@@ -365,7 +377,7 @@ static void Rows(const KernelArgs& k, int64_t rb, int64_t re) {
       constexpr int NT = decltype(nt)::value;
       __m512 sum[NT];
       Kernel::template Accumulate<NT>(k.cols, w, act + t * as, as, sum);
-      for (int i = 0; i < NT; ++i) k.out[(t + i) * os + r] = _mm512_reduce_add_ps(sum[i]);
+      for (int i = 0; i < NT; ++i) k.out[(t + i) * os + r] = ReduceOne(sum[i]);
       t += NT;
     };
     while (k.tokens - t >= 4) run(std::integral_constant<int, 4>());

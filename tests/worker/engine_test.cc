@@ -112,6 +112,26 @@ TEST(Engine, StopsAtEndOfGeneration) {
   EXPECT_LT((*res)[0].tokens.size(), 200u);
 }
 
+TEST(Engine, StopsAtRequestedStopToken) {
+  auto e = MakeEngine(1);
+  REQUIRE_ENGINE(e);
+  GenerateRequest r = Request(*e, "The capital of France is", 30);
+  r.stop_at_eog = false;
+  auto full = e->Generate({r}, nullptr);
+  ASSERT_TRUE(full.ok());
+  ASSERT_GE((*full)[0].tokens.size(), 4u);
+  // Stop at the third generated token's id: generation ends right there.
+  const int32_t stop = (*full)[0].tokens[2];
+  r.stop_token_ids = {stop};
+  auto res = e->Generate({r}, nullptr);
+  ASSERT_TRUE(res.ok());
+  const auto& toks = (*res)[0].tokens;
+  ASSERT_FALSE(toks.empty());
+  EXPECT_EQ(toks.back(), stop);
+  EXPECT_LE(toks.size(), 3u);
+  EXPECT_EQ((*res)[0].finish, FinishReason::kStop);
+}
+
 TEST(Engine, RefusesBadRequests) {
   auto e = MakeEngine(1);
   REQUIRE_ENGINE(e);
