@@ -14,9 +14,11 @@ namespace strata::attention_internal {
 
 namespace {
 
-// Loads 8 elements of a K/V row as f32.
-inline __m256 Load8(KvDtype dtype, const void* base, int64_t off) {
-  if (dtype == KvDtype::kF32) return _mm256_loadu_ps(static_cast<const float*>(base) + off);
+// Loads 8 elements of a K/V row as f32. The dtype is a template argument so
+// the hot loops carry no branch.
+template <KvDtype kDtype>
+inline __m256 Load8(const void* base, int64_t off) {
+  if constexpr (kDtype == KvDtype::kF32) return _mm256_loadu_ps(static_cast<const float*>(base) + off);
   return _mm256_cvtph_ps(
       _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + off)));
 }
@@ -30,9 +32,47 @@ inline float HorizontalSum(__m256 v) {
   return _mm_cvtss_f32(lo);
 }
 
+
+// Dot products of q with 8 consecutive K rows (row stride hd, all in one
+// block), reduced with one transpose-add tree instead of 8 horizontal sums.
+template <KvDtype kDtype>
+inline __m256 Dot8(const float* q, const void* base, int64_t off, int64_t hd) {
+  __m256 a[8];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) a[i] = _mm256_setzero_ps();
+  for (int64_t d = 0; d < hd; d += 8) {
+    const __m256 qv = _mm256_loadu_ps(q + d);
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) a[i] = _mm256_fmadd_ps(qv, Load8<kDtype>(base, off + i * hd + d), a[i]);
+  }
+  const __m256 s0123 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+  const __m256 s4567 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+  return _mm256_add_ps(_mm256_permute2f128_ps(s0123, s4567, 0x20), _mm256_permute2f128_ps(s0123, s4567, 0x31));
+}
+
+// exp(x) for x <= 0 (softmax after subtracting the max), Cephes' polynomial:
+// relative error ~1e-7; inputs below -87 are clamped (exp(-87) ~ 1.6e-38).
+inline __m256 ExpNonPositive(__m256 x) {
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+  __m256 fx = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
+  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
+  y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(fx), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
 }  // namespace
 
-void RunTasksAvx2(const PagedAttentionParams& p, int64_t begin, int64_t end) {
+// static: compiled with AVX2 flags, must not be picked by another unit.
+template <KvDtype kDtype>
+static void RunTasks(const PagedAttentionParams& p, int64_t begin, int64_t end) {
   const PagedKvView& kv = p.kv;
   const int64_t hd = kv.head_dim;  // multiple of 8 (checked by the dispatcher)
   const int32_t group = p.n_heads / kv.n_kv_heads;
@@ -46,39 +86,83 @@ void RunTasksAvx2(const PagedAttentionParams& p, int64_t begin, int64_t end) {
     const int64_t n = pos + 1;
     scores.resize(group * n);
     const float* q0 = p.q + t * p.q_stride + static_cast<int64_t>(kvh) * group * hd;
-    for (int64_t j = 0; j < n; ++j) {
-      const int64_t off = kv.Offset(table[j / kv.block_size], kvh, j % kv.block_size);
+    // Scores. Slots of one block are consecutive rows, so runs of 8
+    // positions inside a block go through Dot8; the chunking depends only on
+    // the position and block size, so prefill and decode compute a token's
+    // attention identically.
+    const __m256 scale = _mm256_set1_ps(p.scale);
+    for (int64_t j = 0; j < n;) {
+      const int64_t slot = j % kv.block_size;
+      const int64_t off = kv.Offset(table[j / kv.block_size], kvh, slot);
+      if (slot + 8 <= kv.block_size && j + 8 <= n) {
+        for (int32_t g = 0; g < group; ++g) {
+          _mm256_storeu_ps(scores.data() + g * n + j,
+                           _mm256_mul_ps(Dot8<kDtype>(q0 + g * hd, kv.k, off, hd), scale));
+        }
+        j += 8;
+        continue;
+      }
       for (int32_t g = 0; g < group; ++g) {
         const float* q = q0 + g * hd;
         __m256 s = _mm256_setzero_ps();
-        for (int64_t d = 0; d < hd; d += 8) s = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), Load8(kv.dtype, kv.k, off + d), s);
+        for (int64_t d = 0; d < hd; d += 8) s = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), Load8<kDtype>(kv.k, off + d), s);
         scores[g * n + j] = HorizontalSum(s) * p.scale;
       }
+      ++j;
     }
     for (int32_t g = 0; g < group; ++g) {
       float* s = scores.data() + g * n;
       const float mx = *std::max_element(s, s + n);
-      float sum = 0;
-      for (int64_t j = 0; j < n; ++j) {
+      const __m256 vmx = _mm256_set1_ps(mx);
+      __m256 vsum = _mm256_setzero_ps();
+      int64_t j = 0;
+      for (; j + 8 <= n; j += 8) {
+        const __m256 e = ExpNonPositive(_mm256_sub_ps(_mm256_loadu_ps(s + j), vmx));
+        _mm256_storeu_ps(s + j, e);
+        vsum = _mm256_add_ps(vsum, e);
+      }
+      float sum = HorizontalSum(vsum);
+      for (; j < n; ++j) {
         s[j] = std::exp(s[j] - mx);
         sum += s[j];
       }
       const float inv = 1.0f / sum;
-      for (int64_t j = 0; j < n; ++j) s[j] *= inv;
+      for (j = 0; j < n; ++j) s[j] *= inv;
     }
-    std::fill(acc.begin(), acc.end(), 0.0f);
-    for (int64_t j = 0; j < n; ++j) {
-      const int64_t off = kv.Offset(table[j / kv.block_size], kvh, j % kv.block_size);
-      for (int64_t d = 0; d < hd; d += 8) {
-        const __m256 v = Load8(kv.dtype, kv.v, off + d);
-        for (int32_t g = 0; g < group; ++g) {
-          float* a = acc.data() + g * hd + d;
-          _mm256_storeu_ps(a, _mm256_fmadd_ps(_mm256_set1_ps(scores[g * n + j]), v, _mm256_loadu_ps(a)));
+    // Weighted sum of V rows. Per query head and 64-dimension slice, 8
+    // accumulators stay in registers across all positions (reading the V
+    // row slice from cache again per head is cheaper than spilling).
+    for (int64_t d0 = 0; d0 < hd; d0 += 64) {
+      const int chunks = static_cast<int>(std::min<int64_t>(64, hd - d0) / 8);
+      for (int32_t g = 0; g < group; ++g) {
+        const float* w = scores.data() + g * n;
+        __m256 a[8];
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; ++i) a[i] = _mm256_setzero_ps();
+        for (int64_t j = 0; j < n; ++j) {
+          const int64_t off = kv.Offset(table[j / kv.block_size], kvh, j % kv.block_size) + d0;
+          const __m256 wj = _mm256_set1_ps(w[j]);
+          if (chunks == 8) {
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; ++i) a[i] = _mm256_fmadd_ps(wj, Load8<kDtype>(kv.v, off + 8 * i), a[i]);
+          } else {
+            for (int i = 0; i < chunks; ++i) a[i] = _mm256_fmadd_ps(wj, Load8<kDtype>(kv.v, off + 8 * i), a[i]);
+          }
         }
+        float* dst = acc.data() + g * hd + d0;
+        for (int i = 0; i < chunks; ++i) _mm256_storeu_ps(dst + 8 * i, a[i]);
       }
     }
     float* out = p.out + t * static_cast<int64_t>(p.n_heads) * hd + static_cast<int64_t>(kvh) * group * hd;
     std::copy(acc.begin(), acc.end(), out);
+  }
+}
+
+void RunTasksAvx2(const PagedAttentionParams& p, int64_t begin, int64_t end) {
+  if (p.kv.dtype == KvDtype::kF32) {
+    RunTasks<KvDtype::kF32>(p, begin, end);
+  } else {
+    RunTasks<KvDtype::kF16>(p, begin, end);
   }
 }
 

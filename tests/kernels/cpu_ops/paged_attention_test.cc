@@ -148,6 +148,23 @@ TEST(PagedAttention, MultiQueryAndOddBlockSize) {
   RunCase(c, 1e-5f);
 }
 
+// Block size 16: runs of 8 positions inside a block take the 8-row score
+// path; head dims 64 and 128 the register-resident V slices.
+TEST(PagedAttention, LongSequencesLargeBlocks) {
+  for (int hd : {64, 128, 24}) {
+    for (KvDtype dtype : {KvDtype::kF32, KvDtype::kF16}) {
+      Case c;
+      c.n_heads = 9;
+      c.n_kv_heads = 3;
+      c.head_dim = hd;
+      c.block_size = 16;
+      c.seq_lens = {1, 9, 40, 130};
+      c.dtype = dtype;
+      RunCase(c, 2e-5f);
+    }
+  }
+}
+
 TEST(PagedAttention, HeadDimNotMultipleOfEight) {
   Case c;
   c.head_dim = 20;  // takes the scalar body on every CPU
