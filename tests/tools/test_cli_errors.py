@@ -1,30 +1,26 @@
 """Bad input to the strata CLI: every case must exit non-zero, promptly, with a
 message naming the file, tensor or limit, and never crash (no signal exit)."""
 import os
-import struct
 import subprocess
+import sys
 
 import numpy as np
 import pytest
 from gguf import GGUFWriter, GGMLQuantizationType
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "reference"))
+from make_tiny_models import bytes_to_unicode  # noqa: E402
+
 CLI = os.environ.get("STRATA_CLI", "")
 
 D, FF, HEADS, KV_HEADS, LAYERS = 64, 96, 4, 2, 1
-BYTES = [chr(c) for c in range(33, 127)]
 
 
 def byte_vocab():
-    # GPT-2 byte-to-unicode alphabet: 256 single-byte tokens, then specials.
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    tokens = [chr(c) for c in cs] + ["\u0120t", "he", "<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    # GPT-2 byte-to-unicode alphabet (256 single-byte tokens), two merges, then specials.
+    b2u = bytes_to_unicode()
+    tokens = [b2u[b] for b in sorted(b2u, key=lambda b: ord(b2u[b]))]
+    tokens += ["\u0120t", "he", "<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     types = [1] * 258 + [3, 3, 3]
     return tokens, types, ["\u0120 t", "h e"]
 
