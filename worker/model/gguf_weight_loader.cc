@@ -4,14 +4,26 @@
 #include "common/status_macros.h"
 #include "worker/model/model_loader.h"
 #include "worker/model/weight_loaders.h"
+#include "worker/model/weight_source.h"
 
 namespace strata {
 
 namespace {
 
-class GgufWeightReader {
+class GgufWeightReader : public WeightSource {
  public:
   explicit GgufWeightReader(const GgufFile& f) : f_(f) {}
+
+  bool Has(const std::string& name) const override { return f_.FindTensor(name) != nullptr; }
+
+  // llama.cpp's names: blk.N.attn_q.weight, ...
+  std::string LayerTensorName(int64_t layer, LayerTensor t) const override {
+    static constexpr const char* kNames[] = {
+        "attn_norm.weight", "attn_q.weight", "attn_k.weight",  "attn_v.weight",
+        "attn_output.weight", "attn_q.bias", "attn_k.bias",    "attn_v.bias",
+        "ffn_norm.weight",  "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"};
+    return absl::StrCat("blk.", layer, ".", kNames[static_cast<int>(t)]);
+  }
 
   absl::StatusOr<const GgufTensorInfo*> Find(const std::string& name) const {
     const GgufTensorInfo* t = f_.FindTensor(name);
@@ -21,7 +33,8 @@ class GgufWeightReader {
     return t;
   }
 
-  absl::StatusOr<WeightMatrix> Matrix(const std::string& name, int64_t rows, int64_t cols) const {
+  absl::StatusOr<WeightMatrix> Matrix(const std::string& name, int64_t rows,
+                                      int64_t cols) const override {
     ASSIGN_OR_RETURN(const GgufTensorInfo* t, Find(name));
     const std::string what = absl::StrCat(f_.name(), ": tensor '", name, "'");
     if (t->shape.size() != 2 || t->shape[0] != cols || t->shape[1] != rows) {
@@ -38,7 +51,7 @@ class GgufWeightReader {
     return m;
   }
 
-  absl::StatusOr<std::vector<float>> Vector(const std::string& name, int64_t n) const {
+  absl::StatusOr<std::vector<float>> Vector(const std::string& name, int64_t n) const override {
     ASSIGN_OR_RETURN(const GgufTensorInfo* t, Find(name));
     return ToFloatVector(t->type, t->data, t->num_elements, n,
                          absl::StrCat(f_.name(), ": tensor '", name, "'"));
@@ -60,10 +73,8 @@ absl::Status LoadGgufWeights(std::shared_ptr<const GgufFile> gguf, ModelConfig* 
                              ModelWeights* w) {
   const ModelConfig& c = *config;
   GgufWeightReader r(*gguf);
-  const int64_t q_dim = c.n_heads * c.head_dim;
-  const int64_t kv_dim = c.n_kv_heads * c.head_dim;
   ASSIGN_OR_RETURN(w->token_embd, r.Matrix("token_embd.weight", c.vocab_size, c.d_model));
-  if (gguf->FindTensor("output.weight") != nullptr) {
+  if (r.Has("output.weight")) {
     ASSIGN_OR_RETURN(w->output, r.Matrix("output.weight", c.vocab_size, c.d_model));
     config->tied_embeddings = false;
   } else {
@@ -71,25 +82,7 @@ absl::Status LoadGgufWeights(std::shared_ptr<const GgufFile> gguf, ModelConfig* 
     config->tied_embeddings = true;
   }
   ASSIGN_OR_RETURN(w->output_norm, r.Vector("output_norm.weight", c.d_model));
-  w->layers.resize(c.n_layers);
-  for (int64_t i = 0; i < c.n_layers; ++i) {
-    LayerWeights& l = w->layers[i];
-    const std::string p = absl::StrCat("blk.", i, ".");
-    ASSIGN_OR_RETURN(l.attn_norm, r.Vector(p + "attn_norm.weight", c.d_model));
-    ASSIGN_OR_RETURN(l.wq, r.Matrix(p + "attn_q.weight", q_dim, c.d_model));
-    ASSIGN_OR_RETURN(l.wk, r.Matrix(p + "attn_k.weight", kv_dim, c.d_model));
-    ASSIGN_OR_RETURN(l.wv, r.Matrix(p + "attn_v.weight", kv_dim, c.d_model));
-    ASSIGN_OR_RETURN(l.wo, r.Matrix(p + "attn_output.weight", c.d_model, q_dim));
-    if (c.qkv_bias) {
-      ASSIGN_OR_RETURN(l.bq, r.Vector(p + "attn_q.bias", q_dim));
-      ASSIGN_OR_RETURN(l.bk, r.Vector(p + "attn_k.bias", kv_dim));
-      ASSIGN_OR_RETURN(l.bv, r.Vector(p + "attn_v.bias", kv_dim));
-    }
-    ASSIGN_OR_RETURN(l.ffn_norm, r.Vector(p + "ffn_norm.weight", c.d_model));
-    ASSIGN_OR_RETURN(l.w_gate, r.Matrix(p + "ffn_gate.weight", c.d_ff, c.d_model));
-    ASSIGN_OR_RETURN(l.w_up, r.Matrix(p + "ffn_up.weight", c.d_ff, c.d_model));
-    ASSIGN_OR_RETURN(l.w_down, r.Matrix(p + "ffn_down.weight", c.d_model, c.d_ff));
-  }
+  RETURN_IF_ERROR(LoadLayerWeights(r, c, w));
   w->rope_inv_freq = RopeInverseFrequencies(c);
   // Llama-3 style scaling: per-pair divisors computed by the converter.
   if (gguf->FindTensor("rope_freqs.weight") != nullptr) {

@@ -4,14 +4,27 @@
 #include "common/status_macros.h"
 #include "worker/model/model_loader.h"
 #include "worker/model/weight_loaders.h"
+#include "worker/model/weight_source.h"
 
 namespace strata {
 
 namespace {
 
-class HfWeightReader {
+class HfWeightReader : public WeightSource {
  public:
   explicit HfWeightReader(const HfCheckpoint& ckpt) : ckpt_(ckpt) {}
+
+  bool Has(const std::string& name) const override { return ckpt_.FindTensor(name) != nullptr; }
+
+  // transformers' names: model.layers.N.self_attn.q_proj.weight, ...
+  std::string LayerTensorName(int64_t layer, LayerTensor t) const override {
+    static constexpr const char* kNames[] = {
+        "input_layernorm.weight",  "self_attn.q_proj.weight", "self_attn.k_proj.weight",
+        "self_attn.v_proj.weight", "self_attn.o_proj.weight", "self_attn.q_proj.bias",
+        "self_attn.k_proj.bias",   "self_attn.v_proj.bias",   "post_attention_layernorm.weight",
+        "mlp.gate_proj.weight",    "mlp.up_proj.weight",      "mlp.down_proj.weight"};
+    return absl::StrCat("model.layers.", layer, ".", kNames[static_cast<int>(t)]);
+  }
 
   absl::StatusOr<const SafetensorsTensor*> Find(const std::string& name) const {
     const SafetensorsTensor* t = ckpt_.FindTensor(name);
@@ -25,7 +38,8 @@ class HfWeightReader {
     return t;
   }
 
-  absl::StatusOr<WeightMatrix> Matrix(const std::string& name, int64_t rows, int64_t cols) const {
+  absl::StatusOr<WeightMatrix> Matrix(const std::string& name, int64_t rows,
+                                      int64_t cols) const override {
     ASSIGN_OR_RETURN(const SafetensorsTensor* t, Find(name));
     if (t->shape.size() != 2 || t->shape[0] != rows || t->shape[1] != cols) {
       std::string shape;
@@ -42,7 +56,7 @@ class HfWeightReader {
     return m;
   }
 
-  absl::StatusOr<std::vector<float>> Vector(const std::string& name, int64_t n) const {
+  absl::StatusOr<std::vector<float>> Vector(const std::string& name, int64_t n) const override {
     ASSIGN_OR_RETURN(const SafetensorsTensor* t, Find(name));
     return ToFloatVector(*t->type, t->data, t->num_elements, n,
                          absl::StrCat(ckpt_.dir(), ": tensor '", name, "'"));
@@ -58,10 +72,8 @@ absl::Status LoadHfWeights(std::shared_ptr<const HfCheckpoint> ckpt, ModelConfig
                            ModelWeights* w) {
   const ModelConfig& c = *config;
   HfWeightReader r(*ckpt);
-  const int64_t q_dim = c.n_heads * c.head_dim;
-  const int64_t kv_dim = c.n_kv_heads * c.head_dim;
   ASSIGN_OR_RETURN(w->token_embd, r.Matrix("model.embed_tokens.weight", c.vocab_size, c.d_model));
-  if (ckpt->FindTensor("lm_head.weight") != nullptr) {
+  if (r.Has("lm_head.weight")) {
     ASSIGN_OR_RETURN(w->output, r.Matrix("lm_head.weight", c.vocab_size, c.d_model));
   } else if (c.tied_embeddings) {
     w->output = w->token_embd;
@@ -70,25 +82,7 @@ absl::Status LoadHfWeights(std::shared_ptr<const HfCheckpoint> ckpt, ModelConfig
         ckpt->dir(), ": missing tensor 'lm_head.weight' and tie_word_embeddings is false"));
   }
   ASSIGN_OR_RETURN(w->output_norm, r.Vector("model.norm.weight", c.d_model));
-  w->layers.resize(c.n_layers);
-  for (int64_t i = 0; i < c.n_layers; ++i) {
-    LayerWeights& l = w->layers[i];
-    const std::string p = absl::StrCat("model.layers.", i, ".");
-    ASSIGN_OR_RETURN(l.attn_norm, r.Vector(p + "input_layernorm.weight", c.d_model));
-    ASSIGN_OR_RETURN(l.wq, r.Matrix(p + "self_attn.q_proj.weight", q_dim, c.d_model));
-    ASSIGN_OR_RETURN(l.wk, r.Matrix(p + "self_attn.k_proj.weight", kv_dim, c.d_model));
-    ASSIGN_OR_RETURN(l.wv, r.Matrix(p + "self_attn.v_proj.weight", kv_dim, c.d_model));
-    ASSIGN_OR_RETURN(l.wo, r.Matrix(p + "self_attn.o_proj.weight", c.d_model, q_dim));
-    if (c.qkv_bias) {
-      ASSIGN_OR_RETURN(l.bq, r.Vector(p + "self_attn.q_proj.bias", q_dim));
-      ASSIGN_OR_RETURN(l.bk, r.Vector(p + "self_attn.k_proj.bias", kv_dim));
-      ASSIGN_OR_RETURN(l.bv, r.Vector(p + "self_attn.v_proj.bias", kv_dim));
-    }
-    ASSIGN_OR_RETURN(l.ffn_norm, r.Vector(p + "post_attention_layernorm.weight", c.d_model));
-    ASSIGN_OR_RETURN(l.w_gate, r.Matrix(p + "mlp.gate_proj.weight", c.d_ff, c.d_model));
-    ASSIGN_OR_RETURN(l.w_up, r.Matrix(p + "mlp.up_proj.weight", c.d_ff, c.d_model));
-    ASSIGN_OR_RETURN(l.w_down, r.Matrix(p + "mlp.down_proj.weight", c.d_model, c.d_ff));
-  }
+  RETURN_IF_ERROR(LoadLayerWeights(r, c, w));
   // HF stores Q/K unpermuted: RoPE rotates (i, i + d/2).
   config->rope_style = RopeStyle::kNeox;
   w->rope_inv_freq = RopeInverseFrequencies(c);
