@@ -126,74 +126,142 @@ void Parallel(ThreadPool* pool, int64_t n, int64_t grain,
 
 }  // namespace
 
-absl::Status LaunchMatMulWithLevel(const MatMulParams& p, SimdLevel level) {
+namespace {
+
+// Quantizes the input once into the format the (level, type) kernel reads;
+// `*act` points at the f32 input itself for float weights.
+void PrepareActivations(const MatMulParams& p, SimdLevel level, const void** act, int64_t* act_stride) {
+  *act = p.input;
+  *act_stride = p.cols * static_cast<int64_t>(sizeof(float));
+  ActFormat format = ActFormatFor(p.weight_type);
+  if (UsesNibbleActivations(level == SimdLevel::kAvx512, p.weight_type)) format = ActFormat::kQ8Act32Nib;
+  if (format == ActFormat::kF32) return;
+  const int64_t stride = format == ActFormat::kQ8Act32      ? Q8Act32RowBytes(p.cols)
+                         : format == ActFormat::kQ8Act32Nib ? Q8Act32NibRowBytes(p.cols)
+                                                            : p.cols / kQKK * static_cast<int64_t>(sizeof(BlockQ8ActK));
+  uint8_t* q = Scratch(static_cast<size_t>(stride * p.tokens));
+  const int64_t cols = p.cols;
+  const float* in = p.input;
+  const bool avx2 = level >= SimdLevel::kAvx2;
+  Parallel(p.tokens >= 8 ? p.pool : nullptr, p.tokens, 1, [&](int64_t b, int64_t e, int) {
+    for (int64_t t = b; t < e; ++t) {
+      const float* x = in + t * cols;
+      uint8_t* y = q + t * stride;
+      if (format == ActFormat::kQ8Act32) {
+        (avx2 ? QuantizeRowQ8Act32Avx2 : QuantizeRowQ8Act32)(x, y, cols);
+      } else if (format == ActFormat::kQ8Act32Nib) {
+        (avx2 ? QuantizeRowQ8Act32NibAvx2 : QuantizeRowQ8Act32Nib)(x, y, cols);
+      } else {
+        (avx2 ? QuantizeRowQ8ActKAvx2 : QuantizeRowQ8ActK)(x, reinterpret_cast<BlockQ8ActK*>(y), cols);
+      }
+    }
+  });
+  *act = q;
+  *act_stride = stride;
+}
+
+// One weight matrix's share of a call: its kernel arguments and row count.
+struct Segment {
+  KernelArgs args;
+  int64_t rows;
+};
+
+// Runs every segment's rows. Rows are handed out in chunks from an atomic
+// counter rather than split statically: a thread that wakes late or shares
+// its core with another process just takes fewer chunks, and the calling
+// thread starts at once. Chunks are multiples of 16 rows (one 64-byte line of
+// outputs), about 8 per thread so the tail imbalance stays small. Several
+// segments (matrices sharing one input, e.g. Q, K and V) share one pass.
+void RunSegments(ThreadPool* pool, MatMulKernel kernel, const std::vector<Segment>& segs, int64_t work_bytes) {
+  const int threads = pool == nullptr || work_bytes < kMinParallelBytes ? 1 : pool->num_threads();
+  if (threads == 1) {
+    for (const Segment& s : segs) kernel(s.args, 0, s.rows);
+    return;
+  }
+  int64_t total_rows = 0;
+  for (const Segment& s : segs) total_rows += s.rows;
+  const int64_t chunk = std::max<int64_t>(16, (total_rows / (8 * threads) + 15) / 16 * 16);
+  struct Chunk {
+    int32_t seg;
+    int64_t begin, end;
+  };
+  std::vector<Chunk> chunks;
+  for (size_t i = 0; i < segs.size(); ++i) {
+    for (int64_t b = 0; b < segs[i].rows; b += chunk) {
+      chunks.push_back({static_cast<int32_t>(i), b, std::min(segs[i].rows, b + chunk)});
+    }
+  }
+  const int64_t n = static_cast<int64_t>(chunks.size());
+  std::atomic<int64_t> next{0};
+  pool->ParallelFor(threads, 1, [&](int64_t, int64_t, int) {
+    for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < n;
+         c = next.fetch_add(1, std::memory_order_relaxed)) {
+      kernel(segs[chunks[c].seg].args, chunks[c].begin, chunks[c].end);
+    }
+  });
+}
+
+bool SharesInput(const MatMulParams& a, const MatMulParams& b) {
+  return a.input == b.input && a.tokens == b.tokens && a.cols == b.cols && a.weight_type == b.weight_type &&
+         a.pool == b.pool;
+}
+
+}  // namespace
+
+absl::Status LaunchMatMulsWithLevel(absl::Span<const MatMulParams> ps, SimdLevel level) {
   if (static_cast<int>(level) > static_cast<int>(HardwareSimdLevel())) {
     return absl::InvalidArgumentError(
         absl::StrCat("MatMul: this CPU does not support ", std::string(SimdLevelName(level))));
   }
-  absl::StatusOr<Resolved> r = Validate(p);
-  if (!r.ok()) return r.status();
-  if (p.rows == 0 || p.tokens == 0) return absl::OkStatus();
-  if (p.cols == 0) {
-    for (int64_t t = 0; t < p.tokens; ++t) std::fill_n(p.output + t * r->output_stride, p.rows, 0.0f);
-    return absl::OkStatus();
+  if (ps.empty()) return absl::OkStatus();
+  std::vector<Resolved> resolved;
+  bool shared = true, trivial = false;
+  for (const MatMulParams& p : ps) {
+    absl::StatusOr<Resolved> r = Validate(p);
+    if (!r.ok()) return r.status();
+    resolved.push_back(*r);
+    shared = shared && SharesInput(p, ps[0]);
+    trivial = trivial || p.rows == 0 || p.tokens == 0 || p.cols == 0;
   }
-  const MatMulKernel kernel = FindKernel(level, p.weight_type);
-
-  // Activations in the format the kernel reads.
-  const void* act = p.input;
-  int64_t act_stride = p.cols * static_cast<int64_t>(sizeof(float));
-  ActFormat format = ActFormatFor(p.weight_type);
-  if (UsesNibbleActivations(level == SimdLevel::kAvx512, p.weight_type)) format = ActFormat::kQ8Act32Nib;
-  if (format != ActFormat::kF32) {
-    act_stride = format == ActFormat::kQ8Act32      ? Q8Act32RowBytes(p.cols)
-                 : format == ActFormat::kQ8Act32Nib ? Q8Act32NibRowBytes(p.cols)
-                                                    : p.cols / kQKK * static_cast<int64_t>(sizeof(BlockQ8ActK));
-    uint8_t* q = Scratch(static_cast<size_t>(act_stride * p.tokens));
-    act = q;
-    const int64_t cols = p.cols;
-    const float* in = p.input;
-    const bool avx2 = level >= SimdLevel::kAvx2;
-    Parallel(p.tokens >= 8 ? p.pool : nullptr, p.tokens, 1, [&](int64_t b, int64_t e, int) {
-      for (int64_t t = b; t < e; ++t) {
-        const float* x = in + t * cols;
-        uint8_t* y = q + t * act_stride;
-        if (format == ActFormat::kQ8Act32) {
-          (avx2 ? QuantizeRowQ8Act32Avx2 : QuantizeRowQ8Act32)(x, y, cols);
-        } else if (format == ActFormat::kQ8Act32Nib) {
-          (avx2 ? QuantizeRowQ8Act32NibAvx2 : QuantizeRowQ8Act32Nib)(x, y, cols);
-        } else {
-          (avx2 ? QuantizeRowQ8ActKAvx2 : QuantizeRowQ8ActK)(x, reinterpret_cast<BlockQ8ActK*>(y), cols);
-        }
-      }
-    });
-  }
-
-  const KernelArgs args{p.cols,     static_cast<const uint8_t*>(p.weight),
-                        r->weight_row_stride, act, act_stride, p.tokens, p.output, r->output_stride};
-  // Rows are handed out in chunks from an atomic counter rather than split
-  // statically: a thread that wakes late or shares its core with another
-  // process just takes fewer chunks, and the calling thread starts at once.
-  // Chunks are multiples of 16 rows (one 64-byte line of outputs), about 8
-  // per thread so the tail imbalance stays small.
-  const int threads = p.pool == nullptr || p.rows * *RowBytes(p.weight_type, p.cols) * p.tokens <
-                                                 kMinParallelBytes
-                          ? 1
-                          : p.pool->num_threads();
-  if (threads == 1) {
-    kernel(args, 0, p.rows);
-    return absl::OkStatus();
-  }
-  const int64_t chunk = std::max<int64_t>(16, (p.rows / (8 * threads) + 15) / 16 * 16);
-  const int64_t num_chunks = (p.rows + chunk - 1) / chunk;
-  std::atomic<int64_t> next{0};
-  p.pool->ParallelFor(threads, 1, [&](int64_t, int64_t, int) {
-    for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < num_chunks;
-         c = next.fetch_add(1, std::memory_order_relaxed)) {
-      kernel(args, c * chunk, std::min(p.rows, (c + 1) * chunk));
+  if (ps.size() > 1 && (!shared || trivial)) {
+    // Unrelated inputs or empty shapes: one call per matrix.
+    for (const MatMulParams& p : ps) {
+      absl::Status st = LaunchMatMulsWithLevel(absl::MakeConstSpan(&p, 1), level);
+      if (!st.ok()) return st;
     }
-  });
+    return absl::OkStatus();
+  }
+  if (trivial) {  // a single call with an empty shape
+    const MatMulParams& p = ps[0];
+    if (p.rows > 0 && p.tokens > 0) {  // cols == 0: every dot product is 0
+      for (int64_t t = 0; t < p.tokens; ++t) std::fill_n(p.output + t * resolved[0].output_stride, p.rows, 0.0f);
+    }
+    return absl::OkStatus();
+  }
+  const MatMulParams& p0 = ps[0];
+  const MatMulKernel kernel = FindKernel(level, p0.weight_type);
+  const void* act;
+  int64_t act_stride;
+  PrepareActivations(p0, level, &act, &act_stride);
+  std::vector<Segment> segs;
+  int64_t work_bytes = 0;
+  for (size_t i = 0; i < ps.size(); ++i) {
+    const MatMulParams& p = ps[i];
+    segs.push_back({KernelArgs{p.cols, static_cast<const uint8_t*>(p.weight), resolved[i].weight_row_stride, act,
+                               act_stride, p.tokens, p.output, resolved[i].output_stride},
+                    p.rows});
+    work_bytes += p.rows * *RowBytes(p.weight_type, p.cols) * p.tokens;
+  }
+  RunSegments(p0.pool, kernel, segs, work_bytes);
   return absl::OkStatus();
+}
+
+absl::Status LaunchMatMulWithLevel(const MatMulParams& p, SimdLevel level) {
+  return LaunchMatMulsWithLevel(absl::MakeConstSpan(&p, 1), level);
+}
+
+absl::Status LaunchMatMuls(absl::Span<const MatMulParams> params) {
+  return LaunchMatMulsWithLevel(params, DetectedSimdLevel());
 }
 
 absl::Status LaunchMatMul(const MatMulParams& params) {

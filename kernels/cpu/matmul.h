@@ -25,6 +25,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "absl/types/span.h"
 #include "common/tensor_type.h"
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/thread_pool.h"
@@ -55,5 +56,13 @@ absl::Status ReferenceMatMul(const MatMulParams& params);
 // LaunchMatMul with the kernels of `level` instead of DetectedSimdLevel()
 // (tests and benchmarks). INVALID_ARGUMENT when this CPU lacks `level`.
 absl::Status LaunchMatMulWithLevel(const MatMulParams& params, SimdLevel level);
+
+// Several matmuls on the same input (same input pointer, tokens, cols, weight
+// type and pool), e.g. Q, K and V, or gate and up: the input is quantized
+// once and all rows share one parallel pass (one ParallelFor instead of one
+// per matrix). Calls that do not share their input run one after the other.
+// Each output is bit-identical to its own LaunchMatMul.
+absl::Status LaunchMatMuls(absl::Span<const MatMulParams> params);
+absl::Status LaunchMatMulsWithLevel(absl::Span<const MatMulParams> params, SimdLevel level);
 
 }  // namespace strata

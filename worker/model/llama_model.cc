@@ -15,8 +15,8 @@ namespace strata {
 
 namespace {
 
-absl::Status MatMul(const WeightMatrix& w, const float* in, int64_t tokens, float* out,
-                    ThreadPool* pool) {
+MatMulParams MatMulFor(const WeightMatrix& w, const float* in, int64_t tokens, float* out,
+                       ThreadPool* pool) {
   MatMulParams p;
   p.weight_type = w.type;
   p.weight = w.data;
@@ -28,7 +28,12 @@ absl::Status MatMul(const WeightMatrix& w, const float* in, int64_t tokens, floa
   p.output = out;
   p.output_stride = w.rows;
   p.pool = pool;
-  return LaunchMatMul(p);
+  return p;
+}
+
+absl::Status MatMul(const WeightMatrix& w, const float* in, int64_t tokens, float* out,
+                    ThreadPool* pool) {
+  return LaunchMatMul(MatMulFor(w, in, tokens, out, pool));
 }
 
 void AddBias(float* x, const std::vector<float>& b, int64_t tokens) {
@@ -126,9 +131,11 @@ absl::Status LlamaModel::Layer(int64_t l, const ForwardBatch& b, KvCache* kv, Th
 
   // Attention block: x += Wo . attn(rope(Wq xn), rope(Wk xn), Wv xn)
   RETURN_IF_ERROR(LaunchRmsNorm({x_.data(), w.attn_norm.data(), xn_.data(), T, d, c.rms_eps}));
-  RETURN_IF_ERROR(MatMul(w.wq, xn_.data(), T, q_.data(), pool));
-  RETURN_IF_ERROR(MatMul(w.wk, xn_.data(), T, k_.data(), pool));
-  RETURN_IF_ERROR(MatMul(w.wv, xn_.data(), T, v_.data(), pool));
+  // Q, K and V read the same input: one quantization, one parallel pass.
+  const MatMulParams qkv[] = {MatMulFor(w.wq, xn_.data(), T, q_.data(), pool),
+                              MatMulFor(w.wk, xn_.data(), T, k_.data(), pool),
+                              MatMulFor(w.wv, xn_.data(), T, v_.data(), pool)};
+  RETURN_IF_ERROR(LaunchMatMuls(qkv));
   AddBias(q_.data(), w.bq, T);
   AddBias(k_.data(), w.bk, T);
   AddBias(v_.data(), w.bv, T);
@@ -165,8 +172,9 @@ absl::Status LlamaModel::Layer(int64_t l, const ForwardBatch& b, KvCache* kv, Th
 
   // MLP block: x += Wdown . (silu(Wgate xn) * Wup xn)
   RETURN_IF_ERROR(LaunchRmsNorm({x_.data(), w.ffn_norm.data(), xn_.data(), T, d, c.rms_eps}));
-  RETURN_IF_ERROR(MatMul(w.w_gate, xn_.data(), T, gate_.data(), pool));
-  RETURN_IF_ERROR(MatMul(w.w_up, xn_.data(), T, up_.data(), pool));
+  const MatMulParams gate_up[] = {MatMulFor(w.w_gate, xn_.data(), T, gate_.data(), pool),
+                                  MatMulFor(w.w_up, xn_.data(), T, up_.data(), pool)};
+  RETURN_IF_ERROR(LaunchMatMuls(gate_up));
   RETURN_IF_ERROR(LaunchSwiGlu({gate_.data(), up_.data(), gate_.data(), T * c.d_ff}));
   RETURN_IF_ERROR(MatMul(w.w_down, gate_.data(), T, xn_.data(), pool));
   AddInPlace(x_.data(), xn_.data(), T * d);

@@ -359,3 +359,59 @@ INSTANTIATE_TEST_SUITE_P(
 
 }  // namespace
 }  // namespace strata
+
+namespace strata {
+namespace {
+
+// LaunchMatMuls: matrices sharing one input give, each, exactly what their own
+// LaunchMatMul gives, on one thread or many; unrelated inputs still work.
+TEST(MatMuls, GroupEqualsSeparateCalls) {
+  auto pool = ThreadPool::Create(2);
+  ASSERT_TRUE(pool.ok());
+  for (TensorType type : {TensorType::kQ4_1, TensorType::kQ8_0, TensorType::kQ6_K, TensorType::kF16}) {
+    const int64_t cols = BlockSize(type) == 256 ? 512 : 576;
+    for (int64_t tokens : {1, 5}) {
+      for (ThreadPool* tp : {static_cast<ThreadPool*>(nullptr), pool->get()}) {
+        // Q, K, V shapes; the first problem's input is shared by all three.
+        Problem q = MakeProblem(type, 576, cols, tokens, 0, 0, 11);
+        Problem k = MakeProblem(type, 192, cols, tokens, 0, 0, 12);
+        Problem v = MakeProblem(type, 1536, cols, tokens, 0, 0, 13);
+        k.input = q.input;
+        v.input = q.input;
+        std::vector<float> oq(tokens * 576), ok(tokens * 192), ov(tokens * 1536);
+        std::vector<float> sq = oq, sk = ok, sv = ov;
+        MatMulParams pq = ParamsFor(q, oq.data(), tp), pk = ParamsFor(k, ok.data(), tp), pv = ParamsFor(v, ov.data(), tp);
+        pk.input = pq.input;
+        pv.input = pq.input;
+        const MatMulParams group[] = {pq, pk, pv};
+        ASSERT_TRUE(LaunchMatMuls(group).ok());
+        pq.output = sq.data();
+        pk.output = sk.data();
+        pv.output = sv.data();
+        ASSERT_TRUE(LaunchMatMul(pq).ok());
+        ASSERT_TRUE(LaunchMatMul(pk).ok());
+        ASSERT_TRUE(LaunchMatMul(pv).ok());
+        for (size_t i = 0; i < oq.size(); ++i) ASSERT_EQ(BitsFromF32(oq[i]), BitsFromF32(sq[i])) << i;
+        for (size_t i = 0; i < ok.size(); ++i) ASSERT_EQ(BitsFromF32(ok[i]), BitsFromF32(sk[i])) << i;
+        for (size_t i = 0; i < ov.size(); ++i) ASSERT_EQ(BitsFromF32(ov[i]), BitsFromF32(sv[i])) << i;
+      }
+    }
+  }
+}
+
+TEST(MatMuls, UnrelatedInputsAndErrors) {
+  Problem a = MakeProblem(TensorType::kQ4_1, 64, 576, 2, 0, 0, 21);
+  Problem b = MakeProblem(TensorType::kQ8_0, 32, 160, 3, 0, 0, 22);
+  std::vector<float> oa(2 * 64, std::numeric_limits<float>::quiet_NaN()), ob(3 * 32, std::numeric_limits<float>::quiet_NaN());
+  const MatMulParams group[] = {ParamsFor(a, oa.data(), nullptr), ParamsFor(b, ob.data(), nullptr)};
+  ASSERT_TRUE(LaunchMatMuls(group).ok());
+  ExpectClose(a, oa, "unrelated a");
+  ExpectClose(b, ob, "unrelated b");
+  MatMulParams bad = group[1];
+  bad.output = nullptr;
+  const MatMulParams with_bad[] = {group[0], bad};
+  EXPECT_EQ(LaunchMatMuls(with_bad).code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace strata
