@@ -74,6 +74,7 @@ def strata(*args, timeout=60):
     assert CLI and os.path.exists(CLI), "STRATA_CLI must point at the strata binary"
     r = subprocess.run([CLI, *args], capture_output=True, text=True, timeout=timeout)
     assert r.returncode >= 0, f"strata died from signal {-r.returncode}: {r.stderr}"
+    assert "Sanitizer" not in r.stderr, f"sanitizer report (sanitized build):\n{r.stderr}"
     return r
 
 
