@@ -1,0 +1,256 @@
+#include "coordinator/scheduler.h"
+
+#include <algorithm>
+#include <map>
+#include <random>
+#include <set>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace strata::coordinator {
+namespace {
+
+SchedulerConfig Cfg(int32_t num_blocks, int32_t budget = 64, int32_t max_seqs = 8,
+                    int32_t block_size = 4, int32_t chunk = 0) {
+  return {.max_num_seqs = max_seqs, .max_batched_tokens = budget, .block_size = block_size,
+          .long_prefill_chunk = chunk, .num_blocks = num_blocks, .watermark_blocks = 0};
+}
+
+std::unique_ptr<Scheduler> Make(const SchedulerConfig& c) {
+  auto s = Scheduler::Create(c);
+  EXPECT_TRUE(s.ok()) << s.status();
+  return std::move(s).value();
+}
+
+SequenceRequest Req(int64_t id, int32_t prompt_len, int32_t max_tokens, int32_t priority = 0) {
+  return {.id = id, .prompt = std::vector<int32_t>(prompt_len, 7), .max_tokens = max_tokens,
+          .priority = priority, .stop_token_ids = {}};
+}
+
+// The fake model: every sequence whose tokens are all computed samples token 1.
+std::vector<SampledToken> Sample(const Scheduler& s, const SchedulerOutput& out, int32_t token = 1) {
+  std::vector<SampledToken> r;
+  auto add = [&](int64_t id) {
+    const Sequence* q = s.Find(id);
+    if (q && q->num_uncomputed() == 0) r.push_back({id, token});
+  };
+  for (const auto& n : out.new_sequences) add(n.seq_id);
+  for (const auto& d : out.running_deltas) add(d.seq_id);
+  return r;
+}
+
+std::map<int64_t, int32_t> Tokens(const SchedulerOutput& out) {
+  std::map<int64_t, int32_t> m;
+  for (const auto& n : out.new_sequences) m[n.seq_id] = n.num_new_tokens;
+  for (const auto& d : out.running_deltas) m[d.seq_id] = d.num_new_tokens;
+  return m;
+}
+
+TEST(SchedulerTest, RejectsBadConfigAndRequests) {
+  EXPECT_FALSE(Scheduler::Create(Cfg(1)).ok());
+  EXPECT_FALSE(Scheduler::Create(Cfg(10, 0)).ok());
+  auto s = Make(Cfg(5));
+  EXPECT_FALSE(s->Add(Req(1, 0, 4)).ok());
+  EXPECT_FALSE(s->Add(Req(1, 4, 0)).ok());
+  EXPECT_FALSE(s->Add(Req(1, 100, 4)).ok());  // can never fit in 4 blocks of 4
+  EXPECT_TRUE(s->Add(Req(1, 4, 4)).ok());
+  EXPECT_FALSE(s->Add(Req(1, 4, 4)).ok());    // duplicate
+  EXPECT_FALSE(s->Abort(99).ok());
+}
+
+TEST(SchedulerTest, ContinuousBatchingShortJoinsWhileLongRuns) {
+  auto s = Make(Cfg(64));
+  ASSERT_TRUE(s->Add(Req(1, 4, 50)).ok());
+  auto o = s->Schedule();
+  ASSERT_EQ(o.new_sequences.size(), 1u);
+  s->Update(Sample(*s, o));
+  ASSERT_TRUE(s->Add(Req(2, 4, 2)).ok());
+  o = s->Schedule();
+  EXPECT_EQ(Tokens(o), (std::map<int64_t, int32_t>{{1, 1}, {2, 4}}));
+  ASSERT_EQ(o.running_deltas.size(), 1u);
+  ASSERT_EQ(o.new_sequences.size(), 1u);
+  EXPECT_EQ(o.new_sequences[0].token_ids.size(), 4u);
+  s->Update(Sample(*s, o));
+  o = s->Schedule();
+  auto r = s->Update(Sample(*s, o));
+  ASSERT_EQ(r.finished.size(), 1u);  // the short one finished while the long one runs
+  EXPECT_EQ(r.finished[0].seq_id, 2);
+  EXPECT_EQ(r.finished[0].generated.size(), 2u);
+  EXPECT_EQ(r.finished[0].reason, StopReason::kMaxTokens);
+  o = s->Schedule();
+  EXPECT_EQ(o.finished_ids, std::vector<int64_t>{2});
+  EXPECT_EQ(Tokens(o), (std::map<int64_t, int32_t>{{1, 1}}));
+}
+
+TEST(SchedulerTest, ChunkedPrefillSplitsLongPromptWhileDecodesContinue) {
+  auto s = Make(Cfg(64, /*budget=*/8, 8, 4, /*chunk=*/6));
+  ASSERT_TRUE(s->Add(Req(1, 3, 20)).ok());
+  auto o = s->Schedule();
+  s->Update(Sample(*s, o));
+  ASSERT_TRUE(s->Add(Req(2, 20, 2)).ok());
+  int prefilled = 0;
+  for (int step = 0; step < 4; ++step) {
+    o = s->Schedule();
+    auto t = Tokens(o);
+    EXPECT_EQ(t[1], 1) << "decode continues at step " << step;
+    EXPECT_LE(o.total_tokens, 8);
+    EXPECT_LE(t[2], 6);
+    prefilled += t[2];
+    s->Update(Sample(*s, o));
+  }
+  EXPECT_EQ(prefilled, 20);
+  EXPECT_EQ(s->Find(2)->num_generated(), 1);
+  EXPECT_EQ(s->Find(2)->block_table().size(), 5u);
+}
+
+TEST(SchedulerTest, MaxNumSeqs) {
+  auto s = Make(Cfg(64, 64, /*max_seqs=*/2));
+  for (int i = 1; i <= 3; ++i) ASSERT_TRUE(s->Add(Req(i, 2, 3)).ok());
+  auto o = s->Schedule();
+  EXPECT_EQ(o.new_sequences.size(), 2u);
+  EXPECT_EQ(s->num_waiting(), 1);
+}
+
+TEST(SchedulerTest, AdmissionRefusesWhenBlocksDoNotFit) {
+  auto s = Make(Cfg(/*num_blocks=*/5));  // 4 usable blocks of 4 tokens
+  ASSERT_TRUE(s->Add(Req(1, 12, 2)).ok());  // 3 blocks
+  ASSERT_TRUE(s->Add(Req(2, 8, 2)).ok());   // 2 blocks: does not fit next to 1
+  auto o = s->Schedule();
+  ASSERT_EQ(o.new_sequences.size(), 1u);
+  EXPECT_EQ(o.new_sequences[0].seq_id, 1);
+  EXPECT_EQ(s->num_waiting(), 1);
+  EXPECT_EQ(s->allocator().num_free(), 1);
+}
+
+TEST(SchedulerTest, PreemptsLowestPriorityNewestAndItResumes) {
+  auto s = Make(Cfg(/*num_blocks=*/5));  // 4 usable blocks of 4
+  ASSERT_TRUE(s->Add(Req(1, 4, 8, /*priority=*/1)).ok());
+  ASSERT_TRUE(s->Add(Req(2, 4, 8, 0)).ok());
+  ASSERT_TRUE(s->Add(Req(3, 4, 8, 0)).ok());
+  auto o = s->Schedule();
+  ASSERT_EQ(o.new_sequences.size(), 3u);
+  std::map<int64_t, std::vector<int32_t>> out;
+  bool saw_preempt = false;
+  for (int step = 0; step < 200 && s->HasUnfinished(); ++step) {
+    auto r = s->Update(Sample(*s, o));
+    for (auto& f : r.finished) out[f.seq_id] = f.generated;
+    o = s->Schedule();
+    if (!o.preempted_ids.empty() && !saw_preempt) {
+      saw_preempt = true;
+      EXPECT_EQ(o.preempted_ids[0], 3);  // lowest priority, latest arrival
+      const Sequence* p = s->Find(3);
+      EXPECT_EQ(p->status(), SequenceStatus::kPreempted);
+      EXPECT_EQ(p->num_computed(), 0);
+      EXPECT_TRUE(p->block_table().empty());
+    }
+  }
+  EXPECT_TRUE(saw_preempt);
+  ASSERT_EQ(out.size(), 3u);
+  for (auto& [id, g] : out) EXPECT_EQ(g.size(), 8u) << id;
+  EXPECT_EQ(s->allocator().num_free(), 4);
+}
+
+TEST(SchedulerTest, AbortFreesBlocksImmediately) {
+  auto s = Make(Cfg(17));
+  ASSERT_TRUE(s->Add(Req(1, 10, 5)).ok());
+  ASSERT_TRUE(s->Add(Req(2, 10, 5)).ok());
+  s->Schedule();
+  EXPECT_GT(s->allocator().num_used(), 0);
+  ASSERT_TRUE(s->Abort(1).ok());
+  ASSERT_TRUE(s->Abort(2).ok());
+  EXPECT_EQ(s->allocator().num_free(), 16);
+  EXPECT_FALSE(s->HasUnfinished());
+  EXPECT_EQ(s->Schedule().finished_ids, (std::vector<int64_t>{1, 2}));
+}
+
+TEST(SchedulerTest, PriorityThenFifo) {
+  auto s = Make(Cfg(64, 64, /*max_seqs=*/1));
+  ASSERT_TRUE(s->Add(Req(1, 2, 1, 0)).ok());
+  ASSERT_TRUE(s->Add(Req(2, 2, 1, 5)).ok());
+  ASSERT_TRUE(s->Add(Req(3, 2, 1, 5)).ok());
+  ASSERT_TRUE(s->Add(Req(4, 2, 1, 1)).ok());
+  std::vector<int64_t> order;
+  while (s->HasUnfinished()) {
+    auto o = s->Schedule();
+    for (auto& n : o.new_sequences) order.push_back(n.seq_id);
+    s->Update(Sample(*s, o));
+  }
+  EXPECT_EQ(order, (std::vector<int64_t>{2, 3, 4, 1}));
+}
+
+TEST(SchedulerTest, StopTokenFinishes) {
+  auto s = Make(Cfg(64));
+  auto req = Req(1, 3, 10);
+  req.stop_token_ids = {9};
+  ASSERT_TRUE(s->Add(req).ok());
+  auto o = s->Schedule();
+  s->Update(Sample(*s, o, 1));
+  o = s->Schedule();
+  auto r = s->Update(Sample(*s, o, 9));
+  ASSERT_EQ(r.finished.size(), 1u);
+  EXPECT_EQ(r.finished[0].reason, StopReason::kStopToken);
+  EXPECT_EQ(r.finished[0].generated, (std::vector<int32_t>{1, 9}));
+}
+
+TEST(SchedulerTest, RandomizedSimulationKeepsInvariants) {
+  std::mt19937 rng(1234);
+  auto s = Make(Cfg(/*num_blocks=*/41, /*budget=*/32, /*max_seqs=*/6, /*block_size=*/4, /*chunk=*/12));
+  const int kSeqs = 150;
+  std::map<int64_t, int32_t> max_tokens, stop;  // stop token per seq, or -1
+  int64_t next = 0;
+  std::map<int64_t, FinishedSequence> done;
+  int preemptions = 0, admitted_while_running = 0;
+  for (int step = 0; step < 20000 && (next < kSeqs || s->HasUnfinished()); ++step) {
+    while (next < kSeqs && rng() % 3 == 0) {
+      SequenceRequest r = Req(next, 1 + rng() % 40, 1 + rng() % 40, rng() % 3);
+      stop[next] = (rng() % 4 == 0) ? 100 + static_cast<int32_t>(rng() % 3) : -1;
+      if (stop[next] >= 0) r.stop_token_ids = {stop[next]};
+      max_tokens[next] = r.max_tokens;
+      ASSERT_TRUE(s->Add(r).ok());
+      ++next;
+    }
+    auto o = s->Schedule();
+    preemptions += static_cast<int>(o.preempted_ids.size());
+    if (!o.new_sequences.empty() && !o.running_deltas.empty()) ++admitted_while_running;
+    EXPECT_LE(o.total_tokens, 32);
+    EXPECT_LE(s->num_running(), 6);
+    // Block accounting exact; no block shared between running sequences.
+    std::set<int32_t> seen;
+    int32_t used = 0;
+    for (const Sequence* q : s->running()) {
+      EXPECT_GE(static_cast<int32_t>(q->block_table().size()) * 4, q->num_computed());
+      for (int32_t b : q->block_table()) {
+        EXPECT_NE(b, kNullBlock);
+        EXPECT_TRUE(seen.insert(b).second) << "block " << b << " shared";
+        EXPECT_EQ(s->allocator().ref_count(b), 1);
+        ++used;
+      }
+    }
+    ASSERT_EQ(used, s->allocator().num_used());
+    // Fake model: random tokens in [100, 110).
+    std::vector<SampledToken> res;
+    for (auto& [id, n] : Tokens(o)) {
+      const Sequence* q = s->Find(id);
+      if (q->num_uncomputed() == 0) res.push_back({id, 100 + static_cast<int32_t>(rng() % 10)});
+    }
+    for (auto& f : s->Update(res).finished) done[f.seq_id] = f;
+  }
+  ASSERT_EQ(done.size(), static_cast<size_t>(kSeqs));
+  EXPECT_GT(preemptions, 0);  // the run exercises preemption and continuous batching
+  EXPECT_GT(admitted_while_running, 0);
+  for (auto& [id, f] : done) {
+    if (f.reason == StopReason::kStopToken) {
+      EXPECT_EQ(f.generated.back(), stop[id]);
+      EXPECT_LE(static_cast<int32_t>(f.generated.size()), max_tokens[id]);
+    } else {
+      EXPECT_EQ(f.reason, StopReason::kMaxTokens);
+      EXPECT_EQ(static_cast<int32_t>(f.generated.size()), max_tokens[id]);
+      EXPECT_EQ(std::count(f.generated.begin(), f.generated.end(), stop[id]), 0);
+    }
+  }
+  EXPECT_EQ(s->allocator().num_free(), 40);
+}
+
+}  // namespace
+}  // namespace strata::coordinator
