@@ -5,7 +5,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
-#include "kernels/cpu/float16.h"
+#include "kernels/cpu/dequantize.h"
 #include "common/status_macros.h"
 #include "worker/model/weight_loaders.h"
 
@@ -43,25 +43,12 @@ absl::StatusOr<std::vector<float>> ToFloatVector(TensorType type, const void* da
     return absl::InvalidArgumentError(
         absl::StrCat(what, ": has ", num_elements, " elements, expected ", expected));
   }
-  std::vector<float> out(expected);
-  switch (type) {
-    case TensorType::kF32:
-      std::memcpy(out.data(), data, expected * sizeof(float));
-      break;
-    case TensorType::kF16:
-    case TensorType::kBF16: {
-      const uint16_t* src = static_cast<const uint16_t*>(data);
-      for (int64_t i = 0; i < expected; ++i) {
-        uint16_t h;
-        std::memcpy(&h, src + i, 2);
-        out[i] = type == TensorType::kF16 ? F16ToF32(h) : BF16ToF32(h);
-      }
-      break;
-    }
-    default:
-      return absl::InvalidArgumentError(absl::StrCat(what, ": type ", TensorTypeName(type),
-                                                     " is not supported for a vector (F32/F16/BF16)"));
+  if (type != TensorType::kF32 && type != TensorType::kF16 && type != TensorType::kBF16) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": type ", TensorTypeName(type),
+                                                   " is not supported for a vector (F32/F16/BF16)"));
   }
+  std::vector<float> out(expected);
+  RETURN_IF_ERROR(DequantizeRow(type, data, out.data(), expected));
   return out;
 }
 
