@@ -20,7 +20,7 @@
 #include "worker/kv_cache.h"
 #include "worker/model/llama_model.h"
 #include "worker/model/model_loader.h"
-#include "worker/sampling_params.h"
+#include "common/sampling_params.h"
 
 namespace strata {
 

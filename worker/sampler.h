@@ -32,7 +32,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "worker/sampling_params.h"
+#include "common/sampling_params.h"
 
 namespace strata {
 

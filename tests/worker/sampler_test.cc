@@ -21,7 +21,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "worker/sampling_params.h"
+#include "common/sampling_params.h"
 
 namespace strata {
 namespace {

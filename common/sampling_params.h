@@ -1,5 +1,5 @@
 // How one sequence picks its next token: the knobs of the sampler chain and
-// their validation. Plain data with no dependency on the worker, so the
+// their validation. Plain data in common/ (no dependency on the worker), so the
 // coordinator can validate a request's parameters at admission and send the
 // same struct to the worker that samples.
 #pragma once

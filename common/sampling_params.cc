@@ -1,4 +1,4 @@
-#include "worker/sampling_params.h"
+#include "common/sampling_params.h"
 
 #include <cmath>
 
