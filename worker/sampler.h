@@ -68,6 +68,13 @@ class Sampler {
   absl::StatusOr<std::vector<float>> Probabilities(absl::Span<const float> logits,
                                                    absl::Span<const int32_t> history);
 
+  // Advances the RNG as n non-greedy Sample calls would (each draws exactly
+  // one 64-bit number), so a sequence resumed after preemption continues the
+  // stream it had: Sample after SkipDraws(k) equals the (k+1)th Sample of a
+  // fresh sampler with the same seed. The caller decides whether the earlier
+  // calls drew (they do not when greedy).
+  void SkipDraws(uint64_t n) { rng_.discard(n); }
+
   const SamplingParams& params() const { return params_; }
   // The RNG's seed: params().seed, or the one drawn when it was unset.
   uint64_t seed() const { return seed_; }
