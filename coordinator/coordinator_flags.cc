@@ -1,0 +1,113 @@
+#include "coordinator/coordinator_flags.h"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "nlohmann/json.hpp"
+#include "tools/cli_flags.h"
+
+namespace strata::coordinator {
+
+namespace {
+
+const std::set<std::string>& ValuedFlags() {
+  static const std::set<std::string> flags = {
+      "config",          "model",           "model-name",        "replicas",       "host",
+      "port",            "worker-port",     "metrics-port",      "max-queue",      "max-num-seqs",
+      "max-batched-tokens", "block-size",   "max-context",       "max-prompt-tokens", "max-tokens",
+      "long-prefill-chunk", "watermark-blocks", "worker-liveness-s", "port-file"};
+  return flags;
+}
+
+// The config file's keys become "--key value" arguments placed before the
+// command line's, so later (command-line) values win.
+absl::StatusOr<std::vector<std::string>> ConfigArgs(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("--config: cannot read '", path, "'"));
+  std::stringstream text;
+  text << in.rdbuf();
+  nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat("--config: '", path, "' is not a JSON object"));
+  }
+  std::vector<std::string> args;
+  for (auto& [key, value] : j.items()) {
+    std::string flag = key;
+    for (char& c : flag) c = c == '_' ? '-' : c;
+    if (flag == "config" || ValuedFlags().count(flag) == 0) {
+      return absl::InvalidArgumentError(absl::StrCat("--config ", path, ": unknown key '", key, "'"));
+    }
+    std::string v;
+    if (value.is_string()) {
+      v = value.get<std::string>();
+    } else if (value.is_number_integer() || value.is_number_float()) {
+      v = value.dump();
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--config ", path, ": key '", key, "' must be a string or a number"));
+    }
+    args.push_back("--" + flag);
+    args.push_back(v);
+  }
+  return args;
+}
+
+absl::StatusOr<int32_t> Int(const CliFlags& f, const std::string& name, int64_t fallback, int64_t lo, int64_t hi) {
+  ASSIGN_OR_RETURN(int64_t v, f.GetInt(name, fallback));
+  if (v < lo || v > hi) {
+    return absl::InvalidArgumentError(absl::StrCat("--", name, ": ", v, " is outside [", lo, ", ", hi, "]"));
+  }
+  return static_cast<int32_t>(v);
+}
+
+}  // namespace
+
+std::string CoordinatorUsage() {
+  return "usage: strata-coordinator --model PATH [--model-name NAME] [--replicas N]\n"
+         "  [--host 0.0.0.0] [--port 8001] [--worker-port 8003] [--metrics-port 8002 (0: off)]\n"
+         "  [--max-queue 256] [--max-num-seqs 64] [--max-batched-tokens 2048] [--block-size 16]\n"
+         "  [--max-context N] [--max-prompt-tokens N] [--max-tokens N] [--long-prefill-chunk N]\n"
+         "  [--watermark-blocks N] [--worker-liveness-s 10] [--port-file FILE] [--config FILE.json]\n";
+}
+
+absl::StatusOr<CoordinatorOptions> ParseCoordinatorFlags(const std::vector<std::string>& args) {
+  ASSIGN_OR_RETURN(CliFlags cli, CliFlags::Parse(args, ValuedFlags(), {}));
+  std::vector<std::string> all;
+  if (cli.Has("config")) {
+    ASSIGN_OR_RETURN(all, ConfigArgs(cli.Get("config", "")));
+  }
+  all.insert(all.end(), args.begin(), args.end());
+  ASSIGN_OR_RETURN(CliFlags f, CliFlags::Parse(all, ValuedFlags(), {}));
+
+  CoordinatorOptions o;
+  if (!f.Has("model")) return absl::InvalidArgumentError("--model is required (a GGUF file or HF directory)");
+  ClusterConfig::Model m;
+  m.path = ResolveModelPath(f.Get("model", ""));
+  m.name = f.Get("model-name", "");
+  ASSIGN_OR_RETURN(m.replicas, Int(f, "replicas", 1, 1, 1024));
+  o.cluster.models.push_back(m);
+  o.host = f.Get("host", o.host);
+  ASSIGN_OR_RETURN(o.port, Int(f, "port", o.port, 0, 65535));
+  ASSIGN_OR_RETURN(o.worker_port, Int(f, "worker-port", o.worker_port, 0, 65535));
+  ASSIGN_OR_RETURN(o.metrics_port, Int(f, "metrics-port", o.metrics_port, 0, 65535));
+  ASSIGN_OR_RETURN(o.cluster.max_queue, Int(f, "max-queue", o.cluster.max_queue, 0, 1 << 20));
+  SchedulerConfig& s = o.cluster.scheduler;
+  s.max_num_seqs = 64;
+  ASSIGN_OR_RETURN(s.max_num_seqs, Int(f, "max-num-seqs", s.max_num_seqs, 1, 1 << 16));
+  ASSIGN_OR_RETURN(s.max_batched_tokens, Int(f, "max-batched-tokens", s.max_batched_tokens, 1, 1 << 20));
+  ASSIGN_OR_RETURN(s.block_size, Int(f, "block-size", s.block_size, 1, 1024));
+  ASSIGN_OR_RETURN(s.long_prefill_chunk, Int(f, "long-prefill-chunk", s.long_prefill_chunk, 0, 1 << 20));
+  ASSIGN_OR_RETURN(s.watermark_blocks, Int(f, "watermark-blocks", s.watermark_blocks, 0, 1 << 24));
+  ASSIGN_OR_RETURN(o.cluster.max_context, Int(f, "max-context", 0, 0, 1 << 24));
+  ASSIGN_OR_RETURN(o.cluster.max_prompt_tokens, Int(f, "max-prompt-tokens", 0, 0, 1 << 24));
+  ASSIGN_OR_RETURN(o.cluster.max_tokens, Int(f, "max-tokens", 0, 0, 1 << 24));
+  ASSIGN_OR_RETURN(int32_t liveness, Int(f, "worker-liveness-s", 10, 1, 3600));
+  o.worker_liveness = absl::Seconds(liveness);
+  o.port_file = f.Get("port-file", "");
+  return o;
+}
+
+}  // namespace strata::coordinator

@@ -1,0 +1,30 @@
+// strata-coordinator's configuration: command-line flags, optionally on top of
+// a JSON file (--config FILE) whose keys are the flag names
+// ({"model": "...", "replicas": 2, "max-queue": 64}); flags given on the
+// command line win over the file.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "coordinator/cluster.h"
+
+namespace strata::coordinator {
+
+struct CoordinatorOptions {
+  ClusterConfig cluster;
+  std::string host = "0.0.0.0";
+  int32_t port = 8001;          // clients: KServe v2, strata.v1, health, reflection
+  int32_t worker_port = 8003;   // workers: WorkerLink
+  int32_t metrics_port = 8002;  // Prometheus /metrics over HTTP; 0 = off
+  absl::Duration worker_liveness = absl::Seconds(10);
+  std::string port_file;        // when set, "port worker_port metrics_port" is written here once listening
+};
+
+// INVALID_ARGUMENT naming the flag or the config file's key.
+absl::StatusOr<CoordinatorOptions> ParseCoordinatorFlags(const std::vector<std::string>& args);
+std::string CoordinatorUsage();
+
+}  // namespace strata::coordinator

@@ -1,0 +1,125 @@
+// strata-coordinator: the cluster's front door. Serves clients (KServe v2,
+// strata.v1, grpc.health.v1, reflection) on --port, workers (WorkerLink) on
+// --worker-port and Prometheus metrics on --metrics-port; SIGINT/SIGTERM shut
+// it down cleanly (running requests end with UNAVAILABLE, workers are told to
+// shut down).
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "coordinator/cluster.h"
+#include "coordinator/coordinator_flags.h"
+#include "coordinator/frontend/kserve_service.h"
+#include "coordinator/frontend/strata_service.h"
+#include "coordinator/metrics.h"
+#include "coordinator/worker_link_service.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+
+namespace {
+
+volatile std::sig_atomic_t g_stop = 0;
+void OnSignal(int) { g_stop = 1; }
+
+int Fail(const std::string& what) {
+  std::fprintf(stderr, "strata-coordinator: %s\n", what.c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace strata::coordinator;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
+    std::fputs(CoordinatorUsage().c_str(), stdout);
+    return 0;
+  }
+  auto options = ParseCoordinatorFlags(args);
+  if (!options.ok()) {
+    std::fprintf(stderr, "strata-coordinator: %s\n%s", std::string(options.status().message()).c_str(),
+                 CoordinatorUsage().c_str());
+    return 2;
+  }
+  const std::string metrics_addr =
+      options->metrics_port > 0 || !options->port_file.empty()
+          ? absl::StrCat(options->host, ":", options->metrics_port)
+          : "";
+  auto metrics = Metrics::Create(metrics_addr);
+  if (!metrics.ok()) return Fail(std::string(metrics.status().message()));
+  auto cluster = Cluster::Create(options->cluster, metrics->get());
+  if (!cluster.ok()) return Fail(std::string(cluster.status().message()));
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+
+  KServeService kserve(cluster->get());
+  StrataService native(cluster->get());
+  int client_port = 0;
+  grpc::ServerBuilder client_builder;
+  client_builder.AddListeningPort(absl::StrCat(options->host, ":", options->port),
+                                  grpc::InsecureServerCredentials(), &client_port);
+  client_builder.RegisterService(&kserve);
+  client_builder.RegisterService(&native);
+  client_builder.SetMaxReceiveMessageSize(64 << 20);
+  std::unique_ptr<grpc::Server> client_server = client_builder.BuildAndStart();
+  if (!client_server || client_port == 0) {
+    return Fail(absl::StrCat("cannot listen for clients on ", options->host, ":", options->port));
+  }
+
+  WorkerLinkService link(cluster->get(), options->worker_liveness);
+  int worker_port = 0;
+  grpc::ServerBuilder worker_builder;
+  worker_builder.AddListeningPort(absl::StrCat(options->host, ":", options->worker_port),
+                                  grpc::InsecureServerCredentials(), &worker_port);
+  worker_builder.RegisterService(&link);
+  worker_builder.SetMaxReceiveMessageSize(256 << 20);
+  std::unique_ptr<grpc::Server> worker_server = worker_builder.BuildAndStart();
+  if (!worker_server || worker_port == 0) {
+    return Fail(absl::StrCat("cannot listen for workers on ", options->host, ":", options->worker_port));
+  }
+
+  // Health: SERVING only while a replica is ready ("" = the whole server).
+  grpc::HealthCheckServiceInterface* health = client_server->GetHealthCheckService();
+  auto set_health = [health](bool ready) {
+    if (health == nullptr) return;
+    health->SetServingStatus(ready);
+    health->SetServingStatus("inference.GRPCInferenceService", ready);
+    health->SetServingStatus("strata.v1.Strata", ready);
+  };
+  set_health(false);
+  (*cluster)->set_on_readiness_change(set_health);
+
+  const int metrics_port = (*metrics)->port();
+  std::fprintf(stderr,
+               "[coordinator] serving model %s: clients on %s:%d (KServe v2, strata.v1, health, reflection), "
+               "workers on %s:%d, metrics on %s\n",
+               options->cluster.models[0].path.c_str(), options->host.c_str(), client_port,
+               options->host.c_str(), worker_port,
+               metrics_port > 0 ? absl::StrCat(":", metrics_port, "/metrics").c_str() : "off");
+  if (!options->port_file.empty()) {
+    std::ofstream out(options->port_file + ".tmp");
+    out << client_port << " " << worker_port << " " << metrics_port << "\n";
+    out.close();
+    std::rename((options->port_file + ".tmp").c_str(), options->port_file.c_str());
+  }
+
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  while (!g_stop) {
+    struct timespec ts{0, 50 * 1000 * 1000};
+    nanosleep(&ts, nullptr);
+  }
+  std::fprintf(stderr, "[coordinator] shutting down\n");
+  set_health(false);
+  (*cluster)->Shutdown();  // requests end with UNAVAILABLE, workers get Shutdown
+  const auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(2);
+  client_server->Shutdown(deadline);
+  worker_server->Shutdown(deadline);
+  return 0;
+}

@@ -1,0 +1,71 @@
+// The coordinator's Prometheus metrics (prometheus-cpp), served over HTTP at
+// /metrics. Names follow vLLM's where one exists (strata_ prefix):
+//
+//   strata_time_to_first_token_seconds        histogram
+//   strata_inter_token_latency_seconds        histogram
+//   strata_e2e_request_latency_seconds        histogram
+//   strata_request_queue_time_seconds         histogram  submit -> first scheduled
+//   strata_request_prompt_tokens_total        counter
+//   strata_request_generation_tokens_total    counter
+//   strata_request_success_total{finish_reason}   counter
+//   strata_request_failure_total{code}        counter    errors after admission and rejections
+//   strata_num_requests_running{replica}      gauge
+//   strata_num_requests_waiting{replica}      gauge
+//   strata_kv_blocks_free{replica} / strata_kv_blocks_total{replica}   gauge
+//   strata_replica_ready{replica}             gauge 0/1
+//   strata_step_batch_tokens                  histogram  tokens computed per step
+//   strata_step_duration_seconds              histogram  worker round trip per step
+//
+// Thread ownership: thread-safe (prometheus-cpp metrics are atomic; family
+// lookups are guarded).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "coordinator/generation.h"
+
+namespace prometheus {
+class Exposer;
+class Registry;
+}  // namespace prometheus
+
+namespace strata::coordinator {
+
+struct ReplicaGauges {
+  int32_t running = 0;
+  int32_t waiting = 0;
+  int32_t kv_blocks_free = 0;
+  int32_t kv_blocks_total = 0;
+  bool ready = false;
+};
+
+class Metrics {
+ public:
+  // `http_address` like "0.0.0.0:8002"; empty: metrics are kept but not served.
+  static absl::StatusOr<std::unique_ptr<Metrics>> Create(const std::string& http_address);
+  ~Metrics();
+
+  void FirstToken(double seconds_since_submit);
+  void InterToken(double seconds);
+  void Queued(double seconds);
+  void Finished(FinishReason reason, double e2e_seconds, int32_t prompt_tokens, int32_t generated_tokens);
+  void Failed(absl::StatusCode code);
+  void Step(int32_t batch_tokens, double seconds);
+  void SetReplica(int32_t replica, const ReplicaGauges& gauges);
+
+  // The HTTP port /metrics is served on; 0 when not served.
+  int port() const;
+
+  // The text exposition (what /metrics returns), for tests and logs.
+  std::string Render() const;
+
+ private:
+  struct Impl;
+  explicit Metrics(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace strata::coordinator

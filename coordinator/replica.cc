@@ -1,0 +1,368 @@
+#include "coordinator/replica.h"
+
+#include <algorithm>
+#include <unordered_set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace strata::coordinator {
+
+namespace {
+
+double Seconds(absl::Duration d) { return absl::ToDoubleSeconds(d); }
+
+FinishReason ToFinish(StopReason r) {
+  switch (r) {
+    case StopReason::kMaxTokens: return FinishReason::kLength;
+    case StopReason::kStopToken: return FinishReason::kStop;
+    case StopReason::kAborted: return FinishReason::kCancelled;
+    case StopReason::kNone: break;
+  }
+  return FinishReason::kStop;
+}
+
+void ToWire(const GenerationRequest& r, wire::SamplingParams* s) {
+  s->set_temperature(r.sampling.temperature);
+  s->set_top_k(r.sampling.top_k);
+  s->set_top_p(r.sampling.top_p);
+  s->set_min_p(r.sampling.min_p);
+  s->set_repetition_penalty(r.sampling.repetition_penalty);
+  s->set_presence_penalty(r.sampling.presence_penalty);
+  s->set_frequency_penalty(r.sampling.frequency_penalty);
+  s->set_penalty_last_n(r.sampling.penalty_last_n);
+  s->set_seed(r.sampling.seed.value_or(0));
+  s->set_logprobs(r.logprobs);
+}
+
+}  // namespace
+
+Replica::Replica(ReplicaConfig config, ReplicaHooks hooks, Metrics* metrics)
+    : config_(std::move(config)), hooks_(std::move(hooks)), metrics_(metrics) {
+  PublishGauges();
+  thread_ = std::thread([this] { Loop(); });
+}
+
+Replica::~Replica() { Stop(); }
+
+void Replica::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stop_ && !thread_.joinable()) return;
+    stop_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+absl::Status Replica::Attach(std::shared_ptr<WorkerConnection> conn) {
+  absl::MutexLock lock(&mu_);
+  if (stop_) return absl::UnavailableError("the coordinator is shutting down");
+  if (attached_ && attached_->alive()) {
+    return absl::AlreadyExistsError(absl::StrCat("replica ", config_.index, " already has worker ",
+                                                 attached_->worker_id(), " attached"));
+  }
+  attached_ = std::move(conn);
+  return absl::OkStatus();
+}
+
+void Replica::Detach(const WorkerConnection* conn) {
+  absl::MutexLock lock(&mu_);
+  if (attached_.get() == conn) {
+    attached_.reset();
+    ready_ = false;
+  }
+  woken_ = true;
+}
+
+void Replica::Enqueue(PendingRequest request) {
+  outstanding_++;
+  queued_++;
+  absl::MutexLock lock(&mu_);
+  inbox_.push_back(std::move(request));
+}
+
+void Replica::Wake() {
+  absl::MutexLock lock(&mu_);
+  woken_ = true;
+}
+
+void Replica::Loop() {
+  for (;;) {
+    std::vector<PendingRequest> incoming;
+    std::shared_ptr<WorkerConnection> attached;
+    const bool busy = conn_ && scheduler_ && scheduler_->HasUnfinished() && !stalled_;
+    {
+      absl::MutexLock lock(&mu_);
+      auto wake = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+        return stop_ || woken_ || !inbox_.empty() || attached_ != conn_;
+      };
+      // Wake up regularly to enforce deadlines and notice dead workers.
+      if (!busy) mu_.AwaitWithTimeout(absl::Condition(&wake), absl::Milliseconds(20));
+      if (stop_) break;
+      incoming.swap(inbox_);
+      woken_ = false;
+      attached = attached_;
+    }
+    stalled_ = false;
+    SyncConnection(attached);
+    for (PendingRequest& p : incoming) Admit(std::move(p));
+    if (!conn_) continue;
+    Reap();
+    if (scheduler_->HasUnfinished()) Step();
+    PublishGauges();
+  }
+  if (conn_) conn_->Shutdown("coordinator shutting down");
+  {
+    absl::MutexLock lock(&mu_);
+    for (PendingRequest& p : inbox_) {
+      p.stream->Fail(absl::UnavailableError("the coordinator is shutting down"));
+    }
+    inbox_.clear();
+  }
+  for (auto& [id, a] : active_) a.pending.stream->Fail(absl::UnavailableError("the coordinator is shutting down"));
+  active_.clear();
+  ready_ = false;
+}
+
+void Replica::SyncConnection(const std::shared_ptr<WorkerConnection>& attached) {
+  if (conn_ && (conn_ != attached || !conn_->alive())) {
+    Abandon(absl::UnavailableError(absl::StrCat("replica ", config_.index, ": worker ", conn_->worker_id(),
+                                                " went away")));
+  }
+  if (!conn_ && attached && attached->alive()) {
+    SchedulerConfig sc = config_.scheduler;
+    sc.num_blocks = static_cast<int32_t>(attached->registration().kv_capacity_blocks());
+    auto sched = Scheduler::Create(sc);
+    if (!sched.ok()) {
+      attached->Shutdown(absl::StrCat("cannot schedule for this worker: ", sched.status().message()));
+      attached->Cancel();
+      return;
+    }
+    scheduler_ = *std::move(sched);
+    conn_ = attached;
+    step_id_ = 0;
+    ready_ = true;
+    if (hooks_.readiness_changed) hooks_.readiness_changed();
+  }
+}
+
+void Replica::Abandon(const absl::Status& why) {
+  conn_.reset();
+  scheduler_.reset();
+  ready_ = false;
+  for (auto& [id, a] : active_) {
+    outstanding_--;
+    if (!a.scheduled_once) queued_--;
+    if (!a.pending.stream->HasStreamed() && hooks_.retry) {
+      a.pending.attempts++;
+      hooks_.retry(std::move(a.pending));
+    } else {
+      a.pending.stream->Fail(why);
+      if (metrics_) metrics_->Failed(why.code());
+    }
+  }
+  active_.clear();
+  if (hooks_.readiness_changed) hooks_.readiness_changed();
+}
+
+void Replica::Admit(PendingRequest p) {
+  if (!conn_) {
+    outstanding_--;
+    queued_--;
+    if (hooks_.retry) {
+      p.attempts++;
+      hooks_.retry(std::move(p));
+    } else {
+      p.stream->Fail(absl::UnavailableError(absl::StrCat("replica ", config_.index, " has no worker")));
+    }
+    return;
+  }
+  SequenceRequest sr;
+  sr.id = p.seq_id;
+  sr.prompt = p.request.prompt;
+  sr.max_tokens = p.request.max_tokens;
+  sr.priority = p.request.priority;
+  sr.stop_token_ids = p.request.stop_token_ids;
+  if (!p.request.ignore_eos) {
+    const auto& eog = config_.model->end_of_generation_ids;
+    sr.stop_token_ids.insert(sr.stop_token_ids.end(), eog.begin(), eog.end());
+  }
+  absl::Status st = scheduler_->Add(std::move(sr));
+  if (!st.ok()) {
+    outstanding_--;
+    queued_--;
+    p.stream->Fail(st);
+    if (metrics_) metrics_->Failed(st.code());
+    return;
+  }
+  const int64_t id = p.seq_id;
+  RequestOutput output(config_.model->tokenizer.get(), p.request);
+  active_.emplace(id, Active{std::move(p), std::move(output), 0, false, absl::Now()});
+}
+
+void Replica::EndWithError(int64_t seq_id, const absl::Status& status) {
+  auto it = active_.find(seq_id);
+  if (it == active_.end()) return;
+  scheduler_->Abort(seq_id).IgnoreError();
+  it->second.pending.stream->Fail(status);
+  if (metrics_) metrics_->Failed(status.code());
+  outstanding_--;
+  if (!it->second.scheduled_once) queued_--;
+  active_.erase(it);
+}
+
+void Replica::Reap() {
+  const absl::Time now = absl::Now();
+  std::vector<int64_t> cancelled, late;
+  for (auto& [id, a] : active_) {
+    if (a.pending.stream->IsCancelled()) {
+      cancelled.push_back(id);
+    } else if (now >= a.pending.request.deadline) {
+      late.push_back(id);
+    }
+  }
+  for (int64_t id : cancelled) {
+    EndWithError(id, absl::CancelledError("cancelled by the client"));
+  }
+  for (int64_t id : late) {
+    EndWithError(id, absl::DeadlineExceededError(absl::StrCat(
+                         "request ", active_.at(id).pending.request.request_id, " passed its deadline after ",
+                         active_.at(id).output.num_generated(), " generated tokens")));
+  }
+}
+
+wire::StepPlan Replica::BuildPlan(const SchedulerOutput& out) {
+  wire::StepPlan plan;
+  plan.set_step_id(++step_id_);
+  for (int64_t id : out.finished_ids) plan.add_finished_seq_ids(static_cast<uint64_t>(id));
+  for (int64_t id : out.preempted_ids) plan.add_preempted_seq_ids(static_cast<uint64_t>(id));
+  const absl::Time now = absl::Now();
+  for (const NewSequence& ns : out.new_sequences) {
+    Active& a = active_.at(ns.seq_id);
+    if (!a.scheduled_once) {
+      a.scheduled_once = true;
+      queued_--;
+      if (metrics_) metrics_->Queued(Seconds(now - a.pending.submitted));
+    }
+    wire::NewSequence* w = plan.add_new_sequences();
+    w->set_seq_id(static_cast<uint64_t>(ns.seq_id));
+    w->mutable_token_ids()->Add(ns.token_ids.begin(), ns.token_ids.end());
+    const int32_t prompt_len = static_cast<int32_t>(a.pending.request.prompt.size());
+    w->set_num_prompt_tokens(static_cast<uint32_t>(prompt_len));
+    ToWire(a.pending.request, w->mutable_sampling());
+    for (int32_t b : ns.block_ids) w->add_block_ids(static_cast<uint32_t>(b));
+    w->set_num_computed_tokens(static_cast<uint32_t>(ns.num_computed));
+    w->set_num_scheduled_tokens(static_cast<uint32_t>(ns.num_new_tokens));
+    w->set_num_sampled_before(static_cast<uint32_t>(ns.token_ids.size()) - static_cast<uint32_t>(prompt_len));
+    a.worker_known_tokens = static_cast<int32_t>(ns.token_ids.size());
+  }
+  for (const RunningDelta& d : out.running_deltas) {
+    Active& a = active_.at(d.seq_id);
+    const Sequence* seq = scheduler_->Find(d.seq_id);
+    wire::RunningSequence* w = plan.add_running_sequences();
+    w->set_seq_id(static_cast<uint64_t>(d.seq_id));
+    if (seq != nullptr) {
+      const auto& tokens = seq->tokens();
+      for (int32_t i = a.worker_known_tokens; i < static_cast<int32_t>(tokens.size()); ++i) {
+        w->add_new_token_ids(tokens[i]);
+      }
+      a.worker_known_tokens = static_cast<int32_t>(tokens.size());
+    }
+    for (int32_t b : d.new_block_ids) w->add_new_block_ids(static_cast<uint32_t>(b));
+    w->set_num_scheduled_tokens(static_cast<uint32_t>(d.num_new_tokens));
+  }
+  return plan;
+}
+
+void Replica::Complete(Active& a, GenerationChunk chunk) {
+  const absl::Time now = absl::Now();
+  if (metrics_) {
+    metrics_->Finished(chunk.finish, Seconds(now - a.pending.submitted), chunk.prompt_tokens,
+                       chunk.completion_tokens);
+  }
+  a.pending.stream->Push(std::move(chunk));
+  outstanding_--;
+}
+
+void Replica::Step() {
+  SchedulerOutput out = scheduler_->Schedule();
+  if (out.empty()) {
+    // Nothing can run now (all waiting, none admissible); finished ids ride
+    // along with the next real step.
+    stalled_ = true;
+    return;
+  }
+  wire::StepPlan plan = BuildPlan(out);
+  const absl::Time t0 = absl::Now();
+  absl::StatusOr<wire::StepResult> result = conn_->RunStep(plan);
+  const absl::Time t1 = absl::Now();
+  if (!result.ok()) {
+    conn_->Cancel();
+    Abandon(absl::UnavailableError(absl::StrCat("replica ", config_.index, ": ", result.status().message())));
+    return;
+  }
+  if (metrics_) metrics_->Step(out.total_tokens, Seconds(t1 - t0));
+  if (result->has_error()) {
+    const wire::StepError& err = result->error();
+    const absl::Status status(static_cast<absl::StatusCode>(err.code()),
+                              absl::StrCat("worker ", conn_->worker_id(), ": ", err.message()));
+    if (err.seq_ids().empty()) {
+      conn_->Cancel();
+      Abandon(status);
+      return;
+    }
+    for (uint64_t id : err.seq_ids()) EndWithError(static_cast<int64_t>(id), status);
+  }
+  std::vector<SampledToken> sampled;
+  std::unordered_map<int64_t, float> logprob;
+  for (const wire::SampledToken& t : result->tokens()) {
+    const int64_t id = static_cast<int64_t>(t.seq_id());
+    if (active_.count(id) == 0) continue;
+    sampled.push_back({id, t.token_id()});
+    logprob[id] = t.logprob();
+  }
+  UpdateResult update = scheduler_->Update(sampled);
+  std::unordered_map<int64_t, StopReason> finished;
+  for (const FinishedSequence& f : update.finished) finished[f.seq_id] = f.reason;
+  for (const SampledToken& t : sampled) {
+    auto it = active_.find(t.seq_id);
+    if (it == active_.end()) continue;
+    Active& a = it->second;
+    if (a.output.num_generated() == 0) {
+      if (metrics_) metrics_->FirstToken(Seconds(t1 - a.pending.submitted));
+    } else if (metrics_) {
+      metrics_->InterToken(Seconds(t1 - a.last_token));
+    }
+    a.last_token = t1;
+    auto f = finished.find(t.seq_id);
+    if (f != finished.end()) {
+      Complete(a, a.output.Finish(ToFinish(f->second), t.token, logprob[t.seq_id]));
+      active_.erase(it);
+      continue;
+    }
+    bool stopped = false;
+    GenerationChunk chunk = a.output.Append(t.token, logprob[t.seq_id], &stopped);
+    if (stopped) {
+      scheduler_->Abort(t.seq_id).IgnoreError();
+      Complete(a, std::move(chunk));
+      active_.erase(it);
+    } else {
+      a.pending.stream->Push(std::move(chunk));
+    }
+  }
+}
+
+void Replica::PublishGauges() {
+  if (!metrics_) return;
+  ReplicaGauges g;
+  g.ready = ready_.load();
+  if (scheduler_) {
+    g.running = scheduler_->num_running();
+    g.waiting = scheduler_->num_waiting();
+    g.kv_blocks_free = scheduler_->allocator().num_free();
+    g.kv_blocks_total = scheduler_->allocator().num_blocks() - 1;
+  }
+  metrics_->SetReplica(config_.index, g);
+}
+
+}  // namespace strata::coordinator

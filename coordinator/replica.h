@@ -1,0 +1,134 @@
+// One model replica as the coordinator drives it: its engine loop thread, its
+// scheduler and block allocator, and the worker attached to it.
+//
+// The engine loop, one iteration:
+//
+//   take new requests and the worker (re)attaching ─► reap cancelled / late
+//   requests ─► schedule (scheduler: tokens per sequence, blocks) ─► execute
+//   (StepPlan diff ─► worker ─► StepResult) ─► update (append tokens, stop
+//   checks, detokenize, stream chunks)
+//
+// When the worker goes away every request of the replica ends: one that has
+// not streamed anything yet goes back to the cluster to run elsewhere
+// (ReplicaHooks::retry), the others end with UNAVAILABLE. The scheduler is
+// rebuilt from the capacity of the next worker that attaches.
+//
+// Thread ownership: the engine loop thread owns the scheduler, the active
+// requests and the current connection. Enqueue/Attach/Detach/Wake and the
+// load accessors are thread-safe (gRPC threads call them).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "coordinator/generation.h"
+#include "coordinator/metrics.h"
+#include "coordinator/model_metadata.h"
+#include "coordinator/request_output.h"
+#include "coordinator/request_stream.h"
+#include "coordinator/scheduler.h"
+#include "coordinator/worker_connection.h"
+
+namespace strata::coordinator {
+
+// A request on its way to a replica.
+struct PendingRequest {
+  int64_t seq_id = 0;
+  GenerationRequest request;   // validated, seed set, max_tokens resolved
+  std::shared_ptr<RequestStream> stream;
+  absl::Time submitted;
+  int32_t attempts = 0;        // replicas it was sent to before
+};
+
+struct ReplicaConfig {
+  int32_t index = 0;
+  const ModelMetadata* model = nullptr;
+  SchedulerConfig scheduler;   // num_blocks comes from the worker
+};
+
+struct ReplicaHooks {
+  // A request the replica could not run and that streamed nothing: run it elsewhere.
+  std::function<void(PendingRequest)> retry;
+  // The replica became ready or stopped being ready.
+  std::function<void()> readiness_changed;
+};
+
+class Replica {
+ public:
+  Replica(ReplicaConfig config, ReplicaHooks hooks, Metrics* metrics);
+  ~Replica();  // stops the engine loop; running requests end with UNAVAILABLE
+  Replica(const Replica&) = delete;
+  Replica& operator=(const Replica&) = delete;
+
+  int32_t index() const { return config_.index; }
+  // Attached worker registered and adopted by the engine loop.
+  bool ready() const { return ready_.load(); }
+  // Requests enqueued and not finished.
+  int32_t outstanding() const { return outstanding_.load(); }
+  // Requests enqueued and not yet scheduled for the first time.
+  int32_t queued() const { return queued_.load(); }
+
+  // A worker registered for this replica. ALREADY_EXISTS while another is attached.
+  absl::Status Attach(std::shared_ptr<WorkerConnection> conn);
+  // The worker's stream ended (called by its handler after ReadLoop).
+  void Detach(const WorkerConnection* conn);
+  void Enqueue(PendingRequest request);
+  // Something changed (a cancellation): run an iteration soon.
+  void Wake();
+  // Asks the attached worker to shut down and stops the loop.
+  void Stop();
+
+ private:
+  struct Active {
+    PendingRequest pending;
+    RequestOutput output;
+    int32_t worker_known_tokens = 0;  // tokens the worker holds for it
+    bool scheduled_once = false;
+    absl::Time last_token;
+  };
+
+  void Loop();
+  void SyncConnection(const std::shared_ptr<WorkerConnection>& attached);
+  void Admit(PendingRequest request);
+  void Reap();
+  void Step();
+  void Abandon(const absl::Status& why);       // worker lost: retry or fail every request
+  void EndWithError(int64_t seq_id, const absl::Status& status);
+  void Complete(Active& a, GenerationChunk chunk);
+  wire::StepPlan BuildPlan(const SchedulerOutput& out);
+  void PublishGauges();
+
+  const ReplicaConfig config_;
+  const ReplicaHooks hooks_;
+  Metrics* const metrics_;
+  std::atomic<bool> ready_{false};
+  std::atomic<int32_t> outstanding_{0};
+  std::atomic<int32_t> queued_{0};
+
+  absl::Mutex mu_;
+  std::vector<PendingRequest> inbox_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<WorkerConnection> attached_ ABSL_GUARDED_BY(mu_);
+  bool woken_ ABSL_GUARDED_BY(mu_) = false;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+
+  // Engine loop thread only.
+  std::shared_ptr<WorkerConnection> conn_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unordered_map<int64_t, Active> active_;
+  uint64_t step_id_ = 0;
+  bool stalled_ = false;  // last Schedule() had nothing to run
+
+  std::thread thread_;  // last: starts after everything above exists
+};
+
+}  // namespace strata::coordinator

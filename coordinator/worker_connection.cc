@@ -1,0 +1,106 @@
+#include "coordinator/worker_connection.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace strata::coordinator {
+
+WorkerConnection::WorkerConnection(grpc::ServerContext* context, Stream* stream,
+                                   wire::Register registration, std::string worker_id,
+                                   absl::Duration liveness_timeout)
+    : context_(context),
+      stream_(stream),
+      registration_(std::move(registration)),
+      worker_id_(std::move(worker_id)),
+      liveness_timeout_(liveness_timeout),
+      last_heard_(absl::Now()) {}
+
+absl::Status WorkerConnection::ReadLoop() {
+  wire::WorkerMessage msg;
+  while (stream_->Read(&msg)) {
+    absl::MutexLock lock(&mu_);
+    last_heard_ = absl::Now();
+    if (msg.has_step_result()) {
+      results_.push_back(std::move(*msg.mutable_step_result()));
+    } else if (msg.has_register_()) {
+      end_status_ = absl::FailedPreconditionError(
+          absl::StrCat("worker ", worker_id_, " sent Register twice on one stream"));
+      break;
+    }
+    if (closed_) break;
+  }
+  absl::MutexLock lock(&mu_);
+  if (end_status_.ok()) {
+    end_status_ = absl::UnavailableError(absl::StrCat("worker ", worker_id_, " disconnected"));
+  }
+  closed_ = true;
+  return end_status_;
+}
+
+void WorkerConnection::Close() {
+  absl::MutexLock wlock(&write_mu_);  // no write in flight after this
+  absl::MutexLock lock(&mu_);
+  closed_ = true;
+  if (end_status_.ok()) end_status_ = absl::UnavailableError(absl::StrCat("worker ", worker_id_, " closed"));
+}
+
+bool WorkerConnection::alive() const {
+  absl::MutexLock lock(&mu_);
+  return !closed_;
+}
+
+bool WorkerConnection::Write(const wire::CoordinatorMessage& msg) {
+  absl::MutexLock wlock(&write_mu_);
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_) return false;
+  }
+  return stream_->Write(msg);
+}
+
+void WorkerConnection::Cancel() {
+  absl::MutexLock lock(&mu_);
+  if (closed_) return;
+  if (end_status_.ok()) end_status_ = absl::UnavailableError(absl::StrCat("worker ", worker_id_, " cancelled"));
+  context_->TryCancel();
+}
+
+absl::StatusOr<wire::StepResult> WorkerConnection::RunStep(const wire::StepPlan& plan) {
+  wire::CoordinatorMessage msg;
+  *msg.mutable_step_plan() = plan;
+  if (!Write(msg)) {
+    absl::MutexLock lock(&mu_);
+    return end_status_.ok() ? absl::UnavailableError(absl::StrCat("worker ", worker_id_, " went away"))
+                            : end_status_;
+  }
+  absl::MutexLock lock(&mu_);
+  for (;;) {
+    auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return closed_ || !results_.empty(); };
+    mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Seconds(1));
+    if (!results_.empty()) {
+      wire::StepResult r = std::move(results_.front());
+      results_.pop_front();
+      if (r.step_id() != plan.step_id()) {
+        return absl::InternalError(absl::StrCat("worker ", worker_id_, " answered step ", r.step_id(),
+                                                " while step ", plan.step_id(), " was expected"));
+      }
+      return r;
+    }
+    if (closed_) return end_status_;
+    if (absl::Now() - last_heard_ > liveness_timeout_) {
+      end_status_ = absl::UnavailableError(absl::StrCat("worker ", worker_id_, " silent for more than ",
+                                                        absl::FormatDuration(liveness_timeout_)));
+      context_->TryCancel();
+      return end_status_;
+    }
+  }
+}
+
+void WorkerConnection::Shutdown(const std::string& reason) {
+  wire::CoordinatorMessage msg;
+  msg.mutable_shutdown()->set_reason(reason);
+  Write(msg);
+}
+
+}  // namespace strata::coordinator

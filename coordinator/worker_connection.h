@@ -1,0 +1,73 @@
+// The coordinator's end of one worker's WorkerLink.Attach stream.
+//
+//   gRPC handler thread                 engine loop thread of the replica
+//     ReadLoop(): Read() until the        RunStep(plan): Write(plan), then wait
+//     stream ends; StepResults are  ───►  for the StepResult with its step_id
+//     queued, heartbeats refresh          (UNAVAILABLE when the worker is gone or
+//     the liveness clock                  silent for longer than the liveness
+//                                         timeout: the stream is then cancelled)
+//
+// The stream object belongs to the gRPC handler; it stays valid until
+// ReadLoop() returns, and Close() (called by the handler after ReadLoop) makes
+// every later Send/RunStep fail instead of touching it.
+//
+// Thread ownership: ReadLoop on the handler thread; RunStep/Shutdown on the
+// engine loop thread; alive()/Close() from any thread.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "strata/v1/worker.grpc.pb.h"
+
+namespace strata::coordinator {
+
+namespace wire = ::strata::worker::v1;
+
+class WorkerConnection {
+ public:
+  using Stream = grpc::ServerReaderWriter<wire::CoordinatorMessage, wire::WorkerMessage>;
+
+  WorkerConnection(grpc::ServerContext* context, Stream* stream, wire::Register registration,
+                   std::string worker_id, absl::Duration liveness_timeout);
+
+  const wire::Register& registration() const { return registration_; }
+  const std::string& worker_id() const { return worker_id_; }
+
+  // Handler thread: reads until the worker goes away or Close(). Returns why.
+  absl::Status ReadLoop();
+  // Handler thread, after ReadLoop: no more use of the stream.
+  void Close();
+
+  // Engine loop: sends `plan` and waits for its StepResult.
+  absl::StatusOr<wire::StepResult> RunStep(const wire::StepPlan& plan);
+  // Engine loop: asks the worker to finish and close its stream.
+  void Shutdown(const std::string& reason);
+  // Ends the stream from the coordinator's side (the worker sees it cancelled).
+  void Cancel();
+  bool alive() const;
+
+ private:
+  bool Write(const wire::CoordinatorMessage& msg);
+
+  grpc::ServerContext* const context_;
+  Stream* const stream_;
+  const wire::Register registration_;
+  const std::string worker_id_;
+  const absl::Duration liveness_timeout_;
+
+  absl::Mutex write_mu_;  // one writer at a time; guards use of stream_ for writes
+  mutable absl::Mutex mu_;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status end_status_ ABSL_GUARDED_BY(mu_);
+  std::deque<wire::StepResult> results_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_heard_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace strata::coordinator

@@ -1,0 +1,50 @@
+#include "coordinator/worker_link_service.h"
+
+#include <cstdio>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "coordinator/grpc_status.h"
+#include "coordinator/worker_connection.h"
+
+namespace strata::coordinator {
+
+grpc::Status WorkerLinkService::Attach(grpc::ServerContext* context,
+                                       grpc::ServerReaderWriter<wire::CoordinatorMessage, wire::WorkerMessage>* stream) {
+  wire::WorkerMessage first;
+  if (!stream->Read(&first)) return grpc::Status(grpc::StatusCode::CANCELLED, "stream ended before Register");
+  if (!first.has_register_()) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "the first message must be Register");
+  }
+  const wire::Register& reg = first.register_();
+  absl::StatusOr<Replica*> replica = cluster_->ReplicaFor(reg);
+  if (!replica.ok()) {
+    std::fprintf(stderr, "[coordinator] rejected worker from %s: %s\n", context->peer().c_str(),
+                 std::string(replica.status().message()).c_str());
+    return ToGrpcStatus(replica.status());
+  }
+  const std::string worker_id = absl::StrCat("r", reg.replica(), "-w", next_worker_++);
+  auto conn = std::make_shared<WorkerConnection>(context, stream, reg, worker_id, liveness_timeout_);
+  wire::CoordinatorMessage registered;
+  registered.mutable_registered()->set_worker_id(worker_id);
+  registered.mutable_registered()->add_peer_addresses(reg.peer_address());
+  if (!stream->Write(registered)) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "worker went away");
+  absl::Status attached = (*replica)->Attach(conn);
+  if (!attached.ok()) {
+    std::fprintf(stderr, "[coordinator] rejected worker %s: %s\n", worker_id.c_str(),
+                 std::string(attached.message()).c_str());
+    return ToGrpcStatus(attached);
+  }
+  std::fprintf(stderr, "[coordinator] worker %s attached: replica %u, %s, %u KV blocks of %u tokens, model %s\n",
+               worker_id.c_str(), reg.replica(), reg.device().c_str(), reg.kv_capacity_blocks(), reg.block_size(),
+               reg.model().name().c_str());
+  (*replica)->Wake();
+  absl::Status ended = conn->ReadLoop();
+  conn->Close();
+  (*replica)->Detach(conn.get());
+  std::fprintf(stderr, "[coordinator] worker %s detached: %s\n", worker_id.c_str(),
+               std::string(ended.message()).c_str());
+  return grpc::Status::OK;
+}
+
+}  // namespace strata::coordinator
