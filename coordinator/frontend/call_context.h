@@ -1,0 +1,22 @@
+// What a generation takes from the gRPC call that asked for it: the call's
+// deadline, and "has the client gone away" for PumpRequestStream.
+//
+// Thread ownership: stateless; the ServerContext must outlive what uses it.
+#pragma once
+
+#include <grpcpp/server_context.h>
+
+#include "absl/time/time.h"
+#include "coordinator/frontend/request_pump.h"
+
+namespace strata::coordinator::frontend {
+
+// The client's deadline, or InfiniteFuture when it set none.
+absl::Time CallDeadline(const grpc::ServerContext& context);
+
+// Pump options that poll context->IsCancelled() every poll_interval and stop
+// at `deadline`.
+PumpOptions PumpOptionsFor(grpc::ServerContext* context, absl::Duration poll_interval,
+                           absl::Time deadline);
+
+}  // namespace strata::coordinator::frontend

@@ -1,0 +1,30 @@
+#include "coordinator/frontend/request_pump.h"
+
+#include <optional>
+
+namespace strata::coordinator::frontend {
+
+absl::Status PumpRequestStream(RequestStream& stream, const PumpOptions& options,
+                               absl::FunctionRef<absl::Status(const GenerationChunk&)> on_chunk) {
+  while (true) {
+    if (options.is_cancelled && options.is_cancelled()) {
+      stream.Cancel();
+      return absl::CancelledError("the client cancelled the call");
+    }
+    if (absl::Now() >= options.deadline) {
+      stream.Cancel();
+      return absl::DeadlineExceededError("the call's deadline passed before generation finished");
+    }
+    absl::StatusOr<std::optional<GenerationChunk>> next = stream.Next(options.poll_interval);
+    if (!next.ok()) return next.status();
+    if (!next->has_value()) continue;  // timed out: check cancel and deadline again
+    const GenerationChunk& chunk = **next;
+    if (absl::Status s = on_chunk(chunk); !s.ok()) {
+      stream.Cancel();
+      return s;
+    }
+    if (chunk.finish != FinishReason::kNone) return absl::OkStatus();
+  }
+}
+
+}  // namespace strata::coordinator::frontend
