@@ -11,5 +11,8 @@ int RunGenerate(const std::vector<std::string>& args);
 int RunEvalLogits(const std::vector<std::string>& args);
 int RunTokenize(const std::vector<std::string>& args);
 int RunBench(const std::vector<std::string>& args);
+// Need the gRPC build (STRATA_WITH_GRPC).
+int RunCluster(const std::vector<std::string>& args);
+int RunClient(const std::vector<std::string>& args);
 
 }  // namespace strata

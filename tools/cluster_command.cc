@@ -1,0 +1,230 @@
+// `strata cluster up`: a coordinator and its workers as child processes on this
+// machine, supervised: a worker that dies is restarted (it re-registers with
+// the coordinator), Ctrl-C / SIGTERM stops them all.
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "grpcpp/grpcpp.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "tools/cli_flags.h"
+#include "tools/commands.h"
+
+extern char** environ;
+
+namespace strata {
+
+namespace {
+
+volatile sig_atomic_t g_stop = 0;
+void OnSignal(int) { g_stop = 1; }
+
+struct Child {
+  std::string name;
+  std::vector<std::string> argv;
+  pid_t pid = -1;
+  int restarts = 0;
+  std::chrono::steady_clock::time_point died;
+};
+
+std::string BinDir() {
+  char buf[4096];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n <= 0) return ".";
+  std::string p(buf, static_cast<size_t>(n));
+  return p.substr(0, p.rfind('/'));
+}
+
+bool Spawn(Child& c) {
+  std::vector<char*> argv;
+  for (std::string& a : c.argv) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid;
+  if (posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0) {
+    std::fprintf(stderr, "strata cluster: cannot start %s (%s)\n", c.name.c_str(), argv[0]);
+    return false;
+  }
+  c.pid = pid;
+  return true;
+}
+
+void StopAll(std::vector<Child>& children) {
+  for (Child& c : children) {
+    if (c.pid > 0) kill(c.pid, SIGTERM);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (Child& c : children) {
+    while (c.pid > 0) {
+      int status;
+      pid_t r = waitpid(c.pid, &status, WNOHANG);
+      if (r == c.pid || r < 0) {
+        c.pid = -1;
+      } else if (std::chrono::steady_clock::now() > deadline) {
+        kill(c.pid, SIGKILL);
+        waitpid(c.pid, &status, 0);
+        c.pid = -1;
+      } else {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
+  }
+}
+
+bool Healthy(const std::string& address) {
+  auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  auto stub = grpc::health::v1::Health::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+  grpc::health::v1::HealthCheckRequest req;
+  grpc::health::v1::HealthCheckResponse resp;
+  return stub->Check(&ctx, req, &resp).ok() && resp.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+}
+
+int Usage() {
+  std::fprintf(stderr,
+               "usage: strata cluster up [--model PATH|default] [--model-name NAME] [--replicas N]\n"
+               "         [--port 8001] [--worker-port 8003] [--metrics-port 8002] [--threads N per worker]\n"
+               "         [--kv-cache-mb M per worker] [--max-num-seqs N] [--max-queue N] [--port-file FILE]\n"
+               "  starts a coordinator and N single-worker replicas here; Ctrl-C stops them all\n");
+  return 2;
+}
+
+}  // namespace
+
+int RunCluster(const std::vector<std::string>& all_args) {
+  if (all_args.empty() || all_args[0] != "up") return Usage();
+  std::vector<std::string> args(all_args.begin() + 1, all_args.end());
+  auto flags = CliFlags::Parse(args,
+                               {"model", "model-name", "replicas", "port", "worker-port", "metrics-port", "threads",
+                                "kv-cache-mb", "max-num-seqs", "max-queue", "port-file"},
+                               {});
+  if (!flags.ok()) {
+    std::fprintf(stderr, "strata cluster: %s\n", std::string(flags.status().message()).c_str());
+    return Usage();
+  }
+  auto replicas = flags->GetInt("replicas", 1);
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  if (!replicas.ok() || *replicas < 1 || *replicas > 64) {
+    std::fprintf(stderr, "strata cluster: --replicas must be in [1, 64]\n");
+    return 2;
+  }
+  auto threads = flags->GetInt("threads", std::max<int64_t>(1, cores / *replicas));
+  if (!threads.ok() || *threads < 1) {
+    std::fprintf(stderr, "strata cluster: --threads must be >= 1\n");
+    return 2;
+  }
+  const std::string model = ResolveModelPath(flags->Get("model", "default"));
+  std::string name = flags->Get("model-name", "");
+  if (name.empty()) {
+    name = model.substr(model.rfind('/') + 1);
+    if (name.size() > 5 && name.substr(name.size() - 5) == ".gguf") name.resize(name.size() - 5);
+  }
+  const std::string dir = BinDir();
+  const std::string port_file = absl::StrCat("/tmp/strata-cluster-", getpid(), ".ports");
+  std::remove(port_file.c_str());
+
+  signal(SIGINT, OnSignal);
+  signal(SIGTERM, OnSignal);
+  std::vector<Child> children;
+  Child coord{"coordinator",
+              {dir + "/strata-coordinator", "--model", model, "--model-name", name, "--replicas",
+               absl::StrCat(*replicas), "--host", "127.0.0.1", "--port", flags->Get("port", "8001"),
+               "--worker-port", flags->Get("worker-port", "8003"), "--metrics-port",
+               flags->Get("metrics-port", "8002"), "--port-file", port_file}};
+  if (flags->Has("max-num-seqs")) coord.argv.insert(coord.argv.end(), {"--max-num-seqs", flags->Get("max-num-seqs", "")});
+  if (flags->Has("max-queue")) coord.argv.insert(coord.argv.end(), {"--max-queue", flags->Get("max-queue", "")});
+  children.push_back(coord);
+  if (!Spawn(children[0])) return 1;
+
+  // The coordinator writes "client worker metrics" ports once it listens.
+  std::vector<std::string> ports;
+  for (int i = 0; i < 600 && ports.size() != 3; ++i) {
+    std::ifstream in(port_file);
+    std::string line;
+    if (in && std::getline(in, line)) ports = std::vector<std::string>(absl::StrSplit(line, ' '));
+    int status;
+    if (waitpid(children[0].pid, &status, WNOHANG) == children[0].pid) {
+      std::fprintf(stderr, "strata cluster: the coordinator exited during startup\n");
+      return 1;
+    }
+    if (g_stop) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (ports.size() != 3) {
+    StopAll(children);
+    std::fprintf(stderr, "strata cluster: the coordinator did not start listening\n");
+    return 1;
+  }
+  const std::string client_addr = absl::StrCat("127.0.0.1:", ports[0]);
+  for (int64_t r = 0; r < *replicas; ++r) {
+    Child w{absl::StrCat("worker ", r),
+            {dir + "/strata-worker", "--coordinator", absl::StrCat("127.0.0.1:", ports[1]), "--replica",
+             absl::StrCat(r), "--model", model, "--model-name", name, "--threads", absl::StrCat(*threads)}};
+    if (flags->Has("kv-cache-mb")) w.argv.insert(w.argv.end(), {"--kv-cache-mb", flags->Get("kv-cache-mb", "")});
+    children.push_back(w);
+    if (!Spawn(children.back())) {
+      StopAll(children);
+      return 1;
+    }
+  }
+  bool announced = false;
+  int rc = 0;
+  while (!g_stop) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+      for (size_t i = 0; i < children.size(); ++i) {
+        if (children[i].pid != pid) continue;
+        children[i].pid = -1;
+        children[i].died = std::chrono::steady_clock::now();
+        std::fprintf(stderr, "strata cluster: %s exited (%s %d)\n", children[i].name.c_str(),
+                     WIFSIGNALED(status) ? "signal" : "status",
+                     WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+        if (i == 0) g_stop = 1, rc = 1;
+      }
+    }
+    // Restart dead workers after a second (up to 20 times each).
+    for (size_t i = 1; i < children.size() && !g_stop; ++i) {
+      Child& c = children[i];
+      if (c.pid < 0 && c.restarts < 20 && std::chrono::steady_clock::now() - c.died > std::chrono::seconds(1)) {
+        c.restarts++;
+        std::fprintf(stderr, "strata cluster: restarting %s\n", c.name.c_str());
+        Spawn(c);
+      }
+    }
+    if (!announced && Healthy(client_addr)) {
+      announced = true;
+      std::fprintf(stderr,
+                   "strata cluster: ready. model %s, %lld replica(s); clients on %s (KServe v2 / Triton, strata.v1), "
+                   "metrics on http://127.0.0.1:%s/metrics. Ctrl-C stops.\n",
+                   name.c_str(), static_cast<long long>(*replicas), client_addr.c_str(), ports[2].c_str());
+      if (flags->Has("port-file")) {
+        const std::string out = flags->Get("port-file", "");
+        { std::ofstream f(out + ".tmp"); f << ports[0] << " " << ports[1] << " " << ports[2] << "\n"; }
+        std::rename((out + ".tmp").c_str(), out.c_str());
+      }
+    }
+  }
+  std::fprintf(stderr, "strata cluster: stopping\n");
+  // Workers first, so the coordinator does not count them as failures.
+  std::vector<Child> workers(children.begin() + 1, children.end());
+  StopAll(workers);
+  std::vector<Child> coordinator(children.begin(), children.begin() + 1);
+  StopAll(coordinator);
+  std::remove(port_file.c_str());
+  return rc;
+}
+
+}  // namespace strata
