@@ -1,0 +1,110 @@
+// The worker's end of WorkerLink.Attach (strata/v1/worker.proto): dials the
+// coordinator, registers, then executes the StepPlans it is sent.
+//
+//   Attach():  dial (retry, capped backoff, until connect_timeout)
+//              ─► Register ─► wait for Registered
+//              ─► loop { Read StepPlan ─► executor.Execute ─► Write StepResult }
+//              until Shutdown (OK), Stop() (CANCELLED) or the stream breaking
+//              (UNAVAILABLE).
+//   Run():     Attach() again and again: after a broken stream the executor is
+//              Reset() (a re-attached worker registers anew with no
+//              per-sequence state; weights stay loaded) and the worker dials
+//              again. Returns OK after Shutdown or Stop(), the error otherwise
+//              (coordinator unreachable for connect_timeout, or a registration
+//              the coordinator refused for good: FAILED_PRECONDITION,
+//              UNIMPLEMENTED, NOT_FOUND, INVALID_ARGUMENT, PERMISSION_DENIED,
+//              UNAUTHENTICATED before Registered).
+//
+// Threads:
+//   step thread   calls Run()/Attach(); the only caller of the executor and
+//                 of Read(); writes StepResults.
+//   heartbeat     one per attachment, started after Register is written,
+//                 joined before Attach returns; writes a Heartbeat every
+//                 heartbeat_interval. Writes of both threads go through
+//                 write_mu_ (a grpc::ClientReaderWriter allows one writer).
+//   any thread    Stop() (e.g. the process's signal watcher): cancels the
+//                 current call and the dial/backoff waits.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "strata/v1/worker.grpc.pb.h"
+#include "worker/step_executor.h"
+
+namespace strata {
+
+inline constexpr uint32_t kWorkerProtocolVersion = 1;
+
+struct CoordinatorLinkConfig {
+  std::string coordinator_address;  // HOST:PORT (or a gRPC target such as unix:PATH)
+  uint32_t replica = 0;
+  uint32_t pp_stage = 0;
+  uint32_t pp_size = 1;
+  uint32_t tp_rank = 0;
+  uint32_t tp_size = 1;
+  std::string device = "cpu";
+  // How long one attachment keeps dialing an unreachable coordinator.
+  absl::Duration connect_timeout = absl::Seconds(120);
+  absl::Duration heartbeat_interval = absl::Seconds(1);
+  // Reconnect backoff starts here and doubles up to max_backoff.
+  absl::Duration min_backoff = absl::Milliseconds(100);
+  absl::Duration max_backoff = absl::Seconds(2);
+  std::string log_prefix = "[worker]";
+};
+
+class CoordinatorLink {
+ public:
+  // `executor` must outlive the link; the link is its only user while Run or
+  // Attach runs.
+  CoordinatorLink(CoordinatorLinkConfig config, StepExecutor* executor);
+  CoordinatorLink(const CoordinatorLink&) = delete;
+  CoordinatorLink& operator=(const CoordinatorLink&) = delete;
+
+  // Step thread. See the header comment for the statuses.
+  absl::Status Run();
+  absl::Status Attach();
+
+  // Any thread, async-signal-unsafe (call it from a watcher thread, not a
+  // signal handler). Run/Attach return soon after; later calls return at once.
+  void Stop();
+  bool stopped() const { return stopped_.load(); }
+
+  // The Register message this worker sends (for logs and tests).
+  strata::worker::v1::Register MakeRegister() const;
+
+ private:
+  using Stream = grpc::ClientReaderWriter<strata::worker::v1::WorkerMessage,
+                                          strata::worker::v1::CoordinatorMessage>;
+
+  void Log(absl::string_view message) const;
+  // Waits for the channel to be READY; DEADLINE_EXCEEDED / CANCELLED.
+  absl::Status Dial(grpc::Channel* channel);
+  bool Write(Stream* stream, const strata::worker::v1::WorkerMessage& msg);
+  void HeartbeatLoop(Stream* stream);
+  // Sleeps `d` unless Stop() comes first; false when stopped.
+  bool SleepUnlessStopped(absl::Duration d);
+  bool HeartbeatShouldEnd() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const CoordinatorLinkConfig config_;
+  StepExecutor* const executor_;
+
+  std::atomic<bool> stopped_{false};
+  std::atomic<uint64_t> last_completed_step_{0};
+  bool last_attach_registered_ = false;  // step thread only
+
+  absl::Mutex mu_;  // guards the current call's context and wakes waits
+  grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
+  bool stop_requested_ ABSL_GUARDED_BY(mu_) = false;  // mirrors stopped_ for waits
+  bool heartbeat_done_ ABSL_GUARDED_BY(mu_) = false;
+
+  absl::Mutex write_mu_;  // serializes Write on the current stream
+};
+
+}  // namespace strata

@@ -1,0 +1,483 @@
+#include "worker/step_executor.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <unordered_set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+
+namespace strata {
+
+namespace wire = ::strata::worker::v1;
+
+namespace {
+
+constexpr int64_t kFingerprintChunk = 1 << 20;  // bytes hashed at each end of a file
+
+uint64_t Fnv1a(uint64_t h, const char* data, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    h ^= static_cast<uint8_t>(data[i]);
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+// Hashes `file`'s size and its first and last kFingerprintChunk bytes into `h`.
+absl::Status HashFile(const std::filesystem::path& file, uint64_t* h, int64_t* total) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(file, ec);
+  if (ec) return absl::NotFoundError(absl::StrCat("cannot stat ", file.string(), ": ", ec.message()));
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", file.string()));
+  const std::string size_text = absl::StrCat(size, ";");
+  *h = Fnv1a(*h, size_text.data(), size_text.size());
+  std::string buf(static_cast<size_t>(std::min<int64_t>(kFingerprintChunk, size)), '\0');
+  in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+  *h = Fnv1a(*h, buf.data(), static_cast<size_t>(in.gcount()));
+  if (static_cast<int64_t>(size) > kFingerprintChunk) {
+    const int64_t tail = std::min<int64_t>(kFingerprintChunk, size - kFingerprintChunk);
+    in.seekg(static_cast<std::streamoff>(size - tail));
+    buf.resize(static_cast<size_t>(tail));
+    in.read(buf.data(), tail);
+    *h = Fnv1a(*h, buf.data(), static_cast<size_t>(in.gcount()));
+  }
+  if (in.bad()) return absl::DataLossError(absl::StrCat("cannot read ", file.string()));
+  *total += static_cast<int64_t>(size);
+  return absl::OkStatus();
+}
+
+// Collects the per-sequence errors of one step into a single StepError.
+class StepErrors {
+ public:
+  void Add(uint64_t seq_id, const absl::Status& status) {
+    if (bad_.insert(seq_id).second) seq_ids_.push_back(seq_id);
+    if (messages_.empty()) code_ = static_cast<int>(status.code());
+    messages_.push_back(std::string(status.message()));
+  }
+  bool Bad(uint64_t seq_id) const { return bad_.count(seq_id) > 0; }
+  bool empty() const { return messages_.empty(); }
+  void Fill(wire::StepError* e) const {
+    e->set_code(code_);
+    e->set_message(absl::StrJoin(messages_, "; "));
+    for (uint64_t id : seq_ids_) e->add_seq_ids(id);
+  }
+
+ private:
+  int code_ = 0;
+  std::vector<std::string> messages_;
+  std::vector<uint64_t> seq_ids_;
+  std::unordered_set<uint64_t> bad_;
+};
+
+void WholeStepError(absl::StatusCode code, const std::string& message, wire::StepResult* r) {
+  r->mutable_error()->set_code(static_cast<int>(code));
+  r->mutable_error()->set_message(message);
+  r->clear_tokens();
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ModelFingerprint(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  uint64_t h = 0xcbf29ce484222325ULL;
+  int64_t total = 0;
+  if (fs::is_directory(path, ec)) {
+    std::vector<fs::path> files;
+    for (const auto& entry : fs::directory_iterator(path, ec)) {
+      if (entry.is_regular_file()) files.push_back(entry.path());
+    }
+    if (ec) return absl::NotFoundError(absl::StrCat("cannot list ", path, ": ", ec.message()));
+    std::sort(files.begin(), files.end());
+    for (const fs::path& f : files) {
+      const std::string name = f.filename().string() + ";";
+      h = Fnv1a(h, name.data(), name.size());
+      RETURN_IF_ERROR(HashFile(f, &h, &total));
+    }
+  } else {
+    RETURN_IF_ERROR(HashFile(path, &h, &total));
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof(hex), "%016" PRIx64, h);
+  return absl::StrCat("size:", total, "-fnv1a64:", hex);
+}
+
+absl::StatusOr<KvPlan> PlanKv(const StepExecutorConfig& config, const ModelConfig& model) {
+  if (config.block_size < 1 || config.block_size > 1024) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("block_size ", config.block_size, " is outside [1, 1024]"));
+  }
+  if (config.max_context < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("max_context ", config.max_context, " is negative"));
+  }
+  KvPlan plan;
+  plan.max_context =
+      config.max_context > 0 ? config.max_context : std::min<int64_t>(model.context_length, 4096);
+  if (plan.max_context > model.context_length) {
+    return absl::InvalidArgumentError(absl::StrCat("max_context ", plan.max_context,
+                                                   " exceeds the model's context length ",
+                                                   model.context_length));
+  }
+  KvCacheConfig kc;
+  kc.n_layers = model.n_layers;
+  kc.n_kv_heads = model.n_kv_heads;
+  kc.head_dim = model.head_dim;
+  kc.block_size = config.block_size;
+  kc.dtype = config.kv_dtype;
+  plan.bytes_per_block = KvCache::BytesPerBlock(kc);
+  if (plan.bytes_per_block <= 0) return absl::InvalidArgumentError("model has an empty KV shape");
+  plan.blocks_per_max_sequence =
+      static_cast<int32_t>((plan.max_context + config.block_size - 1) / config.block_size);
+  const int64_t need = int64_t{plan.blocks_per_max_sequence} + 1;
+  const std::string need_text =
+      absl::StrCat("one sequence of max_context ", plan.max_context, " tokens needs ",
+                   plan.blocks_per_max_sequence, " blocks of ", config.block_size,
+                   " tokens plus the null block (", need, " blocks of ", plan.bytes_per_block,
+                   " bytes = ", need * plan.bytes_per_block, " bytes)");
+  if (config.kv_blocks < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("kv_blocks ", config.kv_blocks, " is negative"));
+  }
+  if (config.kv_blocks > 0) {
+    if (config.kv_blocks < need) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("kv_blocks ", config.kv_blocks, " is too small: ", need_text));
+    }
+    plan.num_blocks = config.kv_blocks;
+  } else {
+    if (config.kv_cache_bytes <= 0) {
+      return absl::InvalidArgumentError("kv_blocks or kv_cache_bytes must be positive");
+    }
+    const int64_t blocks = std::min<int64_t>(config.kv_cache_bytes / plan.bytes_per_block,
+                                             std::numeric_limits<int32_t>::max());
+    if (blocks < need) {
+      return absl::InvalidArgumentError(absl::StrCat("kv_cache_bytes ", config.kv_cache_bytes,
+                                                     " holds only ", blocks, " blocks: ", need_text));
+    }
+    plan.num_blocks = static_cast<int32_t>(blocks);
+  }
+  return plan;
+}
+
+SamplingParams FromProto(const wire::SamplingParams& p) {
+  SamplingParams s;
+  s.temperature = p.temperature();
+  s.top_k = p.top_k();
+  s.top_p = p.top_p();
+  s.min_p = p.min_p();
+  s.repetition_penalty = p.repetition_penalty();
+  s.presence_penalty = p.presence_penalty();
+  s.frequency_penalty = p.frequency_penalty();
+  s.penalty_last_n = p.penalty_last_n();
+  s.seed = p.seed();
+  return s;
+}
+
+absl::StatusOr<std::unique_ptr<StepExecutor>> StepExecutor::Create(const StepExecutorConfig& config) {
+  auto loaded = LoadModel(config.model_path);
+  if (!loaded.ok()) {
+    return absl::Status(loaded.status().code(),
+                        absl::StrCat("loading model ", config.model_path, ": ", loaded.status().message()));
+  }
+  return Create(config, *std::move(loaded));
+}
+
+absl::StatusOr<std::unique_ptr<StepExecutor>> StepExecutor::Create(const StepExecutorConfig& config,
+                                                                   std::unique_ptr<LoadedModel> model) {
+  if (model == nullptr) return absl::InvalidArgumentError("no model");
+  if (config.threads < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("threads ", config.threads, " must be >= 1"));
+  }
+  auto e = std::unique_ptr<StepExecutor>(new StepExecutor());
+  e->config_ = config;
+  e->model_ = std::move(model);
+  ASSIGN_OR_RETURN(e->kv_plan_, PlanKv(config, e->model_->config));
+  ASSIGN_OR_RETURN(e->runner_, LlamaModel::Create(&e->model_->config, &e->model_->weights));
+  ASSIGN_OR_RETURN(e->pool_, ThreadPool::Create(config.threads));
+  RETURN_IF_ERROR(e->Reset());
+
+  ModelIdentityInfo& id = e->identity_;
+  id.source = config.model_path;
+  id.name = config.model_name;
+  if (id.name.empty()) {
+    std::filesystem::path p(config.model_path);
+    while (!p.empty() && p.filename().empty()) p = p.parent_path();  // "dir/" -> "dir"
+    id.name = std::filesystem::is_directory(p) ? p.filename().string() : p.stem().string();
+  }
+  ASSIGN_OR_RETURN(id.fingerprint, ModelFingerprint(config.model_path));
+  id.vocab_size = e->model_->config.vocab_size;
+  id.num_layers = e->model_->config.n_layers;
+  id.context_length = e->kv_plan_.max_context;
+  return e;
+}
+
+absl::Status StepExecutor::Reset() {
+  seqs_.clear();
+  next_step_id_ = 1;
+  kv_.reset();  // free before allocating the fresh pool
+  KvCacheConfig kc;
+  kc.n_layers = model_->config.n_layers;
+  kc.n_kv_heads = model_->config.n_kv_heads;
+  kc.head_dim = model_->config.head_dim;
+  kc.block_size = config_.block_size;
+  kc.dtype = config_.kv_dtype;
+  kc.num_blocks = kv_plan_.num_blocks;
+  ASSIGN_OR_RETURN(kv_, KvCache::Create(kc));
+  return absl::OkStatus();
+}
+
+absl::Status StepExecutor::CheckTokens(const google::protobuf::RepeatedField<int32_t>& ids,
+                                       const char* field) const {
+  const int64_t vocab = model_->config.vocab_size;
+  for (int i = 0; i < ids.size(); ++i) {
+    if (ids[i] < 0 || ids[i] >= vocab) {
+      return absl::InvalidArgumentError(absl::StrCat(field, "[", i, "] = ", ids[i],
+                                                     " is outside the vocabulary [0, ", vocab, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status StepExecutor::CheckBlocks(const google::protobuf::RepeatedField<uint32_t>& ids,
+                                       const char* field) const {
+  for (int i = 0; i < ids.size(); ++i) {
+    if (ids[i] == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, "[", i, "] = 0 is the null block, never part of a table"));
+    }
+    if (ids[i] >= static_cast<uint32_t>(kv_plan_.num_blocks)) {
+      return absl::InvalidArgumentError(absl::StrCat(field, "[", i, "] = ", ids[i],
+                                                     " is beyond the KV capacity (valid ids 1..",
+                                                     kv_plan_.num_blocks - 1, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status StepExecutor::CheckSpan(int64_t known, int64_t computed, int64_t scheduled,
+                                     int64_t num_blocks) const {
+  const int64_t end = computed + scheduled;
+  if (known > kv_plan_.max_context) {
+    return absl::InvalidArgumentError(absl::StrCat("token count ", known,
+                                                   " exceeds the worker's context length ",
+                                                   kv_plan_.max_context));
+  }
+  if (num_blocks > kv_plan_.blocks_per_max_sequence) {
+    return absl::InvalidArgumentError(absl::StrCat("block table of ", num_blocks,
+                                                   " blocks exceeds the ", kv_plan_.blocks_per_max_sequence,
+                                                   " a sequence of the context length needs"));
+  }
+  if (end > known) {
+    return absl::InvalidArgumentError(absl::StrCat("num_scheduled_tokens ", scheduled,
+                                                   " from num_computed_tokens ", computed,
+                                                   " goes beyond the ", known, " known tokens"));
+  }
+  if (end > num_blocks * config_.block_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "num_scheduled_tokens ", scheduled, " from num_computed_tokens ", computed,
+        " goes beyond the block table (", num_blocks, " blocks of ", config_.block_size, " tokens)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status StepExecutor::CheckNew(const wire::NewSequence& n) const {
+  if (n.token_ids().empty()) return absl::InvalidArgumentError("token_ids is empty");
+  RETURN_IF_ERROR(CheckTokens(n.token_ids(), "token_ids"));
+  if (n.num_prompt_tokens() > static_cast<uint32_t>(n.token_ids_size())) {
+    return absl::InvalidArgumentError(absl::StrCat("num_prompt_tokens ", n.num_prompt_tokens(),
+                                                   " exceeds the ", n.token_ids_size(), " token_ids"));
+  }
+  if (absl::Status s = ValidateSamplingParams(FromProto(n.sampling())); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("sampling: ", s.message()));
+  }
+  RETURN_IF_ERROR(CheckBlocks(n.block_ids(), "block_ids"));
+  if (n.num_computed_tokens() % static_cast<uint32_t>(config_.block_size) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("num_computed_tokens ", n.num_computed_tokens(),
+                                                   " is not a multiple of block_size ",
+                                                   config_.block_size));
+  }
+  if (n.num_computed_tokens() > static_cast<uint32_t>(n.token_ids_size())) {
+    return absl::InvalidArgumentError(absl::StrCat("num_computed_tokens ", n.num_computed_tokens(),
+                                                   " exceeds the ", n.token_ids_size(), " token_ids"));
+  }
+  return CheckSpan(n.token_ids_size(), n.num_computed_tokens(), n.num_scheduled_tokens(),
+                   n.block_ids_size());
+}
+
+absl::Status StepExecutor::CheckRunning(const wire::RunningSequence& r, const Sequence& held) const {
+  RETURN_IF_ERROR(CheckTokens(r.new_token_ids(), "new_token_ids"));
+  RETURN_IF_ERROR(CheckBlocks(r.new_block_ids(), "new_block_ids"));
+  return CheckSpan(static_cast<int64_t>(held.tokens.size()) + r.new_token_ids_size(), held.computed,
+                   r.num_scheduled_tokens(),
+                   static_cast<int64_t>(held.block_ids.size()) + r.new_block_ids_size());
+}
+
+absl::StatusOr<StepExecutor::Sequence> StepExecutor::MakeSequence(const wire::NewSequence& n) const {
+  Sequence s;
+  s.tokens.assign(n.token_ids().begin(), n.token_ids().end());
+  s.block_ids.assign(n.block_ids().begin(), n.block_ids().end());
+  s.computed = n.num_computed_tokens();
+  s.logprobs = n.sampling().logprobs();
+  ASSIGN_OR_RETURN(s.sampler, Sampler::Create(FromProto(n.sampling())));
+  // A resumed sequence continues its RNG stream; greedy calls draw nothing.
+  if (n.sampling().temperature() > 0.0f) s.sampler->SkipDraws(n.num_sampled_before());
+  return s;
+}
+
+wire::StepResult StepExecutor::Execute(const wire::StepPlan& plan) {
+  const auto start = std::chrono::steady_clock::now();
+  wire::StepResult result;
+  result.set_step_id(plan.step_id());
+  auto finish = [&]() {
+    result.set_execute_micros(static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start)
+            .count()));
+    return std::move(result);
+  };
+
+  // Whole step: out-of-order plans mean the two sides disagree on history.
+  if (plan.step_id() != next_step_id_) {
+    WholeStepError(absl::StatusCode::kInvalidArgument,
+                   absl::StrCat("step_id ", plan.step_id(), " is not the expected ", next_step_id_,
+                                " (plans carry consecutive step_ids starting at 1)"),
+                   &result);
+    return finish();
+  }
+  ++next_step_id_;
+
+  // 1. Validate every entry against the state as the earlier parts of the plan
+  //    leave it, touching nothing.
+  std::unordered_set<uint64_t> dropped;
+  for (uint64_t id : plan.finished_seq_ids()) dropped.insert(id);
+  for (uint64_t id : plan.preempted_seq_ids()) dropped.insert(id);
+  auto held = [&](uint64_t id) -> const Sequence* {
+    if (dropped.count(id)) return nullptr;
+    auto it = seqs_.find(id);
+    return it == seqs_.end() ? nullptr : &it->second;
+  };
+  StepErrors errors;
+  auto fail = [&](uint64_t id, const char* section, absl::string_view what) {
+    errors.Add(id, absl::InvalidArgumentError(absl::StrCat("seq ", id, ": ", section, ".", what)));
+  };
+  std::unordered_set<uint64_t> seen_new, seen_running;
+  for (const wire::NewSequence& n : plan.new_sequences()) {
+    if (!seen_new.insert(n.seq_id()).second) {
+      fail(n.seq_id(), "new_sequences", "seq_id appears twice in new_sequences");
+    } else if (held(n.seq_id()) != nullptr) {
+      fail(n.seq_id(), "new_sequences", "seq_id is already held by the worker");
+    } else if (absl::Status s = CheckNew(n); !s.ok()) {
+      fail(n.seq_id(), "new_sequences", s.message());
+    }
+  }
+  for (const wire::RunningSequence& r : plan.running_sequences()) {
+    const Sequence* h = held(r.seq_id());
+    if (!seen_running.insert(r.seq_id()).second) {
+      fail(r.seq_id(), "running_sequences", "seq_id appears twice in running_sequences");
+    } else if (seen_new.count(r.seq_id())) {
+      fail(r.seq_id(), "running_sequences", "seq_id is also in new_sequences of this plan");
+    } else if (h == nullptr) {
+      fail(r.seq_id(), "running_sequences", "seq_id is not held by the worker");
+    } else if (absl::Status s = CheckRunning(r, *h); !s.ok()) {
+      fail(r.seq_id(), "running_sequences", s.message());
+    }
+  }
+
+  // 2. Apply: drop, create, append. Sequences named in an error are dropped.
+  for (uint64_t id : dropped) seqs_.erase(id);
+  std::vector<Scheduled> work;
+  for (const wire::NewSequence& n : plan.new_sequences()) {
+    if (errors.Bad(n.seq_id())) continue;
+    auto seq = MakeSequence(n);
+    if (!seq.ok()) {
+      errors.Add(n.seq_id(), seq.status());
+      continue;
+    }
+    Sequence& s = seqs_[n.seq_id()] = *std::move(seq);
+    if (n.num_scheduled_tokens() > 0) work.push_back({n.seq_id(), &s, n.num_scheduled_tokens()});
+  }
+  for (const wire::RunningSequence& r : plan.running_sequences()) {
+    if (errors.Bad(r.seq_id())) continue;
+    Sequence& s = seqs_.at(r.seq_id());  // held: validated above
+    s.tokens.insert(s.tokens.end(), r.new_token_ids().begin(), r.new_token_ids().end());
+    s.block_ids.insert(s.block_ids.end(), r.new_block_ids().begin(), r.new_block_ids().end());
+    if (r.num_scheduled_tokens() > 0) work.push_back({r.seq_id(), &s, r.num_scheduled_tokens()});
+  }
+  // Errors may name ids that were never created (e.g. duplicates); erase is a no-op then.
+  auto drop_bad = [&]() {
+    for (auto it = work.begin(); it != work.end();) {
+      it = errors.Bad(it->seq_id) ? work.erase(it) : it + 1;
+    }
+    for (auto it = seqs_.begin(); it != seqs_.end();) {
+      it = errors.Bad(it->first) ? seqs_.erase(it) : std::next(it);
+    }
+  };
+  drop_bad();
+
+  // 3. One forward pass over every scheduled sequence.
+  if (!work.empty()) {
+    ForwardBatch& b = batch_;
+    b.tokens.clear();
+    b.positions.clear();
+    b.token_seq.clear();
+    b.logit_rows.clear();
+    b.n_seqs = static_cast<int32_t>(work.size());
+    b.max_blocks_per_seq = 1;
+    for (const Scheduled& w : work) {
+      b.max_blocks_per_seq = std::max<int32_t>(b.max_blocks_per_seq,
+                                               static_cast<int32_t>(w.seq->block_ids.size()));
+    }
+    b.block_tables.assign(static_cast<size_t>(b.n_seqs) * b.max_blocks_per_seq, 0);
+    std::vector<const Scheduled*> sampled;
+    for (int32_t i = 0; i < b.n_seqs; ++i) {
+      const Scheduled& w = work[i];
+      const Sequence& s = *w.seq;
+      std::copy(s.block_ids.begin(), s.block_ids.end(),
+                b.block_tables.begin() + static_cast<size_t>(i) * b.max_blocks_per_seq);
+      for (int64_t p = s.computed; p < s.computed + w.num_tokens; ++p) {
+        b.tokens.push_back(s.tokens[p]);
+        b.positions.push_back(static_cast<int32_t>(p));
+        b.token_seq.push_back(i);
+      }
+      if (s.computed + w.num_tokens == static_cast<int64_t>(s.tokens.size())) {
+        b.logit_rows.push_back(static_cast<int32_t>(b.tokens.size()) - 1);
+        sampled.push_back(&w);
+      }
+    }
+    if (absl::Status s = runner_->Forward(b, kv_.get(), pool_.get(), &logits_); !s.ok()) {
+      WholeStepError(absl::StatusCode::kInternal, absl::StrCat("forward pass failed: ", s.message()),
+                     &result);
+      return finish();
+    }
+    for (const Scheduled& w : work) w.seq->computed += w.num_tokens;
+
+    // 4. Sample for the sequences whose computed tokens reached their known tokens.
+    const int64_t vocab = model_->config.vocab_size;
+    for (size_t r = 0; r < sampled.size(); ++r) {
+      Sequence& s = *sampled[r]->seq;
+      auto pick = s.sampler->Sample(absl::MakeConstSpan(logits_.data() + r * vocab, vocab), s.tokens);
+      if (!pick.ok()) {
+        errors.Add(sampled[r]->seq_id,
+                   absl::Status(pick.status().code(), absl::StrCat("seq ", sampled[r]->seq_id,
+                                                                   ": sampling failed: ",
+                                                                   pick.status().message())));
+        continue;
+      }
+      wire::SampledToken* t = result.add_tokens();
+      t->set_seq_id(sampled[r]->seq_id);
+      t->set_token_id(pick->token);
+      if (s.logprobs) t->set_logprob(pick->logprob);
+    }
+    drop_bad();
+  }
+  if (!errors.empty()) errors.Fill(result.mutable_error());
+  return finish();
+}
+
+}  // namespace strata

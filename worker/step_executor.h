@@ -1,0 +1,178 @@
+// The worker's step executor: holds the per-sequence state the coordinator's
+// StepPlans build up (token ids, block table, computed-token count, sampler),
+// applies each plan as the diff strata/v1/worker.proto specifies, runs ONE
+// forward pass over every scheduled sequence and samples for the sequences
+// whose computed tokens reached their known tokens.
+//
+//   StepPlan ─► validate (no state touched) ─► drop finished/preempted ─► create new
+//            ─► append running deltas ─► one ForwardBatch ─► Forward ─► sample ─► StepResult
+//
+// Error policy (StepResult.error; code 3 INVALID_ARGUMENT unless noted):
+//
+//   whole step (error.seq_ids empty, nothing of the plan is applied):
+//     - step_id not the expected one (1 after Create/Reset, then consecutive);
+//       the expected id does not advance, so a corrected plan is accepted.
+//     - Forward failing (13 INTERNAL): per-sequence state is then unknown
+//       (tokens were appended, KV partly written); the coordinator tears the
+//       replica down and the worker re-attaches with Reset().
+//   per sequence (error.seq_ids lists them, the rest of the plan runs):
+//     - anything wrong with one NewSequence / RunningSequence entry: an id
+//       already held or repeated in the plan, an unknown running id, an id in
+//       both new_sequences and running_sequences, empty token_ids, token ids
+//       outside the vocabulary, num_prompt_tokens > token count, invalid
+//       sampling params, block id 0 or >= capacity, num_computed_tokens not a
+//       multiple of block_size or beyond the known tokens, computed+scheduled
+//       beyond the known tokens / the block table / the context length.
+//     - the sampler failing for one sequence (13 INTERNAL, all logits NaN).
+//     A sequence named in a per-sequence error is dropped (as if finished):
+//     the coordinator fails that request; a later plan naming it again gets
+//     "not held". Several failing sequences share one StepError: the first
+//     error's code, the messages joined by "; ", every seq id listed.
+//   finished_seq_ids / preempted_seq_ids naming sequences the worker does not
+//   hold are ignored (dropping is idempotent; a sequence dropped after a
+//   per-sequence error may still be reported finished by the coordinator).
+//
+// A running sequence with num_scheduled_tokens = 0 only has its deltas
+// appended; it samples only in a step that computed tokens for it.
+//
+// Threading: one thread (the worker's step thread) calls Execute and Reset;
+// the accessors are immutable after Create and may be read from any thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "kernels/cpu/thread_pool.h"
+#include "strata/v1/worker.pb.h"
+#include "worker/kv_cache.h"
+#include "worker/model/llama_model.h"
+#include "worker/model/model_loader.h"
+#include "worker/sampler.h"
+
+namespace strata {
+
+struct StepExecutorConfig {
+  std::string model_path;
+  // Served model name for ModelIdentity; empty = the file stem (directory
+  // name for a Hugging Face checkpoint).
+  std::string model_name;
+  int threads = 1;
+  // Longest sequence the worker accepts; 0 = min(model context, 4096).
+  int64_t max_context = 0;
+  int32_t block_size = 16;
+  KvDtype kv_dtype = KvDtype::kF16;
+  // KV pool size in blocks including the null block 0. 0 = derive it from
+  // kv_cache_bytes / KvCache::BytesPerBlock. Either way it must hold one
+  // max_context sequence plus the null block.
+  int32_t kv_blocks = 0;
+  int64_t kv_cache_bytes = 0;
+};
+
+// What Register reports about the model (ModelIdentity in worker.proto).
+struct ModelIdentityInfo {
+  std::string name;
+  std::string source;       // the model path as given
+  std::string fingerprint;  // ModelFingerprint(source)
+  int64_t vocab_size = 0;
+  int64_t num_layers = 0;
+  int64_t context_length = 0;  // the worker's max_context, not the model's
+};
+
+// A cheap content id of a model file or checkpoint directory: size and an
+// FNV-1a 64 hash of the first and last MiB of each file (a directory's
+// regular files in name order, names included). "size:<bytes>-fnv1a64:<hex>".
+// Identical files give identical ids; it is not a cryptographic hash.
+absl::StatusOr<std::string> ModelFingerprint(const std::string& path);
+
+// The KV pool size in blocks (incl. null block 0) and the max context that
+// `config` asks for on a model with `model`'s shape, or INVALID_ARGUMENT
+// naming the config field (max_context, block_size, kv_blocks,
+// kv_cache_bytes) when they do not fit.
+struct KvPlan {
+  int64_t max_context = 0;
+  int32_t num_blocks = 0;
+  int64_t bytes_per_block = 0;
+  int32_t blocks_per_max_sequence = 0;
+};
+absl::StatusOr<KvPlan> PlanKv(const StepExecutorConfig& config, const ModelConfig& model);
+
+class StepExecutor {
+ public:
+  // Loads config.model_path and sizes the KV pool.
+  static absl::StatusOr<std::unique_ptr<StepExecutor>> Create(const StepExecutorConfig& config);
+  // Same with an already loaded model (config.model_path is only reported).
+  static absl::StatusOr<std::unique_ptr<StepExecutor>> Create(const StepExecutorConfig& config,
+                                                              std::unique_ptr<LoadedModel> model);
+
+  StepExecutor(const StepExecutor&) = delete;
+  StepExecutor& operator=(const StepExecutor&) = delete;
+
+  // Applies `plan` and runs it; never crashes on bad input (see the error
+  // policy above). execute_micros is always filled.
+  strata::worker::v1::StepResult Execute(const strata::worker::v1::StepPlan& plan);
+
+  // Back to the state after Create: no sequences, next step_id 1, KV pool
+  // zeroed (reallocated). Weights stay loaded. For a worker that re-attaches.
+  absl::Status Reset();
+
+  // KV blocks in the pool including the null block 0.
+  int32_t kv_capacity_blocks() const { return kv_plan_.num_blocks; }
+  int32_t block_size() const { return config_.block_size; }
+  int64_t max_context() const { return kv_plan_.max_context; }
+  const ModelIdentityInfo& model_identity() const { return identity_; }
+  const ModelConfig& model_config() const { return model_->config; }
+  // Sequences currently held (for tests and logs).
+  size_t num_sequences() const { return seqs_.size(); }
+  // The step_id the next plan must carry.
+  uint64_t next_step_id() const { return next_step_id_; }
+
+ private:
+  // Per-sequence state built by the plans.
+  struct Sequence {
+    std::vector<int32_t> tokens;     // every known token
+    std::vector<int32_t> block_ids;  // block table
+    int64_t computed = 0;            // tokens whose KV is in the blocks
+    std::unique_ptr<Sampler> sampler;
+    bool logprobs = false;
+  };
+  // One sequence's work in the step being executed.
+  struct Scheduled {
+    uint64_t seq_id = 0;
+    Sequence* seq = nullptr;
+    int64_t num_tokens = 0;
+  };
+  StepExecutor() = default;
+  absl::Status CheckTokens(const google::protobuf::RepeatedField<int32_t>& ids,
+                           const char* field) const;
+  absl::Status CheckBlocks(const google::protobuf::RepeatedField<uint32_t>& ids,
+                           const char* field) const;
+  absl::Status CheckSpan(int64_t known_tokens, int64_t computed, int64_t scheduled,
+                         int64_t num_blocks) const;
+  absl::Status CheckNew(const strata::worker::v1::NewSequence& n) const;
+  absl::Status CheckRunning(const strata::worker::v1::RunningSequence& r,
+                            const Sequence& held) const;
+  absl::StatusOr<Sequence> MakeSequence(const strata::worker::v1::NewSequence& n) const;
+
+  StepExecutorConfig config_;
+  KvPlan kv_plan_;
+  ModelIdentityInfo identity_;
+  std::unique_ptr<LoadedModel> model_;
+  std::unique_ptr<LlamaModel> runner_;
+  std::unique_ptr<KvCache> kv_;
+  std::unique_ptr<ThreadPool> pool_;
+
+  std::unordered_map<uint64_t, Sequence> seqs_;
+  uint64_t next_step_id_ = 1;
+  // Reused across steps.
+  ForwardBatch batch_;
+  std::vector<float> logits_;
+};
+
+// The proto's SamplingParams as the sampler's (seed always set).
+SamplingParams FromProto(const strata::worker::v1::SamplingParams& p);
+
+}  // namespace strata

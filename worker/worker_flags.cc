@@ -1,0 +1,221 @@
+#include "worker/worker_flags.h"
+
+#include <filesystem>
+#include <limits>
+#include <map>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace strata {
+
+namespace {
+
+absl::Status Bad(absl::string_view flag, absl::string_view value, absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat(flag, " ", value, ": ", why));
+}
+
+template <typename T>
+absl::Status ParseInt(absl::string_view flag, const std::string& value, int64_t lo, int64_t hi, T* out) {
+  int64_t v = 0;
+  if (!absl::SimpleAtoi(value, &v)) return Bad(flag, value, "not an integer");
+  if (v < lo || v > hi) return Bad(flag, value, absl::StrCat("must be in [", lo, ", ", hi, "]"));
+  *out = static_cast<T>(v);
+  return absl::OkStatus();
+}
+
+absl::Status CheckCoordinator(const std::string& address) {
+  for (const char* scheme : {"unix:", "unix-abstract:", "dns:", "ipv4:", "ipv6:"}) {
+    if (absl::StartsWith(address, scheme)) return absl::OkStatus();
+  }
+  const size_t colon = address.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || colon == 0 || !absl::SimpleAtoi(address.substr(colon + 1), &port) ||
+      port < 1 || port > 65535) {
+    return Bad("--coordinator", address, "expected HOST:PORT (port 1..65535)");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string WorkerUsage() {
+  return absl::StrCat(
+      "usage: strata-worker --coordinator HOST:PORT --model PATH [flags]\n"
+      "  --coordinator HOST:PORT  coordinator's WorkerLink address (required)\n"
+      "  --model PATH             GGUF file or Hugging Face checkpoint directory (required)\n"
+      "  --model-name NAME        served model name (default: the file stem)\n"
+      "  --replica R              replica index (default 0)\n"
+      "  --device cpu             device (cuda:N is not supported yet)\n"
+      "  --threads N              compute threads (default 1)\n"
+      "  --kv-cache-mb M          KV cache budget in MiB (default ", kDefaultKvCacheMb, ")\n"
+      "  --kv-blocks N            KV pool size in blocks incl. the null block (instead of --kv-cache-mb)\n"
+      "  --block-size N           tokens per KV block (default 16)\n"
+      "  --kv-dtype f16|f32       KV cache element type (default f16)\n"
+      "  --max-context N          longest sequence accepted (default min(model context, 4096))\n"
+      "  --tp-rank R --tp-size N  tensor parallelism (only 0 / 1 for now)\n"
+      "  --pp-stage S --pp-size N pipeline parallelism (only 0 / 1 for now)\n"
+      "  --connect-timeout-s S    how long to keep dialing an unreachable coordinator (default 120)\n"
+      "Exit status: 0 after Shutdown or SIGTERM/SIGINT, 1 on a runtime failure, 2 on bad flags.\n");
+}
+
+absl::StatusOr<WorkerFlags> ParseWorkerFlags(const std::vector<std::string>& args) {
+  static const char* const kValued[] = {
+      "--coordinator", "--replica",   "--model",      "--model-name", "--device",
+      "--threads",     "--kv-cache-mb", "--kv-blocks", "--block-size", "--kv-dtype",
+      "--max-context", "--tp-rank",   "--tp-size",    "--pp-stage",   "--pp-size",
+      "--connect-timeout-s"};
+  std::map<std::string, std::string> values;
+  WorkerFlags f;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string name = args[i];
+    std::string value;
+    bool has_value = false;
+    if (name == "--help" || name == "-h") {
+      f.help = true;
+      continue;
+    }
+    if (!absl::StartsWith(name, "--")) {
+      return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", name, "' (flags start with --)"));
+    }
+    if (const size_t eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+      has_value = true;
+    }
+    bool known = false;
+    for (const char* v : kValued) known = known || name == v;
+    if (!known) return absl::InvalidArgumentError(absl::StrCat("unknown flag ", name));
+    if (!has_value) {
+      if (i + 1 >= args.size()) return absl::InvalidArgumentError(absl::StrCat(name, " needs a value"));
+      value = args[++i];
+    }
+    if (values.count(name)) return absl::InvalidArgumentError(absl::StrCat(name, " is given twice"));
+    values[name] = value;
+  }
+  if (f.help) return f;
+
+  auto get = [&](const char* name) -> const std::string* {
+    auto it = values.find(name);
+    return it == values.end() ? nullptr : &it->second;
+  };
+  // Required flags.
+  if (const std::string* v = get("--coordinator"); v != nullptr && !v->empty()) {
+    if (absl::Status s = CheckCoordinator(*v); !s.ok()) return s;
+    f.coordinator = *v;
+  } else {
+    return absl::InvalidArgumentError("--coordinator HOST:PORT is required");
+  }
+  if (const std::string* v = get("--model"); v != nullptr && !v->empty()) {
+    std::error_code ec;
+    if (!std::filesystem::exists(*v, ec)) return Bad("--model", *v, "no such file or directory");
+    f.model = *v;
+  } else {
+    return absl::InvalidArgumentError("--model PATH is required");
+  }
+  if (const std::string* v = get("--model-name")) {
+    if (v->empty()) return absl::InvalidArgumentError("--model-name must not be empty");
+    f.model_name = *v;
+  }
+  constexpr int64_t kU32 = std::numeric_limits<uint32_t>::max();
+  constexpr int64_t kI32 = std::numeric_limits<int32_t>::max();
+  absl::Status s;
+  auto parse = [&](const char* name, int64_t lo, int64_t hi, auto* out) {
+    if (s.ok()) {
+      if (const std::string* v = get(name)) s = ParseInt(name, *v, lo, hi, out);
+    }
+  };
+  parse("--replica", 0, kU32, &f.replica);
+  parse("--threads", 1, 1024, &f.threads);
+  parse("--kv-cache-mb", 1, int64_t{1} << 40, &f.kv_cache_mb);
+  parse("--kv-blocks", 2, kI32, &f.kv_blocks);
+  parse("--block-size", 1, 1024, &f.block_size);
+  parse("--max-context", 0, kI32, &f.max_context);
+  parse("--tp-rank", 0, kU32, &f.tp_rank);
+  parse("--tp-size", 1, kU32, &f.tp_size);
+  parse("--pp-stage", 0, kU32, &f.pp_stage);
+  parse("--pp-size", 1, kU32, &f.pp_size);
+  if (!s.ok()) return s;
+  if (get("--kv-cache-mb") && get("--kv-blocks")) {
+    return absl::InvalidArgumentError("--kv-cache-mb and --kv-blocks are mutually exclusive");
+  }
+  if (!get("--kv-cache-mb") && !get("--kv-blocks")) f.kv_cache_mb = kDefaultKvCacheMb;
+  if (const std::string* v = get("--kv-dtype")) {
+    if (*v == "f16") {
+      f.kv_dtype = KvDtype::kF16;
+    } else if (*v == "f32") {
+      f.kv_dtype = KvDtype::kF32;
+    } else {
+      return Bad("--kv-dtype", *v, "expected f16 or f32");
+    }
+  }
+  if (const std::string* v = get("--connect-timeout-s")) {
+    if (!absl::SimpleAtod(*v, &f.connect_timeout_s) || !(f.connect_timeout_s > 0) ||
+        f.connect_timeout_s > 1e7) {
+      return Bad("--connect-timeout-s", *v, "expected a positive number of seconds");
+    }
+  }
+  if (const std::string* v = get("--device")) {
+    if (absl::StartsWith(*v, "cuda")) {
+      return absl::UnimplementedError(absl::StrCat(
+          "--device ", *v, ": CUDA devices are not supported by strata-worker yet (only cpu)"));
+    }
+    if (*v != "cpu") return Bad("--device", *v, "expected cpu (or cuda:N once supported)");
+    f.device = *v;
+  }
+  // Tensor/pipeline parallelism is a later issue: the fields are registered,
+  // but a replica is one worker for now.
+  if (f.tp_size != 1) {
+    return absl::UnimplementedError(absl::StrCat(
+        "--tp-size ", f.tp_size, ": tensor parallelism is not supported yet (only --tp-size 1)"));
+  }
+  if (f.pp_size != 1) {
+    return absl::UnimplementedError(absl::StrCat(
+        "--pp-size ", f.pp_size, ": pipeline parallelism is not supported yet (only --pp-size 1)"));
+  }
+  if (f.tp_rank >= f.tp_size) {
+    return Bad("--tp-rank", absl::StrCat(f.tp_rank), absl::StrCat("must be < --tp-size ", f.tp_size));
+  }
+  if (f.pp_stage >= f.pp_size) {
+    return Bad("--pp-stage", absl::StrCat(f.pp_stage), absl::StrCat("must be < --pp-size ", f.pp_size));
+  }
+  return f;
+}
+
+StepExecutorConfig ExecutorConfigFromFlags(const WorkerFlags& f) {
+  StepExecutorConfig c;
+  c.model_path = f.model;
+  c.model_name = f.model_name;
+  c.threads = f.threads;
+  c.max_context = f.max_context;
+  c.block_size = f.block_size;
+  c.kv_dtype = f.kv_dtype;
+  c.kv_blocks = f.kv_blocks;
+  c.kv_cache_bytes = f.kv_blocks > 0 ? 0 : f.kv_cache_mb << 20;
+  return c;
+}
+
+CoordinatorLinkConfig LinkConfigFromFlags(const WorkerFlags& f) {
+  CoordinatorLinkConfig c;
+  c.coordinator_address = f.coordinator;
+  c.replica = f.replica;
+  c.pp_stage = f.pp_stage;
+  c.pp_size = f.pp_size;
+  c.tp_rank = f.tp_rank;
+  c.tp_size = f.tp_size;
+  c.device = f.device;
+  c.connect_timeout = absl::Seconds(f.connect_timeout_s);
+  c.log_prefix = absl::StrCat("[worker r", f.replica, "]");
+  return c;
+}
+
+std::string FlagForKvPlanError(absl::string_view message, const WorkerFlags& f) {
+  if (absl::StartsWith(message, "max_context")) return "--max-context";
+  if (absl::StartsWith(message, "block_size")) return "--block-size";
+  if (absl::StartsWith(message, "kv_blocks") && f.kv_blocks > 0) return "--kv-blocks";
+  if (absl::StartsWith(message, "kv_cache_bytes")) return "--kv-cache-mb";
+  return f.kv_blocks > 0 ? "--kv-blocks" : "--kv-cache-mb";
+}
+
+}  // namespace strata

@@ -1,0 +1,147 @@
+// strata-worker: one worker process of a replica. Loads the model, sizes the
+// KV pool, dials the coordinator and executes its step plans until Shutdown,
+// SIGTERM/SIGINT, or an unrecoverable error. Flags: worker/worker_flags.h.
+//
+// Exit status: 0 after Shutdown or SIGTERM/SIGINT, 1 on a runtime failure
+// (model load, coordinator unreachable or refusing the registration), 2 on bad
+// flags.
+//
+// Threads: main (load, then CoordinatorLink::Run as the step thread), a signal
+// watcher (sigwait on SIGTERM/SIGINT, which every thread blocks, then
+// CoordinatorLink::Stop), and the link's heartbeat thread.
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "worker/coordinator_link.h"
+#include "worker/step_executor.h"
+#include "worker/worker_flags.h"
+
+namespace strata {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitBadFlags = 2;
+
+std::string g_prefix = "[worker]";
+
+void Log(absl::string_view message) {
+  const std::string line = absl::StrCat(g_prefix, " ", message, "\n");
+  std::fwrite(line.data(), 1, line.size(), stderr);
+}
+
+// Owns the sigwait thread. SIGUSR1 is its private wake-up for shutdown.
+class SignalWatcher {
+ public:
+  SignalWatcher() {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGTERM);
+    sigaddset(&set_, SIGINT);
+    sigaddset(&set_, SIGUSR1);
+    // Block before any other thread exists so every thread inherits the mask
+    // and the signals only reach sigwait.
+    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~SignalWatcher() {
+    pthread_kill(thread_.native_handle(), SIGUSR1);
+    thread_.join();
+  }
+
+  // Links the watcher to the link to stop (nullptr to unlink).
+  void Attach(CoordinatorLink* link) {
+    absl::MutexLock lock(&mu_);
+    link_ = link;
+    if (link_ != nullptr && signalled_) link_->Stop();
+  }
+  bool signalled() {
+    absl::MutexLock lock(&mu_);
+    return signalled_;
+  }
+
+ private:
+  void Loop() {
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&set_, &sig) != 0) continue;
+      if (sig == SIGUSR1) return;
+      Log(absl::StrCat(sig == SIGTERM ? "SIGTERM" : "SIGINT", " received; stopping"));
+      absl::MutexLock lock(&mu_);
+      signalled_ = true;
+      if (link_ != nullptr) link_->Stop();
+    }
+  }
+
+  sigset_t set_;
+  std::thread thread_;
+  absl::Mutex mu_;
+  CoordinatorLink* link_ ABSL_GUARDED_BY(mu_) = nullptr;
+  bool signalled_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+int Main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  absl::StatusOr<WorkerFlags> flags = ParseWorkerFlags(args);
+  if (!flags.ok()) {
+    std::fprintf(stderr, "strata-worker: %s\n(see strata-worker --help)\n",
+                 std::string(flags.status().message()).c_str());
+    return kExitBadFlags;
+  }
+  if (flags->help) {
+    std::fputs(WorkerUsage().c_str(), stdout);
+    return kExitOk;
+  }
+  g_prefix = absl::StrCat("[worker r", flags->replica, "]");
+  SignalWatcher signals;
+
+  const StepExecutorConfig exec_config = ExecutorConfigFromFlags(*flags);
+  Log(absl::StrCat("loading ", exec_config.model_path));
+  absl::StatusOr<std::unique_ptr<LoadedModel>> model = LoadModel(exec_config.model_path);
+  if (!model.ok()) {
+    Log(absl::StrCat("cannot load model ", exec_config.model_path, ": ", model.status().message()));
+    return kExitFailure;
+  }
+  if (absl::StatusOr<KvPlan> plan = PlanKv(exec_config, (*model)->config); !plan.ok()) {
+    std::fprintf(stderr, "strata-worker: %s: %s\n",
+                 FlagForKvPlanError(plan.status().message(), *flags).c_str(),
+                 std::string(plan.status().message()).c_str());
+    return kExitBadFlags;
+  }
+  absl::StatusOr<std::unique_ptr<StepExecutor>> executor =
+      StepExecutor::Create(exec_config, *std::move(model));
+  if (!executor.ok()) {
+    Log(absl::StrCat("cannot set up the step executor: ", executor.status().message()));
+    return kExitFailure;
+  }
+  const ModelIdentityInfo& id = (*executor)->model_identity();
+  Log(absl::StrCat("model ", id.name, " (", id.fingerprint, "), ", id.num_layers, " layers, vocab ",
+                   id.vocab_size, ", context ", id.context_length, "; KV pool ",
+                   (*executor)->kv_capacity_blocks(), " blocks of ", (*executor)->block_size(),
+                   " tokens; ", flags->threads, " threads"));
+  if (signals.signalled()) return kExitOk;
+
+  CoordinatorLink link(LinkConfigFromFlags(*flags), executor->get());
+  signals.Attach(&link);
+  const absl::Status status = link.Run();
+  signals.Attach(nullptr);
+  if (!status.ok()) {
+    Log(absl::StrCat("exiting: ", status.ToString()));
+    return kExitFailure;
+  }
+  Log("exiting cleanly");
+  return kExitOk;
+}
+
+}  // namespace
+}  // namespace strata
+
+int main(int argc, char** argv) { return strata::Main(argc, argv); }
