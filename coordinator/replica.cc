@@ -106,9 +106,10 @@ void Replica::Loop() {
     stalled_ = false;
     SyncConnection(attached);
     for (PendingRequest& p : incoming) Admit(std::move(p));
-    if (!conn_) continue;
-    Reap();
-    if (scheduler_->HasUnfinished()) Step();
+    if (conn_) {
+      Reap();
+      if (scheduler_->HasUnfinished()) Step();
+    }
     PublishGauges();
   }
   if (conn_) conn_->Shutdown("coordinator shutting down");
