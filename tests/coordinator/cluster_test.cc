@@ -336,6 +336,23 @@ TEST_F(ClusterTest, ThirtyTwoConcurrentRequestsOnTwoReplicasAllCorrect) {
   EXPECT_TRUE(w1->errors().empty()) << w1->errors()[0];
 }
 
+TEST_F(ClusterTest, AShortRequestJoinsAndLeavesWhileALongOneRuns) {
+  Start(1);
+  ScriptedWorker* w = AddWorker({0, 257, absl::Milliseconds(2)});
+  auto long_req = *cluster_->Submit("smol", Req(Prompt(20, 1), 300));
+  auto first = long_req->Next(absl::Seconds(10));
+  ASSERT_TRUE(first.ok() && first->has_value());
+  auto short_req = *cluster_->Submit("smol", Req(Prompt(30, 2), 5));
+  Outcome s = Drain(*short_req);
+  ASSERT_TRUE(s.status.ok()) << s.status;
+  EXPECT_EQ(s.tokens, Expected(Prompt(30, 2), 5));
+  // The long request is still running: continuous batching, not run-to-completion.
+  EXPECT_LT(w->steps(), 300);
+  Outcome l = Drain(*long_req);
+  ASSERT_TRUE(l.status.ok()) << l.status;
+  EXPECT_EQ(l.tokens.size() + 1, 300u);  // the first token was read above
+}
+
 TEST_F(ClusterTest, PreemptionWhenBlocksRunOutKeepsOutputsExact) {
   Start(1, /*max_num_seqs=*/8);
   // 13 usable blocks (208 tokens) for 6 sequences that grow to ~60 tokens each.

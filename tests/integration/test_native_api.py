@@ -166,6 +166,7 @@ def test_full_queue_is_resource_exhausted(default_model, make_cluster, pb):
         deadline = time.time() + 10
         while c.gauge("strata_num_requests_waiting", 0) != 1.0 and time.time() < deadline:
             time.sleep(0.02)
+        assert c.gauge("strata_num_requests_running", 0) == 1.0  # --max-num-seqs 1
         with pytest.raises(grpc.RpcError) as e:
             generate(pb, ch, timeout=10, text="x", max_tokens=4)
         assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
