@@ -2,7 +2,7 @@
 
 #include <string>
 
-namespace strata::coordinator::frontend {
+namespace strata::coordinator {
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
@@ -11,4 +11,4 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
                       std::string(status.message()));
 }
 
-}  // namespace strata::coordinator::frontend
+}  // namespace strata::coordinator

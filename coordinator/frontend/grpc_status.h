@@ -7,8 +7,8 @@
 
 #include "absl/status/status.h"
 
-namespace strata::coordinator::frontend {
+namespace strata::coordinator {
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
-}  // namespace strata::coordinator::frontend
+}  // namespace strata::coordinator

@@ -1,6 +1,8 @@
 #include "coordinator/frontend/kserve_model_schema.h"
 
-namespace strata::coordinator::frontend {
+#include <string>
+
+namespace strata::coordinator {
 namespace {
 
 using inference::DataType;
@@ -67,7 +69,7 @@ const TensorSpec* FindOutput(absl::string_view name) { return Find(KServeOutputs
 
 void FillModelMetadata(const std::string& model_name, inference::ModelMetadataResponse* out) {
   out->set_name(model_name);
-  out->add_versions("1");
+  out->add_versions(std::string("1"));  // (const char*) overload trips GCC 12 -Wrestrict
   out->set_platform("strata");
   for (const TensorSpec& s : KServeInputs()) {
     auto* t = out->add_inputs();
@@ -103,4 +105,4 @@ void FillModelConfig(const std::string& model_name, inference::ModelConfig* out)
   }
 }
 
-}  // namespace strata::coordinator::frontend
+}  // namespace strata::coordinator

@@ -9,7 +9,7 @@
 #include "coordinator/frontend/kserve_tensor_codec.h"
 #include "coordinator/frontend/vllm_sampling_parameters.h"
 
-namespace strata::coordinator::frontend {
+namespace strata::coordinator {
 namespace {
 
 using InferParameter = inference::InferParameter;
@@ -217,4 +217,4 @@ absl::StatusOr<KServeInferRequest> ParseInferRequest(const inference::ModelInfer
   return out;
 }
 
-}  // namespace strata::coordinator::frontend
+}  // namespace strata::coordinator

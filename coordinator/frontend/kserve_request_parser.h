@@ -35,7 +35,7 @@
 #include "coordinator/generation.h"
 #include "inference/grpc_service.pb.h"
 
-namespace strata::coordinator::frontend {
+namespace strata::coordinator {
 
 // Which outputs a response carries.
 struct OutputSelection {
@@ -61,4 +61,4 @@ struct KServeInferRequest {
 
 absl::StatusOr<KServeInferRequest> ParseInferRequest(const inference::ModelInferRequest& request);
 
-}  // namespace strata::coordinator::frontend
+}  // namespace strata::coordinator

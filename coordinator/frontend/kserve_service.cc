@@ -12,7 +12,7 @@
 #include "coordinator/frontend/prompt_encoder.h"
 #include "coordinator/frontend/request_pump.h"
 
-namespace strata::coordinator::frontend {
+namespace strata::coordinator {
 
 // A submitted request with everything its responses need.
 struct KServeService::Started {
@@ -299,4 +299,4 @@ grpc::Status KServeService::LogSettings(grpc::ServerContext*, const inference::L
   return Unimplemented("LogSettings");
 }
 
-}  // namespace strata::coordinator::frontend
+}  // namespace strata::coordinator

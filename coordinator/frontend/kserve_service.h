@@ -36,7 +36,7 @@
 #include "coordinator/inference_backend.h"
 #include "inference/grpc_service.grpc.pb.h"
 
-namespace strata::coordinator::frontend {
+namespace strata::coordinator {
 
 struct KServeServiceOptions {
   std::string server_version = "0.1.0";  // ServerMetadata.version
@@ -128,4 +128,4 @@ class KServeService final : public inference::GRPCInferenceService::Service {
   const KServeServiceOptions options_;
 };
 
-}  // namespace strata::coordinator::frontend
+}  // namespace strata::coordinator

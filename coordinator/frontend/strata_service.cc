@@ -12,7 +12,7 @@
 #include "coordinator/frontend/prompt_encoder.h"
 #include "coordinator/frontend/request_pump.h"
 
-namespace strata::coordinator::frontend {
+namespace strata::coordinator {
 namespace {
 
 std::vector<ChatMessage> ToChatMessages(const strata::v1::ChatMessages& chat) {
@@ -198,4 +198,4 @@ grpc::Status StrataService::ListModels(grpc::ServerContext*, const strata::v1::L
   return grpc::Status::OK;
 }
 
-}  // namespace strata::coordinator::frontend
+}  // namespace strata::coordinator

@@ -11,7 +11,7 @@
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 
-namespace strata::coordinator::frontend {
+namespace strata::coordinator {
 namespace {
 
 using Json = nlohmann::json;
@@ -182,4 +182,4 @@ absl::Status ApplyVllmSamplingParameters(absl::string_view json, GenerationReque
   return absl::OkStatus();
 }
 
-}  // namespace strata::coordinator::frontend
+}  // namespace strata::coordinator

@@ -25,8 +25,8 @@
 #include "absl/strings/string_view.h"
 #include "coordinator/generation.h"
 
-namespace strata::coordinator::frontend {
+namespace strata::coordinator {
 
 absl::Status ApplyVllmSamplingParameters(absl::string_view json, GenerationRequest* request);
 
-}  // namespace strata::coordinator::frontend
+}  // namespace strata::coordinator

@@ -7,7 +7,7 @@
 
 #include <string>
 
-namespace strata::coordinator::frontend {
+namespace strata::coordinator {
 namespace {
 
 using ::testing::ElementsAre;
@@ -97,4 +97,4 @@ TEST(KServeTensorCodecTest, CollectPairsRawContentsWithInputs) {
 }
 
 }  // namespace
-}  // namespace strata::coordinator::frontend
+}  // namespace strata::coordinator
