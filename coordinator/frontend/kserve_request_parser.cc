@@ -1,6 +1,7 @@
 #include "coordinator/frontend/kserve_request_parser.h"
 
 #include <limits>
+#include <map>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -44,10 +45,14 @@ absl::StatusOr<bool> BoolParameter(const std::string& name, const InferParameter
 }
 
 // Request-level parameters; sampling_parameters JSON is returned to apply
-// before the tensors.
+// after the vLLM keys given as parameters and before the tensors.
 absl::Status ApplyParameters(const inference::ModelInferRequest& request, KServeInferRequest* out,
                              std::optional<std::string>* sampling_json) {
-  for (const auto& [name, p] : request.parameters()) {
+  // Sorted, so that errors and overrides do not depend on map order.
+  std::map<std::string, const InferParameter*> sorted;
+  for (const auto& [name, p] : request.parameters()) sorted[name] = &p;
+  for (const auto& [name, param] : sorted) {
+    const InferParameter& p = *param;
     if (name == "triton_enable_empty_final_response") {
       ASSIGN_OR_RETURN(out->enable_empty_final_response, BoolParameter(name, p));
     } else if (name == "sampling_parameters") {
@@ -71,6 +76,9 @@ absl::Status ApplyParameters(const inference::ModelInferRequest& request, KServe
         return absl::InvalidArgumentError("parameter 'timeout' must be >= 0 microseconds");
       }
       if (micros > 0) out->timeout = absl::Microseconds(micros);  // Triton: 0 = none
+    } else if (IsVllmSamplingKey(name)) {
+      // The vLLM backend takes the request's parameters as its sampling JSON.
+      RETURN_IF_ERROR(ApplyVllmSamplingParameter(name, p, &out->generation));
     }
     // Anything else (sequence_id, sequence_start, sequence_end, priority,
     // binary_data_output, headers, ...) is ignored, as Triton's LLM backends do.
@@ -78,7 +86,8 @@ absl::Status ApplyParameters(const inference::ModelInferRequest& request, KServe
   return absl::OkStatus();
 }
 
-absl::Status ApplyInput(const InputTensor& input, KServeInferRequest* out) {
+absl::Status ApplyInput(const InputTensor& input, KServeInferRequest* out,
+                        bool* exclude_input_set) {
   const std::string& name = input.tensor->name();
   GenerationRequest& g = out->generation;
   SamplingParams& s = g.sampling;
@@ -90,6 +99,7 @@ absl::Status ApplyInput(const InputTensor& input, KServeInferRequest* out) {
     ASSIGN_OR_RETURN(out->stream, Scalar<bool>(input, DecodeBool));
   } else if (name == "exclude_input_in_output") {
     ASSIGN_OR_RETURN(out->exclude_input_in_output, Scalar<bool>(input, DecodeBool));
+    *exclude_input_set = true;
   } else if (name == "return_finish_reason") {
     ASSIGN_OR_RETURN(out->outputs.finish_reason, Scalar<bool>(input, DecodeBool));
   } else if (name == "return_num_input_tokens") {
@@ -211,7 +221,16 @@ absl::StatusOr<KServeInferRequest> ParseInferRequest(const inference::ModelInfer
   if (sampling_json.has_value()) {
     RETURN_IF_ERROR(ApplyVllmSamplingParameters(*sampling_json, &out.generation));
   }
-  for (const InputTensor& input : inputs) RETURN_IF_ERROR(ApplyInput(input, &out));
+  bool exclude_input_set = false;
+  for (const InputTensor& input : inputs) {
+    RETURN_IF_ERROR(ApplyInput(input, &out, &exclude_input_set));
+  }
+  if (out.stream && exclude_input_set && !out.exclude_input_in_output) {
+    // Triton's vLLM backend refuses it too: streamed responses carry only new text.
+    return absl::InvalidArgumentError(
+        "input 'exclude_input_in_output': false is not allowed with stream = true (streamed "
+        "responses carry only the new text); leave it out or set it to true");
+  }
   RETURN_IF_ERROR(SelectOutputs(request, &out.outputs));
   RETURN_IF_ERROR(ValidateSamplingParams(out.generation.sampling));
   return out;

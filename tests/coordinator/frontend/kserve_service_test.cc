@@ -198,6 +198,30 @@ TEST_F(KServeServiceTest, SamplingParametersAsRequestParameter) {
   EXPECT_EQ(backend_.request(0).sampling.temperature, 0.0f);
 }
 
+TEST_F(KServeServiceTest, SamplingKeysAsRequestParameters) {
+  backend_.QueueScript(Abc());
+  InferRequestBuilder b(/*raw=*/true);
+  b.Text("hi").Int64Param("max_tokens", 5).StringParam("top_p", "0.5").BoolParam("ignore_eos", true)
+      .StringParam("stop", "STOP").Int64Param("seed", 11);
+  (*b.request().mutable_parameters())["temperature"].set_double_param(0.25);
+  inference::ModelInferResponse resp;
+  const grpc::Status st = Infer(b.Build(), &resp);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  const GenerationRequest g = backend_.request(0);
+  EXPECT_EQ(g.max_tokens, 5);
+  EXPECT_EQ(g.sampling.top_p, 0.5f);
+  EXPECT_EQ(g.sampling.temperature, 0.25f);
+  EXPECT_TRUE(g.ignore_eos);
+  EXPECT_THAT(g.stop, ElementsAre("STOP"));
+  EXPECT_EQ(g.sampling.seed, 11u);
+
+  InferRequestBuilder bad(/*raw=*/true);
+  bad.Text("hi").BoolParam("temperature", true);
+  const grpc::Status st2 = Infer(bad.Build(), &resp);
+  EXPECT_EQ(st2.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(st2.error_message(), HasSubstr("parameter 'temperature'"));
+}
+
 TEST_F(KServeServiceTest, RequestedOutputsAreRespected) {
   backend_.QueueScript(Abc());
   InferRequestBuilder b(/*raw=*/true);
@@ -544,6 +568,16 @@ TEST_F(KServeServiceTest, NonStreamingOnTheStreamIsOneWholeResponse) {
   const auto n3 = by_id(responses, "n3");
   ASSERT_EQ(n3.size(), 1u);
   EXPECT_EQ(OutputText(n3[0]), "abc");
+}
+
+TEST_F(KServeServiceTest, StreamingRefusesToRepeatThePrompt) {
+  InferRequestBuilder b(/*raw=*/true);
+  b.Id("x").Text("hello").Bool("stream", true).Bool("exclude_input_in_output", false);
+  const auto responses = StreamAll({b.Build()});
+  ASSERT_EQ(responses.size(), 1u);
+  EXPECT_THAT(responses[0].error_message(), HasSubstr("exclude_input_in_output"));
+  EXPECT_EQ(FinalFlag(responses[0].infer_response()), true);
+  EXPECT_TRUE(backend_.requests().empty());
 }
 
 TEST_F(KServeServiceTest, ErrorsGoIntoErrorMessageAndTheStreamStaysOpen) {
