@@ -2,7 +2,7 @@
 
 #include <chrono>
 
-namespace strata::coordinator {
+namespace strata::coordinator::frontend {
 
 absl::Time CallDeadline(const grpc::ServerContext& context) {
   const std::chrono::system_clock::time_point deadline = context.deadline();
@@ -23,4 +23,4 @@ PumpOptions PumpOptionsFor(grpc::ServerContext* context, absl::Duration poll_int
   return options;
 }
 
-}  // namespace strata::coordinator
+}  // namespace strata::coordinator::frontend

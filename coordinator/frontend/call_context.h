@@ -9,7 +9,7 @@
 #include "absl/time/time.h"
 #include "coordinator/frontend/request_pump.h"
 
-namespace strata::coordinator {
+namespace strata::coordinator::frontend {
 
 // The client's deadline, or InfiniteFuture when it set none.
 absl::Time CallDeadline(const grpc::ServerContext& context);
@@ -19,4 +19,4 @@ absl::Time CallDeadline(const grpc::ServerContext& context);
 PumpOptions PumpOptionsFor(grpc::ServerContext* context, absl::Duration poll_interval,
                            absl::Time deadline);
 
-}  // namespace strata::coordinator
+}  // namespace strata::coordinator::frontend

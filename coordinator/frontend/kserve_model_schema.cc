@@ -2,7 +2,7 @@
 
 #include <string>
 
-namespace strata::coordinator {
+namespace strata::coordinator::frontend {
 namespace {
 
 using inference::DataType;
@@ -105,4 +105,4 @@ void FillModelConfig(const std::string& model_name, inference::ModelConfig* out)
   }
 }
 
-}  // namespace strata::coordinator
+}  // namespace strata::coordinator::frontend

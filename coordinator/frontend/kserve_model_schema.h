@@ -14,7 +14,7 @@
 #include "inference/grpc_service.pb.h"
 #include "inference/model_config.pb.h"
 
-namespace strata::coordinator {
+namespace strata::coordinator::frontend {
 
 struct TensorSpec {
   const char* name;
@@ -34,4 +34,4 @@ const TensorSpec* FindOutput(absl::string_view name);
 void FillModelMetadata(const std::string& model_name, inference::ModelMetadataResponse* out);
 void FillModelConfig(const std::string& model_name, inference::ModelConfig* out);
 
-}  // namespace strata::coordinator
+}  // namespace strata::coordinator::frontend

@@ -10,7 +10,7 @@
 #include "coordinator/frontend/kserve_tensor_codec.h"
 #include "coordinator/frontend/vllm_sampling_parameters.h"
 
-namespace strata::coordinator {
+namespace strata::coordinator::frontend {
 namespace {
 
 using InferParameter = inference::InferParameter;
@@ -236,4 +236,4 @@ absl::StatusOr<KServeInferRequest> ParseInferRequest(const inference::ModelInfer
   return out;
 }
 
-}  // namespace strata::coordinator
+}  // namespace strata::coordinator::frontend

@@ -41,7 +41,7 @@
 #include "coordinator/generation.h"
 #include "inference/grpc_service.pb.h"
 
-namespace strata::coordinator {
+namespace strata::coordinator::frontend {
 
 // Which outputs a response carries.
 struct OutputSelection {
@@ -67,4 +67,4 @@ struct KServeInferRequest {
 
 absl::StatusOr<KServeInferRequest> ParseInferRequest(const inference::ModelInferRequest& request);
 
-}  // namespace strata::coordinator
+}  // namespace strata::coordinator::frontend

@@ -4,7 +4,7 @@
 
 #include "coordinator/frontend/kserve_tensor_codec.h"
 
-namespace strata::coordinator {
+namespace strata::coordinator::frontend {
 
 const char* FinishReasonName(FinishReason reason) {
   switch (reason) {
@@ -56,4 +56,4 @@ void SetFinalResponse(bool final, inference::ModelInferResponse* response) {
   (*response->mutable_parameters())["triton_final_response"].set_bool_param(final);
 }
 
-}  // namespace strata::coordinator
+}  // namespace strata::coordinator::frontend

@@ -19,7 +19,7 @@
 #include "coordinator/generation.h"
 #include "inference/grpc_service.pb.h"
 
-namespace strata::coordinator {
+namespace strata::coordinator::frontend {
 
 // Identity echoed on every response of a request.
 struct ResponseIdentity {
@@ -50,4 +50,4 @@ inference::ModelInferResponse BuildEmptyResponse(const ResponseIdentity& identit
 // a decoupled model.
 void SetFinalResponse(bool final, inference::ModelInferResponse* response);
 
-}  // namespace strata::coordinator
+}  // namespace strata::coordinator::frontend

@@ -6,13 +6,29 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "coordinator/frontend/call_context.h"
-#include "coordinator/frontend/grpc_status.h"
+#include "coordinator/grpc_status.h"
 #include "coordinator/frontend/kserve_model_schema.h"
 #include "coordinator/frontend/kserve_response_builder.h"
 #include "coordinator/frontend/prompt_encoder.h"
 #include "coordinator/frontend/request_pump.h"
 
 namespace strata::coordinator {
+
+using frontend::BuildEmptyResponse;
+using frontend::BuildInferResponse;
+using frontend::CallDeadline;
+using frontend::EncodeText;
+using frontend::FillModelConfig;
+using frontend::FillModelMetadata;
+using frontend::KServeInferRequest;
+using frontend::KServeStreamSession;
+using frontend::ParseInferRequest;
+using frontend::PumpOptions;
+using frontend::PumpOptionsFor;
+using frontend::PumpRequestStream;
+using frontend::ResponseContent;
+using frontend::ResponseIdentity;
+using frontend::SetFinalResponse;
 
 // A submitted request with everything its responses need.
 struct KServeService::Started {

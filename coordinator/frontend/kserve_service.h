@@ -119,10 +119,10 @@ class KServeService final : public inference::GRPCInferenceService::Service {
                      inference::ModelInferResponse* response);
   // One request of a ModelStreamInfer call, on its own thread.
   void StreamRequest(grpc::ServerContext* context, const inference::ModelInferRequest& request,
-                     KServeStreamSession& session);
+                     frontend::KServeStreamSession& session);
   absl::Status StreamRequestOrError(grpc::ServerContext* context,
                                     const inference::ModelInferRequest& request,
-                                    KServeStreamSession& session);
+                                    frontend::KServeStreamSession& session);
 
   InferenceBackend* const backend_;
   const KServeServiceOptions options_;

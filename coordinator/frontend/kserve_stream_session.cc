@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "coordinator/frontend/kserve_response_builder.h"
 
-namespace strata::coordinator {
+namespace strata::coordinator::frontend {
 
 KServeStreamSession::KServeStreamSession(Stream* stream, int max_in_flight)
     : stream_(stream), max_in_flight_(max_in_flight) {}
@@ -66,4 +66,4 @@ bool KServeStreamSession::broken() const {
   return broken_;
 }
 
-}  // namespace strata::coordinator
+}  // namespace strata::coordinator::frontend

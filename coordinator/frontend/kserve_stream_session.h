@@ -23,7 +23,7 @@
 #include "absl/synchronization/mutex.h"
 #include "inference/grpc_service.pb.h"
 
-namespace strata::coordinator {
+namespace strata::coordinator::frontend {
 
 class KServeStreamSession {
  public:
@@ -61,4 +61,4 @@ class KServeStreamSession {
   bool broken_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-}  // namespace strata::coordinator
+}  // namespace strata::coordinator::frontend

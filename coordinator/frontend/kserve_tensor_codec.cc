@@ -7,7 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 
-namespace strata::coordinator {
+namespace strata::coordinator::frontend {
 namespace {
 
 using InferInputTensor = inference::ModelInferRequest::InferInputTensor;
@@ -213,4 +213,4 @@ void AddRawOutput(absl::string_view name, absl::string_view datatype,
   response->add_raw_output_contents(std::move(raw));
 }
 
-}  // namespace strata::coordinator
+}  // namespace strata::coordinator::frontend

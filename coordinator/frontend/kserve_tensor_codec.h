@@ -25,7 +25,7 @@
 #include "absl/strings/string_view.h"
 #include "inference/grpc_service.pb.h"
 
-namespace strata::coordinator {
+namespace strata::coordinator::frontend {
 
 // One input tensor and where its elements are: `raw` points at its
 // raw_input_contents entry, or is null when the elements are typed contents.
@@ -69,4 +69,4 @@ void AddRawOutput(absl::string_view name, absl::string_view datatype,
 absl::StatusOr<std::vector<std::string>> DecodeRawBytes(absl::string_view name,
                                                         absl::string_view raw);
 
-}  // namespace strata::coordinator
+}  // namespace strata::coordinator::frontend

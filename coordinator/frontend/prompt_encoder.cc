@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 
-namespace strata::coordinator {
+namespace strata::coordinator::frontend {
 
 absl::StatusOr<const Tokenizer*> ModelTokenizer(const ServedModel& model) {
   if (model.tokenizer == nullptr) {
@@ -58,4 +58,4 @@ absl::Status CheckTokenIds(const ServedModel& model, absl::Span<const int32_t> i
   return absl::OkStatus();
 }
 
-}  // namespace strata::coordinator
+}  // namespace strata::coordinator::frontend

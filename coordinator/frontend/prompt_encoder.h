@@ -18,7 +18,7 @@
 #include "common/tokenizer/chat_template.h"
 #include "coordinator/inference_backend.h"
 
-namespace strata::coordinator {
+namespace strata::coordinator::frontend {
 
 // FAILED_PRECONDITION when the model has no tokenizer.
 absl::StatusOr<const Tokenizer*> ModelTokenizer(const ServedModel& model);
@@ -38,4 +38,4 @@ absl::StatusOr<std::string> RenderChat(const ServedModel& model,
 absl::Status CheckTokenIds(const ServedModel& model, absl::Span<const int32_t> ids,
                            absl::string_view field);
 
-}  // namespace strata::coordinator
+}  // namespace strata::coordinator::frontend

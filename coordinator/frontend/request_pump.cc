@@ -2,7 +2,7 @@
 
 #include <optional>
 
-namespace strata::coordinator {
+namespace strata::coordinator::frontend {
 
 absl::Status PumpRequestStream(RequestStream& stream, const PumpOptions& options,
                                absl::FunctionRef<absl::Status(const GenerationChunk&)> on_chunk) {
@@ -27,4 +27,4 @@ absl::Status PumpRequestStream(RequestStream& stream, const PumpOptions& options
   }
 }
 
-}  // namespace strata::coordinator
+}  // namespace strata::coordinator::frontend

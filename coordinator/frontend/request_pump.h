@@ -19,7 +19,7 @@
 #include "coordinator/generation.h"
 #include "coordinator/request_stream.h"
 
-namespace strata::coordinator {
+namespace strata::coordinator::frontend {
 
 struct PumpOptions {
   // How long one Next() waits before the cancel and deadline checks run.
@@ -36,4 +36,4 @@ struct PumpOptions {
 absl::Status PumpRequestStream(RequestStream& stream, const PumpOptions& options,
                                absl::FunctionRef<absl::Status(const GenerationChunk&)> on_chunk);
 
-}  // namespace strata::coordinator
+}  // namespace strata::coordinator::frontend

@@ -12,7 +12,7 @@
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 
-namespace strata::coordinator {
+namespace strata::coordinator::frontend {
 namespace {
 
 using Json = nlohmann::json;
@@ -235,4 +235,4 @@ absl::Status ApplyVllmSamplingParameter(absl::string_view name,
   return ApplyKey(key, v, request);
 }
 
-}  // namespace strata::coordinator
+}  // namespace strata::coordinator::frontend

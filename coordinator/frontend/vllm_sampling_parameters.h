@@ -29,7 +29,7 @@
 #include "coordinator/generation.h"
 #include "inference/grpc_service.pb.h"
 
-namespace strata::coordinator {
+namespace strata::coordinator::frontend {
 
 absl::Status ApplyVllmSamplingParameters(absl::string_view json, GenerationRequest* request);
 
@@ -40,4 +40,4 @@ absl::Status ApplyVllmSamplingParameter(absl::string_view key,
                                         const inference::InferParameter& value,
                                         GenerationRequest* request);
 
-}  // namespace strata::coordinator
+}  // namespace strata::coordinator::frontend

@@ -26,7 +26,7 @@ class InferRequestBuilder {
                              std::vector<int64_t> shape = {}) {
     auto* t = Add(name, "BYTES", shape.empty() ? std::vector<int64_t>{int64_t(v.size())} : shape);
     if (raw_) {
-      request_.add_raw_input_contents(EncodeRawBytes(v));
+      request_.add_raw_input_contents(frontend::EncodeRawBytes(v));
     } else {
       for (auto& s : v) t->mutable_contents()->add_bytes_contents(s);
     }
@@ -34,25 +34,25 @@ class InferRequestBuilder {
   }
   InferRequestBuilder& Bool(const std::string& name, bool v) {
     auto* t = Add(name, "BOOL", {1});
-    if (raw_) request_.add_raw_input_contents(EncodeRawBool({v}));
+    if (raw_) request_.add_raw_input_contents(frontend::EncodeRawBool({v}));
     else t->mutable_contents()->add_bool_contents(v);
     return *this;
   }
   InferRequestBuilder& Int32(const std::string& name, int32_t v) {
     auto* t = Add(name, "INT32", {1});
-    if (raw_) request_.add_raw_input_contents(EncodeRawInt32({v}));
+    if (raw_) request_.add_raw_input_contents(frontend::EncodeRawInt32({v}));
     else t->mutable_contents()->add_int_contents(v);
     return *this;
   }
   InferRequestBuilder& Uint64(const std::string& name, uint64_t v) {
     auto* t = Add(name, "UINT64", {1});
-    if (raw_) request_.add_raw_input_contents(EncodeRawUint64({v}));
+    if (raw_) request_.add_raw_input_contents(frontend::EncodeRawUint64({v}));
     else t->mutable_contents()->add_uint64_contents(v);
     return *this;
   }
   InferRequestBuilder& Fp32(const std::string& name, float v) {
     auto* t = Add(name, "FP32", {1});
-    if (raw_) request_.add_raw_input_contents(EncodeRawFp32({v}));
+    if (raw_) request_.add_raw_input_contents(frontend::EncodeRawFp32({v}));
     else t->mutable_contents()->add_fp32_contents(v);
     return *this;
   }
@@ -102,7 +102,7 @@ inline std::optional<std::string> OutputText(const inference::ModelInferResponse
                                              const std::string& name = "text_output") {
   const int i = OutputIndex(r, name);
   if (i < 0 || i >= r.raw_output_contents_size()) return std::nullopt;
-  auto v = DecodeRawBytes(name, r.raw_output_contents(i));
+  auto v = frontend::DecodeRawBytes(name, r.raw_output_contents(i));
   if (!v.ok() || v->size() != 1) return std::nullopt;
   return (*v)[0];
 }

@@ -7,7 +7,7 @@
 
 #include <string>
 
-namespace strata::coordinator {
+namespace strata::coordinator::frontend {
 namespace {
 
 using ::testing::ElementsAre;
@@ -97,4 +97,4 @@ TEST(KServeTensorCodecTest, CollectPairsRawContentsWithInputs) {
 }
 
 }  // namespace
-}  // namespace strata::coordinator
+}  // namespace strata::coordinator::frontend
