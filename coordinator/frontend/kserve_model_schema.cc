@@ -40,7 +40,16 @@ const std::vector<TensorSpec>& KServeInputs() {
       Fp32("frequency_penalty"),
       Bytes("stop_words", -1, true),
       Int32("end_id"),
+      // TensorRT-LLM inputs accepted at their neutral value only.
+      Bytes("bad_words", -1, true),
+      Int32("pad_id"),
       Int32("beam_width"),
+      Int32("num_return_sequences"),
+      Int32("min_length"),
+      Fp32("length_penalty"),
+      Bool("return_log_probs"),
+      Bool("return_context_logits"),
+      Bool("return_generation_logits"),
   };
   return inputs;
 }

@@ -36,6 +36,22 @@ absl::StatusOr<T> Scalar(const InputTensor& input, Decode decode) {
   return static_cast<T>(values[0]);
 }
 
+// [N] or [1,N] strings.
+absl::StatusOr<std::vector<std::string>> StringList(const InputTensor& input) {
+  if (input.tensor->shape_size() == 0 || input.tensor->shape_size() > 2) {
+    return absl::InvalidArgumentError(absl::StrCat("input '", input.tensor->name(),
+                                                   "': shape must be [N] or [1,N], got rank ",
+                                                   input.tensor->shape_size()));
+  }
+  return DecodeBytes(input);
+}
+
+absl::Status Unsupported(const std::string& name, absl::string_view got,
+                         absl::string_view allowed) {
+  return absl::InvalidArgumentError(absl::StrCat("input '", name, "': ", got,
+                                                 " is not supported by Strata; only ", allowed));
+}
+
 absl::StatusOr<bool> BoolParameter(const std::string& name, const InferParameter& p) {
   if (p.parameter_choice_case() != InferParameter::kBoolParam) {
     return absl::InvalidArgumentError(
@@ -140,15 +156,19 @@ absl::Status ApplyInput(const InputTensor& input, KServeInferRequest* out,
   } else if (name == "frequency_penalty") {
     ASSIGN_OR_RETURN(s.frequency_penalty, Scalar<float>(input, DecodeFp32));
   } else if (name == "stop_words") {
-    if (input.tensor->shape_size() == 0 || input.tensor->shape_size() > 2) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("input 'stop_words': shape must be [N] or [1,N], got rank ",
-                       input.tensor->shape_size()));
-    }
-    ASSIGN_OR_RETURN(std::vector<std::string> words, DecodeBytes(input));
+    ASSIGN_OR_RETURN(std::vector<std::string> words, StringList(input));
+    // Empty strings mean "none": TensorRT-LLM's clients send [[""]] by default.
     for (std::string& w : words) {
-      if (w.empty()) return absl::InvalidArgumentError("input 'stop_words': empty stop word");
-      g.stop.push_back(std::move(w));
+      if (!w.empty()) g.stop.push_back(std::move(w));
+    }
+  } else if (name == "bad_words") {
+    ASSIGN_OR_RETURN(std::vector<std::string> words, StringList(input));
+    for (const std::string& w : words) {
+      if (!w.empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "input 'bad_words': banning words is not supported by Strata (got '", w,
+            "'); send it empty or leave it out"));
+      }
     }
   } else if (name == "end_id") {
     ASSIGN_OR_RETURN(int32_t v, Scalar<int32_t>(input, DecodeInt32));
@@ -156,12 +176,22 @@ absl::Status ApplyInput(const InputTensor& input, KServeInferRequest* out,
       return absl::InvalidArgumentError(absl::StrCat("input 'end_id': must be >= 0, got ", v));
     }
     g.stop_token_ids.push_back(v);
-  } else if (name == "beam_width") {
+  } else if (name == "beam_width" || name == "num_return_sequences") {
     ASSIGN_OR_RETURN(int32_t v, Scalar<int32_t>(input, DecodeInt32));
-    if (v != 1) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("input 'beam_width': only 1 is supported (no beam search), got ", v));
-    }
+    if (v != 1) return Unsupported(name, absl::StrCat(v), "1");
+  } else if (name == "min_length") {
+    ASSIGN_OR_RETURN(int32_t v, Scalar<int32_t>(input, DecodeInt32));
+    if (v > 1) return Unsupported(name, absl::StrCat(v), "0 or 1");
+  } else if (name == "length_penalty") {
+    ASSIGN_OR_RETURN(float v, Scalar<float>(input, DecodeFp32));
+    if (v != 1.0f) return Unsupported(name, absl::StrCat(v), "1 (it only affects beam search)");
+  } else if (name == "pad_id") {
+    // Padding is TensorRT-LLM's batching detail; Strata has none to set.
+    RETURN_IF_ERROR(Scalar<int32_t>(input, DecodeInt32).status());
+  } else if (name == "return_log_probs" || name == "return_context_logits" ||
+             name == "return_generation_logits") {
+    ASSIGN_OR_RETURN(bool v, Scalar<bool>(input, DecodeBool));
+    if (v) return Unsupported(name, "true", "false (use strata.v1 Generate for logprobs)");
   } else {
     return absl::InvalidArgumentError(absl::StrCat(
         "unknown input '", name, "' (ModelMetadata lists the inputs this model takes)"));

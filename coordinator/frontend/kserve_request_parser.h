@@ -11,7 +11,11 @@
 //   max_tokens INT32, temperature FP32, top_k|runtime_top_k INT32,
 //   top_p|runtime_top_p FP32, random_seed UINT64, min_p FP32,
 //   repetition_penalty / presence_penalty / frequency_penalty FP32,
-//   stop_words BYTES [N], end_id INT32 (a stop token id), beam_width INT32 (1 only)
+//   stop_words BYTES [N] (empty strings ignored), end_id INT32 (a stop token id)
+//   accepted at their neutral value only: bad_words BYTES [N] (all empty),
+//   beam_width / num_return_sequences INT32 (1), min_length INT32 (0 or 1),
+//   length_penalty FP32 (1), return_log_probs / return_context_logits /
+//   return_generation_logits BOOL (false); pad_id INT32 (ignored)
 // Scalars need exactly one element and at most two dimensions ([1] or [1,1]).
 // exclude_input_in_output = false with stream = true is an error, as in the
 // vLLM backend (streamed responses carry only new text); absent, it means

@@ -78,7 +78,9 @@ TEST_F(KServeServiceTest, RawInputsTensorRtLlmConvention) {
   b.Id("req-7").Text("hello world").Int32("max_tokens", 7).Fp32("temperature", 0.5f)
       .Int32("top_k", 3).Fp32("top_p", 0.875f).Uint64("random_seed", 1ull << 40)
       .Fp32("min_p", 0.125f).Fp32("repetition_penalty", 1.25f).Fp32("presence_penalty", 0.5f)
-      .Fp32("frequency_penalty", -0.25f).Bytes("stop_words", {"x", "yz"}).Int32("end_id", 5)
+      .Fp32("frequency_penalty", -0.25f).Bytes("stop_words", {"x", "", "yz"}).Int32("end_id", 5)
+      .Bytes("bad_words", {""}, {1, 1}).Int32("pad_id", 2).Bool("return_log_probs", false)
+      .Int32("num_return_sequences", 1).Fp32("length_penalty", 1.0f)
       .Bool("exclude_input_in_output", true).Bool("return_num_input_tokens", true)
       .Bool("return_num_output_tokens", true).Bool("return_finish_reason", true)
       .Int32("beam_width", 1).Int64Param("sequence_id", 3).Int64Param("priority", 2);
@@ -322,6 +324,11 @@ TEST_F(KServeServiceTest, InvalidArgumentNamesTheField) {
       {"unknown output", [](auto& b) { b.Text("hi").Output("bogus_output"); }, "bogus_output"},
       {"stream on ModelInfer", [](auto& b) { b.Text("hi").Bool("stream", true); }, "stream"},
       {"beam_width 4", [](auto& b) { b.Text("hi").Int32("beam_width", 4); }, "beam_width"},
+      {"bad_words given", [](auto& b) { b.Text("hi").Bytes("bad_words", {"darn"}); }, "bad_words"},
+      {"return_log_probs true", [](auto& b) { b.Text("hi").Bool("return_log_probs", true); },
+       "return_log_probs"},
+      {"stop_words rank 3",
+       [](auto& b) { b.Text("hi").Bytes("stop_words", {"a"}, {1, 1, 1}); }, "stop_words"},
   };
   for (const BadCase& c : cases) {
     InferRequestBuilder b(/*raw=*/true);
