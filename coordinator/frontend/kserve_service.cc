@@ -147,10 +147,7 @@ absl::StatusOr<KServeService::Started> KServeService::Start(
   return started;
 }
 
-absl::Status KServeService::Infer(grpc::ServerContext* context,
-                                  const inference::ModelInferRequest& request,
-                                  inference::ModelInferResponse* response) {
-  ASSIGN_OR_RETURN(Started started, Start(context, request, /*allow_stream=*/false));
+absl::StatusOr<ResponseContent> KServeService::WholeCompletion(const Started& started) {
   ResponseContent content;
   content.num_input_tokens = started.prompt_tokens;
   RETURN_IF_ERROR(PumpRequestStream(*started.stream, started.pump,
@@ -163,9 +160,18 @@ absl::Status KServeService::Infer(grpc::ServerContext* context,
                                       }
                                       return absl::OkStatus();
                                     }));
+  // As the vLLM backend: the prompt text comes first unless excluded.
   if (!started.parsed.exclude_input_in_output) {
     content.text = started.parsed.text_input + content.text;
   }
+  return content;
+}
+
+absl::Status KServeService::Infer(grpc::ServerContext* context,
+                                  const inference::ModelInferRequest& request,
+                                  inference::ModelInferResponse* response) {
+  ASSIGN_OR_RETURN(Started started, Start(context, request, /*allow_stream=*/false));
+  ASSIGN_OR_RETURN(ResponseContent content, WholeCompletion(started));
   *response = BuildInferResponse(started.identity, started.parsed.outputs, content);
   return absl::OkStatus();
 }
@@ -234,19 +240,7 @@ absl::Status KServeService::StreamRequestOrError(grpc::ServerContext* context,
         });
   }
 
-  ResponseContent content;
-  content.num_input_tokens = started.prompt_tokens;
-  RETURN_IF_ERROR(PumpRequestStream(*started.stream, started.pump,
-                                    [&](const GenerationChunk& chunk) {
-                                      content.text += chunk.text;
-                                      content.finish = chunk.finish;
-                                      content.num_output_tokens = chunk.completion_tokens;
-                                      if (chunk.prompt_tokens > 0) {
-                                        content.num_input_tokens = chunk.prompt_tokens;
-                                      }
-                                      return absl::OkStatus();
-                                    }));
-  if (!parsed.exclude_input_in_output) content.text = parsed.text_input + content.text;
+  ASSIGN_OR_RETURN(ResponseContent content, WholeCompletion(started));
   RETURN_IF_ERROR(
       write(BuildInferResponse(started.identity, parsed.outputs, content), !empty_final));
   if (empty_final) return write_empty_final();
