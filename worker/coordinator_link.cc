@@ -15,6 +15,8 @@ namespace wire = ::strata::worker::v1;
 
 namespace {
 
+constexpr absl::Duration kHealthyAttachment = absl::Seconds(10);
+
 // Statuses with which a coordinator refuses a registration for good: dialing
 // again would get the same answer.
 bool IsFinalRefusal(grpc::StatusCode code) {
@@ -130,7 +132,7 @@ void CoordinatorLink::HeartbeatLoop(Stream* stream) {
 }
 
 absl::Status CoordinatorLink::Attach() {
-  last_attach_registered_ = false;
+  registered_at_ = absl::InfinitePast();
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
               static_cast<int>(absl::ToInt64Milliseconds(config_.min_backoff)));
@@ -170,7 +172,7 @@ absl::Status CoordinatorLink::Attach() {
       switch (msg.kind_case()) {
         case wire::CoordinatorMessage::kRegistered:
           registered = true;
-          last_attach_registered_ = true;
+          registered_at_ = absl::Now();
           Log(absl::StrCat("registered as worker ", msg.registered().worker_id()));
           break;
         case wire::CoordinatorMessage::kStepPlan: {
@@ -236,7 +238,10 @@ absl::Status CoordinatorLink::Run() {
     if (stopped()) return absl::OkStatus();
     if (s.ok()) return s;
     if (!absl::IsUnavailable(s)) return s;
-    if (last_attach_registered_) backoff = config_.min_backoff;  // it worked for a while
+    // An attachment that served for a while earns a quick retry; one the
+    // coordinator ends right after Registered (e.g. the replica still has
+    // its previous worker) backs off like a failed dial.
+    if (absl::Now() - registered_at_ > kHealthyAttachment) backoff = config_.min_backoff;
     Log(absl::StrCat(s.message(), "; re-attaching in ", absl::FormatDuration(backoff),
                      " with empty sequence state"));
     if (absl::Status r = executor_->Reset(); !r.ok()) return r;

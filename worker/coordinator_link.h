@@ -97,7 +97,7 @@ class CoordinatorLink {
 
   std::atomic<bool> stopped_{false};
   std::atomic<uint64_t> last_completed_step_{0};
-  bool last_attach_registered_ = false;  // step thread only
+  absl::Time registered_at_ = absl::InfinitePast();  // step thread only
 
   absl::Mutex mu_;  // guards the current call's context and wakes waits
   grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;

@@ -298,6 +298,13 @@ absl::Status StepExecutor::CheckNew(const wire::NewSequence& n) const {
     return absl::InvalidArgumentError(absl::StrCat("sampling: ", s.message()));
   }
   RETURN_IF_ERROR(CheckBlocks(n.block_ids(), "block_ids"));
+  std::unordered_set<uint32_t> table;
+  for (int i = 0; i < n.block_ids_size(); ++i) {
+    if (!table.insert(n.block_ids(i)).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("block_ids[", i, "] = ", n.block_ids(i), " appears twice in the block table"));
+    }
+  }
   if (n.num_computed_tokens() % static_cast<uint32_t>(config_.block_size) != 0) {
     return absl::InvalidArgumentError(absl::StrCat("num_computed_tokens ", n.num_computed_tokens(),
                                                    " is not a multiple of block_size ",
@@ -314,6 +321,15 @@ absl::Status StepExecutor::CheckNew(const wire::NewSequence& n) const {
 absl::Status StepExecutor::CheckRunning(const wire::RunningSequence& r, const Sequence& held) const {
   RETURN_IF_ERROR(CheckTokens(r.new_token_ids(), "new_token_ids"));
   RETURN_IF_ERROR(CheckBlocks(r.new_block_ids(), "new_block_ids"));
+  if (!r.new_block_ids().empty()) {
+    std::unordered_set<uint32_t> table(held.block_ids.begin(), held.block_ids.end());
+    for (int i = 0; i < r.new_block_ids_size(); ++i) {
+      if (!table.insert(r.new_block_ids(i)).second) {
+        return absl::InvalidArgumentError(absl::StrCat("new_block_ids[", i, "] = ", r.new_block_ids(i),
+                                                       " is already in the block table"));
+      }
+    }
+  }
   return CheckSpan(static_cast<int64_t>(held.tokens.size()) + r.new_token_ids_size(), held.computed,
                    r.num_scheduled_tokens(),
                    static_cast<int64_t>(held.block_ids.size()) + r.new_block_ids_size());

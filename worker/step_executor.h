@@ -20,7 +20,9 @@
 //       already held or repeated in the plan, an unknown running id, an id in
 //       both new_sequences and running_sequences, empty token_ids, token ids
 //       outside the vocabulary, num_prompt_tokens > token count, invalid
-//       sampling params, block id 0 or >= capacity, num_computed_tokens not a
+//       sampling params, block id 0 or >= capacity or twice in one table
+//       (blocks shared between sequences are not checked: prefix-cache hits
+//       share them legitimately), num_computed_tokens not a
 //       multiple of block_size or beyond the known tokens, computed+scheduled
 //       beyond the known tokens / the block table / the context length.
 //     - the sampler failing for one sequence (13 INTERNAL, all logits NaN).

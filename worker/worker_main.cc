@@ -111,8 +111,13 @@ int Main(int argc, char** argv) {
     return kExitFailure;
   }
   if (absl::StatusOr<KvPlan> plan = PlanKv(exec_config, (*model)->config); !plan.ok()) {
-    std::fprintf(stderr, "strata-worker: %s: %s\n",
-                 FlagForKvPlanError(plan.status().message(), *flags).c_str(),
+    const std::string flag = FlagForKvPlanError(plan.status().message(), *flags);
+    std::string value;
+    if (flag == "--max-context") value = absl::StrCat(" ", flags->max_context);
+    if (flag == "--block-size") value = absl::StrCat(" ", flags->block_size);
+    if (flag == "--kv-blocks") value = absl::StrCat(" ", flags->kv_blocks);
+    if (flag == "--kv-cache-mb") value = absl::StrCat(" ", flags->kv_cache_mb);
+    std::fprintf(stderr, "strata-worker: %s%s: %s\n", flag.c_str(), value.c_str(),
                  std::string(plan.status().message()).c_str());
     return kExitBadFlags;
   }

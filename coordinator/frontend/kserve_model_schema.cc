@@ -1,5 +1,7 @@
 #include "coordinator/frontend/kserve_model_schema.h"
 
+#include <string>
+
 namespace strata::coordinator::frontend {
 namespace {
 
@@ -38,7 +40,16 @@ const std::vector<TensorSpec>& KServeInputs() {
       Fp32("frequency_penalty"),
       Bytes("stop_words", -1, true),
       Int32("end_id"),
+      // TensorRT-LLM inputs accepted at their neutral value only.
+      Bytes("bad_words", -1, true),
+      Int32("pad_id"),
       Int32("beam_width"),
+      Int32("num_return_sequences"),
+      Int32("min_length"),
+      Fp32("length_penalty"),
+      Bool("return_log_probs"),
+      Bool("return_context_logits"),
+      Bool("return_generation_logits"),
   };
   return inputs;
 }
@@ -67,7 +78,7 @@ const TensorSpec* FindOutput(absl::string_view name) { return Find(KServeOutputs
 
 void FillModelMetadata(const std::string& model_name, inference::ModelMetadataResponse* out) {
   out->set_name(model_name);
-  out->add_versions("1");
+  out->add_versions(std::string("1"));  // (const char*) overload trips GCC 12 -Wrestrict
   out->set_platform("strata");
   for (const TensorSpec& s : KServeInputs()) {
     auto* t = out->add_inputs();

@@ -1,6 +1,7 @@
 #include "coordinator/frontend/kserve_request_parser.h"
 
 #include <limits>
+#include <map>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -35,6 +36,22 @@ absl::StatusOr<T> Scalar(const InputTensor& input, Decode decode) {
   return static_cast<T>(values[0]);
 }
 
+// [N] or [1,N] strings.
+absl::StatusOr<std::vector<std::string>> StringList(const InputTensor& input) {
+  if (input.tensor->shape_size() == 0 || input.tensor->shape_size() > 2) {
+    return absl::InvalidArgumentError(absl::StrCat("input '", input.tensor->name(),
+                                                   "': shape must be [N] or [1,N], got rank ",
+                                                   input.tensor->shape_size()));
+  }
+  return DecodeBytes(input);
+}
+
+absl::Status Unsupported(const std::string& name, absl::string_view got,
+                         absl::string_view allowed) {
+  return absl::InvalidArgumentError(absl::StrCat("input '", name, "': ", got,
+                                                 " is not supported by Strata; only ", allowed));
+}
+
 absl::StatusOr<bool> BoolParameter(const std::string& name, const InferParameter& p) {
   if (p.parameter_choice_case() != InferParameter::kBoolParam) {
     return absl::InvalidArgumentError(
@@ -44,10 +61,14 @@ absl::StatusOr<bool> BoolParameter(const std::string& name, const InferParameter
 }
 
 // Request-level parameters; sampling_parameters JSON is returned to apply
-// before the tensors.
+// after the vLLM keys given as parameters and before the tensors.
 absl::Status ApplyParameters(const inference::ModelInferRequest& request, KServeInferRequest* out,
                              std::optional<std::string>* sampling_json) {
-  for (const auto& [name, p] : request.parameters()) {
+  // Sorted, so that errors and overrides do not depend on map order.
+  std::map<std::string, const InferParameter*> sorted;
+  for (const auto& [name, p] : request.parameters()) sorted[name] = &p;
+  for (const auto& [name, param] : sorted) {
+    const InferParameter& p = *param;
     if (name == "triton_enable_empty_final_response") {
       ASSIGN_OR_RETURN(out->enable_empty_final_response, BoolParameter(name, p));
     } else if (name == "sampling_parameters") {
@@ -71,6 +92,9 @@ absl::Status ApplyParameters(const inference::ModelInferRequest& request, KServe
         return absl::InvalidArgumentError("parameter 'timeout' must be >= 0 microseconds");
       }
       if (micros > 0) out->timeout = absl::Microseconds(micros);  // Triton: 0 = none
+    } else if (IsVllmSamplingKey(name)) {
+      // The vLLM backend takes the request's parameters as its sampling JSON.
+      RETURN_IF_ERROR(ApplyVllmSamplingParameter(name, p, &out->generation));
     }
     // Anything else (sequence_id, sequence_start, sequence_end, priority,
     // binary_data_output, headers, ...) is ignored, as Triton's LLM backends do.
@@ -78,7 +102,8 @@ absl::Status ApplyParameters(const inference::ModelInferRequest& request, KServe
   return absl::OkStatus();
 }
 
-absl::Status ApplyInput(const InputTensor& input, KServeInferRequest* out) {
+absl::Status ApplyInput(const InputTensor& input, KServeInferRequest* out,
+                        bool* exclude_input_set) {
   const std::string& name = input.tensor->name();
   GenerationRequest& g = out->generation;
   SamplingParams& s = g.sampling;
@@ -90,6 +115,7 @@ absl::Status ApplyInput(const InputTensor& input, KServeInferRequest* out) {
     ASSIGN_OR_RETURN(out->stream, Scalar<bool>(input, DecodeBool));
   } else if (name == "exclude_input_in_output") {
     ASSIGN_OR_RETURN(out->exclude_input_in_output, Scalar<bool>(input, DecodeBool));
+    *exclude_input_set = true;
   } else if (name == "return_finish_reason") {
     ASSIGN_OR_RETURN(out->outputs.finish_reason, Scalar<bool>(input, DecodeBool));
   } else if (name == "return_num_input_tokens") {
@@ -130,15 +156,19 @@ absl::Status ApplyInput(const InputTensor& input, KServeInferRequest* out) {
   } else if (name == "frequency_penalty") {
     ASSIGN_OR_RETURN(s.frequency_penalty, Scalar<float>(input, DecodeFp32));
   } else if (name == "stop_words") {
-    if (input.tensor->shape_size() == 0 || input.tensor->shape_size() > 2) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("input 'stop_words': shape must be [N] or [1,N], got rank ",
-                       input.tensor->shape_size()));
-    }
-    ASSIGN_OR_RETURN(std::vector<std::string> words, DecodeBytes(input));
+    ASSIGN_OR_RETURN(std::vector<std::string> words, StringList(input));
+    // Empty strings mean "none": TensorRT-LLM's clients send [[""]] by default.
     for (std::string& w : words) {
-      if (w.empty()) return absl::InvalidArgumentError("input 'stop_words': empty stop word");
-      g.stop.push_back(std::move(w));
+      if (!w.empty()) g.stop.push_back(std::move(w));
+    }
+  } else if (name == "bad_words") {
+    ASSIGN_OR_RETURN(std::vector<std::string> words, StringList(input));
+    for (const std::string& w : words) {
+      if (!w.empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "input 'bad_words': banning words is not supported by Strata (got '", w,
+            "'); send it empty or leave it out"));
+      }
     }
   } else if (name == "end_id") {
     ASSIGN_OR_RETURN(int32_t v, Scalar<int32_t>(input, DecodeInt32));
@@ -146,12 +176,22 @@ absl::Status ApplyInput(const InputTensor& input, KServeInferRequest* out) {
       return absl::InvalidArgumentError(absl::StrCat("input 'end_id': must be >= 0, got ", v));
     }
     g.stop_token_ids.push_back(v);
-  } else if (name == "beam_width") {
+  } else if (name == "beam_width" || name == "num_return_sequences") {
     ASSIGN_OR_RETURN(int32_t v, Scalar<int32_t>(input, DecodeInt32));
-    if (v != 1) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("input 'beam_width': only 1 is supported (no beam search), got ", v));
-    }
+    if (v != 1) return Unsupported(name, absl::StrCat(v), "1");
+  } else if (name == "min_length") {
+    ASSIGN_OR_RETURN(int32_t v, Scalar<int32_t>(input, DecodeInt32));
+    if (v > 1) return Unsupported(name, absl::StrCat(v), "0 or 1");
+  } else if (name == "length_penalty") {
+    ASSIGN_OR_RETURN(float v, Scalar<float>(input, DecodeFp32));
+    if (v != 1.0f) return Unsupported(name, absl::StrCat(v), "1 (it only affects beam search)");
+  } else if (name == "pad_id") {
+    // Padding is TensorRT-LLM's batching detail; Strata has none to set.
+    RETURN_IF_ERROR(Scalar<int32_t>(input, DecodeInt32).status());
+  } else if (name == "return_log_probs" || name == "return_context_logits" ||
+             name == "return_generation_logits") {
+    ASSIGN_OR_RETURN(bool v, Scalar<bool>(input, DecodeBool));
+    if (v) return Unsupported(name, "true", "false (use strata.v1 Generate for logprobs)");
   } else {
     return absl::InvalidArgumentError(absl::StrCat(
         "unknown input '", name, "' (ModelMetadata lists the inputs this model takes)"));
@@ -211,7 +251,16 @@ absl::StatusOr<KServeInferRequest> ParseInferRequest(const inference::ModelInfer
   if (sampling_json.has_value()) {
     RETURN_IF_ERROR(ApplyVllmSamplingParameters(*sampling_json, &out.generation));
   }
-  for (const InputTensor& input : inputs) RETURN_IF_ERROR(ApplyInput(input, &out));
+  bool exclude_input_set = false;
+  for (const InputTensor& input : inputs) {
+    RETURN_IF_ERROR(ApplyInput(input, &out, &exclude_input_set));
+  }
+  if (out.stream && exclude_input_set && !out.exclude_input_in_output) {
+    // Triton's vLLM backend refuses it too: streamed responses carry only new text.
+    return absl::InvalidArgumentError(
+        "input 'exclude_input_in_output': false is not allowed with stream = true (streamed "
+        "responses carry only the new text); leave it out or set it to true");
+  }
   RETURN_IF_ERROR(SelectOutputs(request, &out.outputs));
   RETURN_IF_ERROR(ValidateSamplingParams(out.generation.sampling));
   return out;

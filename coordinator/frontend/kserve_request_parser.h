@@ -11,15 +11,25 @@
 //   max_tokens INT32, temperature FP32, top_k|runtime_top_k INT32,
 //   top_p|runtime_top_p FP32, random_seed UINT64, min_p FP32,
 //   repetition_penalty / presence_penalty / frequency_penalty FP32,
-//   stop_words BYTES [N], end_id INT32 (a stop token id), beam_width INT32 (1 only)
-// The JSON is applied first; separate tensors then override what it set.
-// Scalars need exactly one element and at most two dimensions.
+//   stop_words BYTES [N] (empty strings ignored), end_id INT32 (a stop token id)
+//   accepted at their neutral value only: bad_words BYTES [N] (all empty),
+//   beam_width / num_return_sequences INT32 (1), min_length INT32 (0 or 1),
+//   length_penalty FP32 (1), return_log_probs / return_context_logits /
+//   return_generation_logits BOOL (false); pad_id INT32 (ignored)
+// Scalars need exactly one element and at most two dimensions ([1] or [1,1]).
+// exclude_input_in_output = false with stream = true is an error, as in the
+// vLLM backend (streamed responses carry only new text); absent, it means
+// "prepend the prompt" for non-streamed responses.
 //
-// Request parameters: sampling_parameters (string: same JSON, applied before
-// the tensor), triton_enable_empty_final_response (bool), timeout (int64
-// microseconds, Triton's: tightens the deadline). Others (sequence_id,
+// Request parameters: triton_enable_empty_final_response (bool), timeout
+// (int64 microseconds, Triton's: tightens the deadline), sampling_parameters
+// (string: the JSON), and the vLLM sampling keys themselves (max_tokens,
+// temperature, ... as bool/int64/uint64/double/string params: the vLLM
+// backend reads the request parameters as its JSON). Others (sequence_id,
 // sequence_start/end, priority, headers, ...) are accepted and ignored, as
-// Triton passes unknown ones to backends that ignore them.
+// Triton's LLM backends ignore them.
+// Precedence, later wins: sampling keys as parameters, then the JSON (tensor
+// over parameter), then the separate tensors.
 //
 // Every error is INVALID_ARGUMENT naming the tensor, parameter or JSON key.
 //

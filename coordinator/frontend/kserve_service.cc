@@ -6,13 +6,29 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "coordinator/frontend/call_context.h"
-#include "coordinator/frontend/grpc_status.h"
+#include "coordinator/grpc_status.h"
 #include "coordinator/frontend/kserve_model_schema.h"
 #include "coordinator/frontend/kserve_response_builder.h"
 #include "coordinator/frontend/prompt_encoder.h"
 #include "coordinator/frontend/request_pump.h"
 
-namespace strata::coordinator::frontend {
+namespace strata::coordinator {
+
+using frontend::BuildEmptyResponse;
+using frontend::BuildInferResponse;
+using frontend::CallDeadline;
+using frontend::EncodeText;
+using frontend::FillModelConfig;
+using frontend::FillModelMetadata;
+using frontend::KServeInferRequest;
+using frontend::KServeStreamSession;
+using frontend::ParseInferRequest;
+using frontend::PumpOptions;
+using frontend::PumpOptionsFor;
+using frontend::PumpRequestStream;
+using frontend::ResponseContent;
+using frontend::ResponseIdentity;
+using frontend::SetFinalResponse;
 
 // A submitted request with everything its responses need.
 struct KServeService::Started {
@@ -131,10 +147,7 @@ absl::StatusOr<KServeService::Started> KServeService::Start(
   return started;
 }
 
-absl::Status KServeService::Infer(grpc::ServerContext* context,
-                                  const inference::ModelInferRequest& request,
-                                  inference::ModelInferResponse* response) {
-  ASSIGN_OR_RETURN(Started started, Start(context, request, /*allow_stream=*/false));
+absl::StatusOr<ResponseContent> KServeService::WholeCompletion(const Started& started) {
   ResponseContent content;
   content.num_input_tokens = started.prompt_tokens;
   RETURN_IF_ERROR(PumpRequestStream(*started.stream, started.pump,
@@ -147,9 +160,18 @@ absl::Status KServeService::Infer(grpc::ServerContext* context,
                                       }
                                       return absl::OkStatus();
                                     }));
+  // As the vLLM backend: the prompt text comes first unless excluded.
   if (!started.parsed.exclude_input_in_output) {
     content.text = started.parsed.text_input + content.text;
   }
+  return content;
+}
+
+absl::Status KServeService::Infer(grpc::ServerContext* context,
+                                  const inference::ModelInferRequest& request,
+                                  inference::ModelInferResponse* response) {
+  ASSIGN_OR_RETURN(Started started, Start(context, request, /*allow_stream=*/false));
+  ASSIGN_OR_RETURN(ResponseContent content, WholeCompletion(started));
   *response = BuildInferResponse(started.identity, started.parsed.outputs, content);
   return absl::OkStatus();
 }
@@ -218,19 +240,7 @@ absl::Status KServeService::StreamRequestOrError(grpc::ServerContext* context,
         });
   }
 
-  ResponseContent content;
-  content.num_input_tokens = started.prompt_tokens;
-  RETURN_IF_ERROR(PumpRequestStream(*started.stream, started.pump,
-                                    [&](const GenerationChunk& chunk) {
-                                      content.text += chunk.text;
-                                      content.finish = chunk.finish;
-                                      content.num_output_tokens = chunk.completion_tokens;
-                                      if (chunk.prompt_tokens > 0) {
-                                        content.num_input_tokens = chunk.prompt_tokens;
-                                      }
-                                      return absl::OkStatus();
-                                    }));
-  if (!parsed.exclude_input_in_output) content.text = parsed.text_input + content.text;
+  ASSIGN_OR_RETURN(ResponseContent content, WholeCompletion(started));
   RETURN_IF_ERROR(
       write(BuildInferResponse(started.identity, parsed.outputs, content), !empty_final));
   if (empty_final) return write_empty_final();
@@ -299,4 +309,4 @@ grpc::Status KServeService::LogSettings(grpc::ServerContext*, const inference::L
   return Unimplemented("LogSettings");
 }
 
-}  // namespace strata::coordinator::frontend
+}  // namespace strata::coordinator

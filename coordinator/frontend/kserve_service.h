@@ -32,11 +32,12 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "coordinator/frontend/kserve_request_parser.h"
+#include "coordinator/frontend/kserve_response_builder.h"
 #include "coordinator/frontend/kserve_stream_session.h"
 #include "coordinator/inference_backend.h"
 #include "inference/grpc_service.grpc.pb.h"
 
-namespace strata::coordinator::frontend {
+namespace strata::coordinator {
 
 struct KServeServiceOptions {
   std::string server_version = "0.1.0";  // ServerMetadata.version
@@ -115,17 +116,19 @@ class KServeService final : public inference::GRPCInferenceService::Service {
   // Parse, tokenize, submit.
   absl::StatusOr<Started> Start(grpc::ServerContext* context,
                                 const inference::ModelInferRequest& request, bool allow_stream);
+  // Drains the request into one response's content (non-streamed).
+  static absl::StatusOr<frontend::ResponseContent> WholeCompletion(const Started& started);
   absl::Status Infer(grpc::ServerContext* context, const inference::ModelInferRequest& request,
                      inference::ModelInferResponse* response);
   // One request of a ModelStreamInfer call, on its own thread.
   void StreamRequest(grpc::ServerContext* context, const inference::ModelInferRequest& request,
-                     KServeStreamSession& session);
+                     frontend::KServeStreamSession& session);
   absl::Status StreamRequestOrError(grpc::ServerContext* context,
                                     const inference::ModelInferRequest& request,
-                                    KServeStreamSession& session);
+                                    frontend::KServeStreamSession& session);
 
   InferenceBackend* const backend_;
   const KServeServiceOptions options_;
 };
 
-}  // namespace strata::coordinator::frontend
+}  // namespace strata::coordinator

@@ -8,12 +8,21 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "coordinator/frontend/call_context.h"
-#include "coordinator/frontend/grpc_status.h"
+#include "coordinator/grpc_status.h"
 #include "coordinator/frontend/prompt_encoder.h"
 #include "coordinator/frontend/request_pump.h"
 
-namespace strata::coordinator::frontend {
+namespace strata::coordinator {
 namespace {
+
+using frontend::CallDeadline;
+using frontend::CheckTokenIds;
+using frontend::EncodeText;
+using frontend::ModelTokenizer;
+using frontend::PumpOptions;
+using frontend::PumpOptionsFor;
+using frontend::PumpRequestStream;
+using frontend::RenderChat;
 
 std::vector<ChatMessage> ToChatMessages(const strata::v1::ChatMessages& chat) {
   std::vector<ChatMessage> out;
@@ -198,4 +207,4 @@ grpc::Status StrataService::ListModels(grpc::ServerContext*, const strata::v1::L
   return grpc::Status::OK;
 }
 
-}  // namespace strata::coordinator::frontend
+}  // namespace strata::coordinator

@@ -25,7 +25,7 @@
 #include "coordinator/inference_backend.h"
 #include "strata/v1/strata.grpc.pb.h"
 
-namespace strata::coordinator::frontend {
+namespace strata::coordinator {
 
 struct StrataServiceOptions {
   // How often a waiting Generate checks for client cancellation and its deadline.
@@ -59,4 +59,4 @@ class StrataService final : public strata::v1::Strata::Service {
   const StrataServiceOptions options_;
 };
 
-}  // namespace strata::coordinator::frontend
+}  // namespace strata::coordinator

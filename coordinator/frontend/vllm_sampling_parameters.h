@@ -1,5 +1,7 @@
-// The `sampling_parameters` JSON object of Triton's vLLM backend, applied to
-// a GenerationRequest.
+// The sampling knobs of Triton's vLLM backend, applied to a GenerationRequest:
+// the `sampling_parameters` JSON object (a BYTES tensor or a string request
+// parameter), or the same keys as individual request parameters (the vLLM
+// backend reads the request's parameters as that object when no tensor is sent).
 //
 // Keys and their effect (null leaves the default):
 //   max_tokens (int >= 0; 0 = server limit)   temperature, top_p, min_p (number)
@@ -12,11 +14,12 @@
 // logprobs = 0, prompt_logprobs = 0, include_stop_str_in_output = false,
 // detokenize = true, spaces_between_special_tokens = true, length_penalty = 1.
 // As the vLLM backend does (it casts with Python's float()/int()), numbers may
-// also be written as JSON strings ("0.7"); booleans may be true/false, the
-// strings "true"/"false" or the integers 0/1.
+// also be written as strings ("0.7"); booleans may be true/false, the strings
+// "true"/"false" or the integers 0/1.
 //
-// Errors are INVALID_ARGUMENT naming sampling_parameters and the key: not a
-// JSON object, an unknown key, a value of the wrong type or out of range.
+// Errors are INVALID_ARGUMENT naming sampling_parameters and the key (or the
+// request parameter): not a JSON object, an unknown key in the JSON, a value
+// of the wrong type or out of range.
 //
 // Thread ownership: stateless.
 #pragma once
@@ -24,9 +27,17 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "coordinator/generation.h"
+#include "inference/grpc_service.pb.h"
 
 namespace strata::coordinator::frontend {
 
 absl::Status ApplyVllmSamplingParameters(absl::string_view json, GenerationRequest* request);
+
+// True for the keys listed above.
+bool IsVllmSamplingKey(absl::string_view key);
+// One key given as a request parameter (bool/int64/uint64/double/string_param).
+absl::Status ApplyVllmSamplingParameter(absl::string_view key,
+                                        const inference::InferParameter& value,
+                                        GenerationRequest* request);
 
 }  // namespace strata::coordinator::frontend

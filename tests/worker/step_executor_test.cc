@@ -457,6 +457,16 @@ TEST_F(StepExecutorTest, PerSequenceErrorsNameSequenceAndFieldAndOthersRun) {
   std::vector<BadCase> cases = {
       {"null block", 3, "new_sequences.block_ids[1] = 0",
        [&](wire::StepPlan& p, int64_t) { AddNew(p, 3, three, {20, 0}); }},
+      {"block twice in table", 3, "new_sequences.block_ids[2] = 20 appears twice",
+       [&](wire::StepPlan& p, int64_t) { AddNew(p, 3, three, {20, 21, 20}); }},
+      {"running block already in table", 2, "seq 2: running_sequences.new_block_ids[1] = 31 is already",
+       [&](wire::StepPlan& p, int64_t) {
+         auto* r = p.add_running_sequences();
+         r->set_seq_id(2);
+         r->add_new_block_ids(44);
+         r->add_new_block_ids(31);
+         r->set_num_scheduled_tokens(0);
+       }},
       {"block beyond capacity", 3, "new_sequences.block_ids[0] = " + std::to_string(kBlocks),
        [&](wire::StepPlan& p, int64_t) { AddNew(p, 3, three, {kBlocks}); }},
       {"token outside vocab", 3, "new_sequences.token_ids[2]",

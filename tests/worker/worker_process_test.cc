@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <deque>
 #include <fstream>
@@ -75,6 +76,7 @@ class WorkerProcess {
       kill(pid_, SIGKILL);
       waitpid(pid_, nullptr, 0);
     }
+    if (!::testing::Test::HasFailure()) std::remove(log_path_.c_str());
   }
 
   // The wait status once the process exited within `timeout`.

@@ -78,7 +78,9 @@ TEST_F(KServeServiceTest, RawInputsTensorRtLlmConvention) {
   b.Id("req-7").Text("hello world").Int32("max_tokens", 7).Fp32("temperature", 0.5f)
       .Int32("top_k", 3).Fp32("top_p", 0.875f).Uint64("random_seed", 1ull << 40)
       .Fp32("min_p", 0.125f).Fp32("repetition_penalty", 1.25f).Fp32("presence_penalty", 0.5f)
-      .Fp32("frequency_penalty", -0.25f).Bytes("stop_words", {"x", "yz"}).Int32("end_id", 5)
+      .Fp32("frequency_penalty", -0.25f).Bytes("stop_words", {"x", "", "yz"}).Int32("end_id", 5)
+      .Bytes("bad_words", {""}, {1, 1}).Int32("pad_id", 2).Bool("return_log_probs", false)
+      .Int32("num_return_sequences", 1).Fp32("length_penalty", 1.0f)
       .Bool("exclude_input_in_output", true).Bool("return_num_input_tokens", true)
       .Bool("return_num_output_tokens", true).Bool("return_finish_reason", true)
       .Int32("beam_width", 1).Int64Param("sequence_id", 3).Int64Param("priority", 2);
@@ -198,6 +200,30 @@ TEST_F(KServeServiceTest, SamplingParametersAsRequestParameter) {
   EXPECT_EQ(backend_.request(0).sampling.temperature, 0.0f);
 }
 
+TEST_F(KServeServiceTest, SamplingKeysAsRequestParameters) {
+  backend_.QueueScript(Abc());
+  InferRequestBuilder b(/*raw=*/true);
+  b.Text("hi").Int64Param("max_tokens", 5).StringParam("top_p", "0.5").BoolParam("ignore_eos", true)
+      .StringParam("stop", "STOP").Int64Param("seed", 11);
+  (*b.request().mutable_parameters())["temperature"].set_double_param(0.25);
+  inference::ModelInferResponse resp;
+  const grpc::Status st = Infer(b.Build(), &resp);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  const GenerationRequest g = backend_.request(0);
+  EXPECT_EQ(g.max_tokens, 5);
+  EXPECT_EQ(g.sampling.top_p, 0.5f);
+  EXPECT_EQ(g.sampling.temperature, 0.25f);
+  EXPECT_TRUE(g.ignore_eos);
+  EXPECT_THAT(g.stop, ElementsAre("STOP"));
+  EXPECT_EQ(g.sampling.seed, 11u);
+
+  InferRequestBuilder bad(/*raw=*/true);
+  bad.Text("hi").BoolParam("temperature", true);
+  const grpc::Status st2 = Infer(bad.Build(), &resp);
+  EXPECT_EQ(st2.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(st2.error_message(), HasSubstr("parameter 'temperature'"));
+}
+
 TEST_F(KServeServiceTest, RequestedOutputsAreRespected) {
   backend_.QueueScript(Abc());
   InferRequestBuilder b(/*raw=*/true);
@@ -298,6 +324,11 @@ TEST_F(KServeServiceTest, InvalidArgumentNamesTheField) {
       {"unknown output", [](auto& b) { b.Text("hi").Output("bogus_output"); }, "bogus_output"},
       {"stream on ModelInfer", [](auto& b) { b.Text("hi").Bool("stream", true); }, "stream"},
       {"beam_width 4", [](auto& b) { b.Text("hi").Int32("beam_width", 4); }, "beam_width"},
+      {"bad_words given", [](auto& b) { b.Text("hi").Bytes("bad_words", {"darn"}); }, "bad_words"},
+      {"return_log_probs true", [](auto& b) { b.Text("hi").Bool("return_log_probs", true); },
+       "return_log_probs"},
+      {"stop_words rank 3",
+       [](auto& b) { b.Text("hi").Bytes("stop_words", {"a"}, {1, 1, 1}); }, "stop_words"},
   };
   for (const BadCase& c : cases) {
     InferRequestBuilder b(/*raw=*/true);
@@ -544,6 +575,16 @@ TEST_F(KServeServiceTest, NonStreamingOnTheStreamIsOneWholeResponse) {
   const auto n3 = by_id(responses, "n3");
   ASSERT_EQ(n3.size(), 1u);
   EXPECT_EQ(OutputText(n3[0]), "abc");
+}
+
+TEST_F(KServeServiceTest, StreamingRefusesToRepeatThePrompt) {
+  InferRequestBuilder b(/*raw=*/true);
+  b.Id("x").Text("hello").Bool("stream", true).Bool("exclude_input_in_output", false);
+  const auto responses = StreamAll({b.Build()});
+  ASSERT_EQ(responses.size(), 1u);
+  EXPECT_THAT(responses[0].error_message(), HasSubstr("exclude_input_in_output"));
+  EXPECT_EQ(FinalFlag(responses[0].infer_response()), true);
+  EXPECT_TRUE(backend_.requests().empty());
 }
 
 TEST_F(KServeServiceTest, ErrorsGoIntoErrorMessageAndTheStreamStaysOpen) {

@@ -19,12 +19,12 @@ class FrontendServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_NE(&backend_.tokenizer(), nullptr);
-    frontend::KServeServiceOptions kopts;
+    KServeServiceOptions kopts;
     kopts.poll_interval = absl::Milliseconds(10);
-    kserve_ = std::make_unique<frontend::KServeService>(&backend_, kopts);
-    frontend::StrataServiceOptions sopts;
+    kserve_ = std::make_unique<KServeService>(&backend_, kopts);
+    StrataServiceOptions sopts;
     sopts.poll_interval = absl::Milliseconds(10);
-    strata_ = std::make_unique<frontend::StrataService>(&backend_, sopts);
+    strata_ = std::make_unique<StrataService>(&backend_, sopts);
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
     builder.RegisterService(kserve_.get());
@@ -45,8 +45,8 @@ class FrontendServerTest : public ::testing::Test {
   }
 
   FakeBackend backend_;
-  std::unique_ptr<frontend::KServeService> kserve_;
-  std::unique_ptr<frontend::StrataService> strata_;
+  std::unique_ptr<KServeService> kserve_;
+  std::unique_ptr<StrataService> strata_;
   int port_ = 0;
   std::unique_ptr<grpc::Server> server_;
   std::shared_ptr<grpc::Channel> channel_;
