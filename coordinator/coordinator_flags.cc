@@ -93,7 +93,7 @@ absl::StatusOr<CoordinatorOptions> ParseCoordinatorFlags(const std::vector<std::
   ASSIGN_OR_RETURN(o.port, Int(f, "port", o.port, 0, 65535));
   ASSIGN_OR_RETURN(o.worker_port, Int(f, "worker-port", o.worker_port, 0, 65535));
   ASSIGN_OR_RETURN(o.metrics_port, Int(f, "metrics-port", o.metrics_port, 0, 65535));
-  ASSIGN_OR_RETURN(o.cluster.max_queue, Int(f, "max-queue", o.cluster.max_queue, 0, 1 << 20));
+  ASSIGN_OR_RETURN(o.cluster.max_queue, Int(f, "max-queue", o.cluster.max_queue, 1, 1 << 20));
   SchedulerConfig& s = o.cluster.scheduler;
   s.max_num_seqs = 64;
   ASSIGN_OR_RETURN(s.max_num_seqs, Int(f, "max-num-seqs", s.max_num_seqs, 1, 1 << 16));

@@ -42,6 +42,7 @@ struct Metrics::Impl {
   prometheus::Family<prometheus::Histogram>* queue;
   prometheus::Family<prometheus::Histogram>* step_tokens;
   prometheus::Family<prometheus::Histogram>* step_seconds;
+  prometheus::Family<prometheus::Histogram>* step_overhead;
   prometheus::Counter* prompt_tokens;
   prometheus::Counter* generation_tokens;
   prometheus::Family<prometheus::Counter>* success;
@@ -66,6 +67,8 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(const std::string& http
   impl->queue = hist("strata_request_queue_time_seconds", "Time from submit to first being scheduled.");
   impl->step_tokens = hist("strata_step_batch_tokens", "Tokens computed per engine step.");
   impl->step_seconds = hist("strata_step_duration_seconds", "Worker round trip of one engine step.");
+  impl->step_overhead = hist("strata_step_overhead_seconds",
+                             "Step round trip minus the worker's execute time (protocol and scheduling).");
   impl->prompt_tokens = &prometheus::BuildCounter()
                              .Name("strata_request_prompt_tokens_total")
                              .Help("Prompt tokens of finished requests.")
@@ -130,12 +133,16 @@ void Metrics::Failed(absl::StatusCode code) {
   impl_->failure->Add({{"code", absl::StatusCodeToString(code)}}).Increment();
 }
 
-void Metrics::Step(int32_t batch_tokens, double seconds) {
+void Metrics::Step(int32_t batch_tokens, double seconds, double overhead_seconds) {
   absl::MutexLock lock(&impl_->mu);
   impl_->step_tokens->Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128, 256, 512,
                                                                       1024, 2048, 4096, 8192})
       .Observe(batch_tokens);
   impl_->step_seconds->Add({}, LatencyBuckets()).Observe(seconds);
+  impl_->step_overhead
+      ->Add({}, prometheus::Histogram::BucketBoundaries{0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002,
+                                                        0.005, 0.01, 0.05})
+      .Observe(overhead_seconds);
 }
 
 void Metrics::SetReplica(int32_t replica, const ReplicaGauges& g) {

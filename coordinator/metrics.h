@@ -15,6 +15,8 @@
 //   strata_replica_ready{replica}             gauge 0/1
 //   strata_step_batch_tokens                  histogram  tokens computed per step
 //   strata_step_duration_seconds              histogram  worker round trip per step
+//   strata_step_overhead_seconds              histogram  round trip minus the worker's execute
+//                                                        time (protocol + scheduling cost)
 //
 // Thread ownership: thread-safe (prometheus-cpp metrics are atomic; family
 // lookups are guarded).
@@ -53,7 +55,7 @@ class Metrics {
   void Queued(double seconds);
   void Finished(FinishReason reason, double e2e_seconds, int32_t prompt_tokens, int32_t generated_tokens);
   void Failed(absl::StatusCode code);
-  void Step(int32_t batch_tokens, double seconds);
+  void Step(int32_t batch_tokens, double seconds, double overhead_seconds);
   void SetReplica(int32_t replica, const ReplicaGauges& gauges);
 
   // The HTTP port /metrics is served on; 0 when not served.

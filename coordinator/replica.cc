@@ -302,7 +302,10 @@ void Replica::Step() {
     Abandon(absl::UnavailableError(absl::StrCat("replica ", config_.index, ": ", result.status().message())));
     return;
   }
-  if (metrics_) metrics_->Step(out.total_tokens, Seconds(t1 - t0));
+  if (metrics_) {
+    const double round_trip = Seconds(t1 - t0);
+    metrics_->Step(out.total_tokens, round_trip, std::max(0.0, round_trip - result->execute_micros() * 1e-6));
+  }
   if (result->has_error()) {
     const wire::StepError& err = result->error();
     const absl::Status status(static_cast<absl::StatusCode>(err.code()),

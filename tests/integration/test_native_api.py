@@ -157,12 +157,10 @@ def test_full_queue_is_resource_exhausted(default_model, make_cluster, pb):
     strata_pb2, strata_pb2_grpc = pb
     with c.channel() as ch:
         stub = strata_pb2_grpc.StrataStub(ch)
-        calls = []
-        for _ in range(2):  # one runs, one waits
-            req = strata_pb2.GenerateRequest(text="Once upon a time", max_tokens=500, ignore_eos=True)
-            calls.append(stub.Generate(req, timeout=60))
-        first = next(calls[0])  # the first is running
-        assert first.token_ids
+        req = strata_pb2.GenerateRequest(text="Once upon a time", max_tokens=500, ignore_eos=True)
+        calls = [stub.Generate(req, timeout=60)]
+        assert next(calls[0]).token_ids  # the first is running
+        calls.append(stub.Generate(req, timeout=60))  # the second waits
         deadline = time.time() + 10
         while c.gauge("strata_num_requests_waiting", 0) != 1.0 and time.time() < deadline:
             time.sleep(0.02)
