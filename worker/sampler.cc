@@ -46,9 +46,9 @@ Sampler::Sampler(const SamplingParams& params, uint64_t seed)
     : params_(params), seed_(seed), rng_(seed) {}
 
 absl::StatusOr<Sampler::Result> Sampler::Sample(absl::Span<const float> logits,
-                                                absl::Span<const int32_t> history) {
+                                                absl::Span<const int32_t> history, bool want_logprob) {
   RETURN_IF_ERROR(PrepareCandidates(logits, history));
-  if (params_.temperature == 0.0f) return Argmax();
+  if (params_.temperature == 0.0f) return Argmax(want_logprob);
 
   const double total = WeighCandidates();
   const double target = UniformDouble(rng_) * total;
@@ -79,7 +79,7 @@ absl::StatusOr<std::vector<float>> Sampler::Probabilities(absl::Span<const float
   RETURN_IF_ERROR(PrepareCandidates(logits, history));
   std::vector<float> probs(logits.size(), 0.0f);
   if (params_.temperature == 0.0f) {
-    probs[Argmax().token] = 1.0f;
+    probs[Argmax(false).token] = 1.0f;
     return probs;
   }
   const double total = WeighCandidates();
@@ -166,13 +166,14 @@ void Sampler::ApplyPenalties(absl::Span<const int32_t> window) {
   }
 }
 
-Sampler::Result Sampler::Argmax() const {
+Sampler::Result Sampler::Argmax(bool want_logprob) const {
   const Candidate* c = candidates_.data();
   const size_t n = num_candidates_;
   size_t best = 0;
   for (size_t i = 1; i < n; ++i) {
     if (c[i].value > c[best].value) best = i;  // strict: ids ascend, so the lowest id wins ties
   }
+  if (!want_logprob) return Result{c[best].id, 0.0f};
   const float max_logit = c[best].value;
   double sum = 0.0;
   for (size_t i = 0; i < n; ++i) sum += std::exp(c[i].value - max_logit);

@@ -58,8 +58,10 @@ class Sampler {
   // penalty window (its last penalty_last_n entries) outside [0, vocab);
   // INTERNAL when every logit is NaN/-inf. Draws exactly one number from the
   // RNG unless greedy, so the RNG stream depends only on the call count.
+  // want_logprob = false lets greedy decoding skip the log-softmax over the
+  // vocabulary (Result::logprob is then 0); the token is the same.
   absl::StatusOr<Result> Sample(absl::Span<const float> logits,
-                                absl::Span<const int32_t> history);
+                                absl::Span<const int32_t> history, bool want_logprob = true);
 
   // The distribution Sample draws from, as [vocab] probabilities (0 for
   // filtered tokens); one-hot on the argmax when greedy. Runs the same chain
@@ -95,7 +97,7 @@ class Sampler {
                                  absl::Span<const int32_t> history);
   void ApplyPenalties(absl::Span<const int32_t> window);
   // Greedy: the argmax of the prepared candidates and its T=1 log-probability.
-  Result Argmax() const;
+  Result Argmax(bool want_logprob) const;
   // top_k, top_p, min_p, temperature. Leaves the survivors in the draw order
   // with value = exp((logit - max) / T); returns the sum of those values.
   double WeighCandidates();

@@ -474,10 +474,20 @@ wire::StepResult StepExecutor::Execute(const wire::StepPlan& plan) {
     for (const Scheduled& w : work) w.seq->computed += w.num_tokens;
 
     // 4. Sample for the sequences whose computed tokens reached their known tokens.
+    //    Each sequence owns its sampler, so they run in parallel on the pool
+    //    (the tokens do not depend on how the work is split).
     const int64_t vocab = model_->config.vocab_size;
+    std::vector<absl::StatusOr<Sampler::Result>> picks(sampled.size(), absl::InternalError("not sampled"));
+    pool_->ParallelFor(static_cast<int64_t>(sampled.size()), 1, [&](int64_t begin, int64_t end, int) {
+      for (int64_t r = begin; r < end; ++r) {
+        Sequence& s = *sampled[r]->seq;
+        picks[r] = s.sampler->Sample(absl::MakeConstSpan(logits_.data() + r * vocab, vocab), s.tokens,
+                                     /*want_logprob=*/s.logprobs);
+      }
+    });
     for (size_t r = 0; r < sampled.size(); ++r) {
       Sequence& s = *sampled[r]->seq;
-      auto pick = s.sampler->Sample(absl::MakeConstSpan(logits_.data() + r * vocab, vocab), s.tokens);
+      const absl::StatusOr<Sampler::Result>& pick = picks[r];
       if (!pick.ok()) {
         errors.Add(sampled[r]->seq_id,
                    absl::Status(pick.status().code(), absl::StrCat("seq ", sampled[r]->seq_id,

@@ -168,6 +168,15 @@ TEST(SamplerTest, GreedyIsArgmaxWithTemperatureOneLogprob) {
   EXPECT_EQ(Probs(*s, logits), (std::vector<float>{0, 0, 1, 0, 0}));
 }
 
+TEST(SamplerTest, GreedyWithoutLogprobPicksTheSameToken) {
+  auto s = MakeSampler(Greedy());
+  const std::vector<float> logits = {0.5f, -1.0f, 3.0f, 3.0f, 1.0f};
+  auto r = s->Sample(logits, {}, /*want_logprob=*/false);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->token, 2);  // lowest id among the tied maxima, as with the logprob
+  EXPECT_EQ(r->logprob, 0.0f);
+}
+
 TEST(SamplerTest, GreedyTiesPickLowestIndex) {
   auto s = MakeSampler(Greedy());
   auto r = s->Sample(std::vector<float>{1.0f, 7.0f, 3.0f, 7.0f, 7.0f}, {});
