@@ -43,7 +43,10 @@ std::optional<std::vector<int32_t>> BlockAllocator::Allocate(int32_t n) {
     const int32_t b = next_[kNullBlock];
     Remove(b);
     ref_[b] = 1;
-    hash_[b].reset();  // new content: the cached prefix is evicted
+    if (hash_[b]) {  // new content: the cached block is evicted
+      index_.erase(*hash_[b]);
+      hash_[b].reset();
+    }
     out.push_back(b);
   }
   return out;
@@ -73,10 +76,21 @@ absl::Status BlockAllocator::FreeSequence(absl::Span<const int32_t> block_table)
   return absl::OkStatus();
 }
 
-absl::Status BlockAllocator::SetBlockHash(int32_t block, uint64_t hash) {
+absl::StatusOr<bool> BlockAllocator::SetBlockHash(int32_t block, uint64_t hash) {
   if (!Valid(block)) return absl::InvalidArgumentError(absl::StrCat("SetBlockHash: bad block ", block));
+  if (hash_[block] == hash) return true;
+  auto it = index_.find(hash);
+  if (it != index_.end()) return false;  // another block is the cached copy
+  if (hash_[block]) index_.erase(*hash_[block]);
   hash_[block] = hash;
-  return absl::OkStatus();
+  index_.emplace(hash, block);
+  return true;
+}
+
+std::optional<int32_t> BlockAllocator::FindCached(uint64_t hash) const {
+  auto it = index_.find(hash);
+  if (it == index_.end()) return std::nullopt;
+  return it->second;
 }
 
 std::optional<uint64_t> BlockAllocator::BlockHash(int32_t block) const {

@@ -14,9 +14,14 @@
 //      blocks become reusable before its first ones (its prefix, the part other
 //      requests are most likely to share, stays cached longest).
 //   6. "No room" is a value: Allocate returns std::nullopt and allocates nothing.
-//   7. A block may carry a prefix-cache hash (for a full block; issue 4). The hash
-//      survives while the block is free (a later prefix hit can Ref it back) and is
-//      cleared when Allocate hands the block out for new content.
+//   7. A block may carry a prefix-cache hash (a full block's chained token hash).
+//      The hash survives while the block is free (a later prefix hit can Ref it
+//      back) and is cleared when Allocate hands the block out for new content, so
+//      cached blocks are evicted in LRU order of their release.
+//   8. The cache index maps each hash to at most one block and always agrees
+//      with the blocks' hash slots: FindCached(h) == b  <=>  BlockHash(b) == h.
+//      A second block computed with the same contents is not indexed (the first
+//      one stays the cached copy).
 //
 // Thread ownership: not thread-safe. The engine loop thread of the replica owns
 // the allocator (through the scheduler) and is its only caller.
@@ -27,6 +32,7 @@
 #include <optional>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
@@ -60,9 +66,14 @@ class BlockAllocator {
   // the first error (the blocks after it in table order stay referenced).
   absl::Status FreeSequence(absl::Span<const int32_t> block_table);
 
-  // Prefix-cache hash slot of a block (issue 4 fills it for full blocks).
-  absl::Status SetBlockHash(int32_t block, uint64_t hash);
+  // Prefix-cache hash slot of a block: set for full blocks once their KV is
+  // written. Returns false (and leaves the block unhashed) when another block
+  // already holds `hash`.
+  absl::StatusOr<bool> SetBlockHash(int32_t block, uint64_t hash);
   std::optional<uint64_t> BlockHash(int32_t block) const;
+  // The block whose content has this chained hash, used or free.
+  std::optional<int32_t> FindCached(uint64_t hash) const;
+  int32_t num_cached() const { return static_cast<int32_t>(index_.size()); }
 
   int32_t num_blocks() const { return static_cast<int32_t>(ref_.size()); }
   int32_t num_free() const { return num_free_; }
@@ -83,6 +94,7 @@ class BlockAllocator {
   std::vector<int32_t> prev_;
   std::vector<int32_t> ref_;
   std::vector<std::optional<uint64_t>> hash_;
+  absl::flat_hash_map<uint64_t, int32_t> index_;  // hash -> block (invariant 8)
   int32_t num_free_ = 0;
 };
 

@@ -52,6 +52,9 @@ struct Metrics::Impl {
   prometheus::Family<prometheus::Gauge>* kv_free;
   prometheus::Family<prometheus::Gauge>* kv_total;
   prometheus::Family<prometheus::Gauge>* ready;
+  prometheus::Family<prometheus::Gauge>* cached_blocks;
+  prometheus::Counter* prefix_queries;
+  prometheus::Counter* prefix_hits;
   absl::Mutex mu;  // guards family Add() from several threads
 };
 
@@ -91,6 +94,17 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(const std::string& http
   impl->kv_free = gauge("strata_kv_blocks_free", "KV blocks free (including cached, evictable ones).");
   impl->kv_total = gauge("strata_kv_blocks_total", "Usable KV blocks of the replica.");
   impl->ready = gauge("strata_replica_ready", "1 when the replica's workers are attached and ready.");
+  impl->cached_blocks = gauge("strata_prefix_cache_blocks", "KV blocks holding cached prefixes (used or free).");
+  impl->prefix_queries = &prometheus::BuildCounter()
+                              .Name("strata_prefix_cache_queries_total")
+                              .Help("Prompt tokens looked up in the prefix cache at admission.")
+                              .Register(r)
+                              .Add({});
+  impl->prefix_hits = &prometheus::BuildCounter()
+                           .Name("strata_prefix_cache_hits_total")
+                           .Help("Prompt tokens found in the prefix cache (their KV reused, not computed).")
+                           .Register(r)
+                           .Add({});
   if (!http_address.empty()) {
     try {
       impl->exposer = std::make_unique<prometheus::Exposer>(http_address);
@@ -153,6 +167,13 @@ void Metrics::SetReplica(int32_t replica, const ReplicaGauges& g) {
   impl_->kv_free->Add(labels).Set(g.kv_blocks_free);
   impl_->kv_total->Add(labels).Set(g.kv_blocks_total);
   impl_->ready->Add(labels).Set(g.ready ? 1 : 0);
+  impl_->cached_blocks->Add(labels).Set(g.prefix_cached_blocks);
+}
+
+void Metrics::PrefixCache(int64_t query_tokens, int64_t hit_tokens) {
+  absl::MutexLock lock(&impl_->mu);
+  impl_->prefix_queries->Increment(static_cast<double>(query_tokens));
+  impl_->prefix_hits->Increment(static_cast<double>(hit_tokens));
 }
 
 int Metrics::port() const {

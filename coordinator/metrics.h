@@ -13,6 +13,9 @@
 //   strata_num_requests_waiting{replica}      gauge
 //   strata_kv_blocks_free{replica} / strata_kv_blocks_total{replica}   gauge
 //   strata_replica_ready{replica}             gauge 0/1
+//   strata_prefix_cache_queries_total         counter    prompt tokens looked up in the prefix cache
+//   strata_prefix_cache_hits_total            counter    of those, found cached (not computed)
+//   strata_prefix_cache_blocks{replica}       gauge      blocks holding cached prefixes (used or free)
 //   strata_step_batch_tokens                  histogram  tokens computed per step
 //   strata_step_duration_seconds              histogram  worker round trip per step
 //   strata_step_overhead_seconds              histogram  round trip minus the worker's execute
@@ -41,6 +44,7 @@ struct ReplicaGauges {
   int32_t waiting = 0;
   int32_t kv_blocks_free = 0;
   int32_t kv_blocks_total = 0;
+  int32_t prefix_cached_blocks = 0;
   bool ready = false;
 };
 
@@ -57,6 +61,7 @@ class Metrics {
   void Failed(absl::StatusCode code);
   void Step(int32_t batch_tokens, double seconds, double overhead_seconds);
   void SetReplica(int32_t replica, const ReplicaGauges& gauges);
+  void PrefixCache(int64_t query_tokens, int64_t hit_tokens);
 
   // The HTTP port /metrics is served on; 0 when not served.
   int port() const;

@@ -140,6 +140,7 @@ void Replica::SyncConnection(const std::shared_ptr<WorkerConnection>& attached) 
       return;
     }
     scheduler_ = *std::move(sched);
+    reported_queries_ = reported_hits_ = 0;
     conn_ = attached;
     step_id_ = 0;
     ready_ = true;
@@ -365,6 +366,13 @@ void Replica::PublishGauges() {
     g.waiting = scheduler_->num_waiting();
     g.kv_blocks_free = scheduler_->allocator().num_free();
     g.kv_blocks_total = scheduler_->allocator().num_blocks() - 1;
+    g.prefix_cached_blocks = scheduler_->allocator().num_cached();
+    const int64_t q = scheduler_->prefix_query_tokens(), h = scheduler_->prefix_hit_tokens();
+    if (q != reported_queries_ || h != reported_hits_) {
+      metrics_->PrefixCache(q - reported_queries_, h - reported_hits_);
+      reported_queries_ = q;
+      reported_hits_ = h;
+    }
   }
   metrics_->SetReplica(config_.index, g);
 }

@@ -127,6 +127,8 @@ class Replica {
   std::unordered_map<int64_t, Active> active_;
   uint64_t step_id_ = 0;
   bool stalled_ = false;  // last Schedule() had nothing to run
+  int64_t reported_queries_ = 0;  // prefix-cache counters already added to metrics
+  int64_t reported_hits_ = 0;
 
   std::thread thread_;  // last: starts after everything above exists
 };

@@ -138,21 +138,42 @@ SchedulerOutput Scheduler::Schedule() {
   while (!preempted && budget > 0 && !waiting_.empty() &&
          static_cast<int32_t>(running_.size()) < config_.max_num_seqs) {
     Sequence* seq = waiting_.front();
-    if (BlocksFor(seq->num_tokens()) > allocator_->num_free() - config_.watermark_blocks) break;
-    const int32_t n = std::min({seq->num_tokens(), budget, chunk});
-    std::optional<std::vector<int32_t>> blocks = allocator_->Allocate(BlocksFor(n));
-    if (!blocks) break;  // unreachable given the check above; stop admitting
+    // Prefix cache: the longest run of cached leading blocks is reused as is.
+    // Cached blocks that are free right now still come out of the free pool.
+    const std::vector<int32_t> hits = CachedPrefix(seq);
+    int32_t free_hits = 0;
+    for (int32_t b : hits) free_hits += allocator_->ref_count(b) == 0 ? 1 : 0;
+    const int32_t hit_blocks = static_cast<int32_t>(hits.size());
+    if (BlocksFor(seq->num_tokens()) - hit_blocks + free_hits >
+        allocator_->num_free() - config_.watermark_blocks) {
+      break;
+    }
+    const int32_t computed = hit_blocks * config_.block_size;
+    const int32_t n = std::min({seq->num_tokens() - computed, budget, chunk});
+    // Ref the hits first so Allocate cannot hand a free cached block out again.
+    for (int32_t b : hits) allocator_->Ref(b).IgnoreError();  // ids come from the index
+    std::optional<std::vector<int32_t>> blocks = allocator_->Allocate(BlocksFor(computed + n) - hit_blocks);
+    if (!blocks) {  // unreachable given the check above; undo and stop admitting
+      for (int32_t b : hits) allocator_->Unref(b).IgnoreError();
+      break;
+    }
     waiting_.erase(waiting_.begin());
+    seq->AppendBlocks(hits);
     seq->AppendBlocks(*blocks);
+    seq->set_num_registered_blocks(hit_blocks);
     seq->set_status(SequenceStatus::kRunning);
     running_.push_back(seq);
+    if (config_.enable_prefix_caching) {
+      prefix_query_tokens_ += seq->num_tokens();
+      prefix_hit_tokens_ += computed;
+    }
     NewSequence ns;
     ns.seq_id = seq->id();
     ns.token_ids = seq->tokens();
     ns.block_ids = seq->block_table();
-    ns.num_computed = 0;
+    ns.num_computed = computed;
     ns.num_new_tokens = n;
-    seq->AdvanceComputed(n);
+    seq->AdvanceComputed(computed + n);
     budget -= n;
     out.total_tokens += n;
     out.new_sequences.push_back(std::move(ns));
@@ -160,8 +181,37 @@ SchedulerOutput Scheduler::Schedule() {
   return out;
 }
 
+std::vector<int32_t> Scheduler::CachedPrefix(Sequence* seq) {
+  std::vector<int32_t> hits;
+  if (!config_.enable_prefix_caching) return hits;
+  const std::vector<uint64_t>& hashes = seq->FullBlockHashes(config_.block_size);
+  const size_t max_hits = static_cast<size_t>((seq->num_tokens() - 1) / config_.block_size);
+  for (size_t i = 0; i < std::min(hashes.size(), max_hits); ++i) {
+    std::optional<int32_t> b = allocator_->FindCached(hashes[i]);
+    if (!b) break;
+    hits.push_back(*b);
+  }
+  return hits;
+}
+
+void Scheduler::RegisterComputedBlocks(Sequence* seq) {
+  if (!config_.enable_prefix_caching) return;
+  const int32_t full = seq->num_computed() / config_.block_size;
+  if (full <= seq->num_registered_blocks()) return;
+  const std::vector<uint64_t>& hashes = seq->FullBlockHashes(config_.block_size);
+  for (int32_t i = seq->num_registered_blocks(); i < full; ++i) {
+    // A block another sequence already caches with the same contents stays
+    // unindexed; the ids come from the table, so this cannot fail otherwise.
+    allocator_->SetBlockHash(seq->block_table()[i], hashes[i]).IgnoreError();
+  }
+  seq->set_num_registered_blocks(full);
+}
+
 UpdateResult Scheduler::Update(const std::vector<SampledToken>& results) {
   UpdateResult r;
+  // The step these results answer has written the KV of every computed token:
+  // full blocks become reusable by later requests (before any is freed below).
+  for (Sequence* seq : running_) RegisterComputedBlocks(seq);
   for (const SampledToken& t : results) {
     auto it = seqs_.find(t.seq_id);
     if (it == seqs_.end() || it->second->status() != SequenceStatus::kRunning ||

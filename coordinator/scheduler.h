@@ -40,6 +40,7 @@ struct SchedulerConfig {
   int32_t long_prefill_chunk = 0;     // max prefill tokens per sequence per step; 0 = budget
   int32_t num_blocks = 0;             // KV blocks of the replica including null block 0
   int32_t watermark_blocks = 0;       // kept free at admission
+  bool enable_prefix_caching = true;  // reuse cached full blocks of a prompt's prefix
 };
 
 // A sequence the workers have not seen (new, or resumed after preemption): sent
@@ -98,6 +99,10 @@ class Scheduler {
   SchedulerOutput Schedule();
   UpdateResult Update(const std::vector<SampledToken>& results);
 
+  // Prefix caching, cumulative since Create: tokens of admitted sequences
+  // looked up in the cache, and those found (computation skipped).
+  int64_t prefix_query_tokens() const { return prefix_query_tokens_; }
+  int64_t prefix_hit_tokens() const { return prefix_hit_tokens_; }
   int32_t num_running() const { return static_cast<int32_t>(running_.size()); }
   int32_t num_waiting() const { return static_cast<int32_t>(waiting_.size()); }
   bool HasUnfinished() const { return !running_.empty() || !waiting_.empty(); }
@@ -114,6 +119,11 @@ class Scheduler {
   void Preempt(Sequence* seq, SchedulerOutput& out);
   void Finish(Sequence* seq, StopReason reason);
   void RemoveFrom(std::vector<Sequence*>& list, Sequence* seq);
+  // The cached blocks of the longest cached prefix of `seq`, leaving at least
+  // one token to compute.
+  std::vector<int32_t> CachedPrefix(Sequence* seq);
+  // Registers the full, computed blocks of `seq` in the prefix cache.
+  void RegisterComputedBlocks(Sequence* seq);
 
   SchedulerConfig config_;
   std::unique_ptr<BlockAllocator> allocator_;
@@ -122,6 +132,8 @@ class Scheduler {
   std::vector<Sequence*> waiting_;   // sorted best first
   std::vector<int64_t> pending_finished_;
   int64_t next_arrival_ = 0;
+  int64_t prefix_query_tokens_ = 0;
+  int64_t prefix_hit_tokens_ = 0;
 };
 
 }  // namespace strata::coordinator

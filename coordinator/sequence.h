@@ -59,7 +59,16 @@ class Sequence {
   void ResetForRecompute() {
     num_computed_ = 0;
     block_table_.clear();
+    num_registered_blocks_ = 0;
   }
+
+  // Prefix caching. Hash i chains the hashes of blocks 0..i-1 with block i's
+  // tokens, so it identifies the whole prefix [0, (i+1) * block_size); only
+  // full blocks have one. Extended lazily as tokens arrive.
+  const std::vector<uint64_t>& FullBlockHashes(int32_t block_size);
+  // Leading blocks of the table already registered in the prefix cache.
+  int32_t num_registered_blocks() const { return num_registered_blocks_; }
+  void set_num_registered_blocks(int32_t n) { num_registered_blocks_ = n; }
 
  private:
   int64_t id_;
@@ -71,6 +80,8 @@ class Sequence {
   std::vector<int32_t> tokens_;
   int32_t num_computed_ = 0;
   std::vector<int32_t> block_table_;
+  std::vector<uint64_t> block_hashes_;
+  int32_t num_registered_blocks_ = 0;
   SequenceStatus status_ = SequenceStatus::kWaiting;
   StopReason stop_reason_ = StopReason::kNone;
 };

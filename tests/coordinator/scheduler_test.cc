@@ -11,10 +11,13 @@
 namespace strata::coordinator {
 namespace {
 
+// Prefix caching is off unless a test turns it on: these tests count blocks of
+// sequences whose prompts are identical.
 SchedulerConfig Cfg(int32_t num_blocks, int32_t budget = 64, int32_t max_seqs = 8,
-                    int32_t block_size = 4, int32_t chunk = 0) {
+                    int32_t block_size = 4, int32_t chunk = 0, bool prefix_caching = false) {
   return {.max_num_seqs = max_seqs, .max_batched_tokens = budget, .block_size = block_size,
-          .long_prefill_chunk = chunk, .num_blocks = num_blocks, .watermark_blocks = 0};
+          .long_prefill_chunk = chunk, .num_blocks = num_blocks, .watermark_blocks = 0,
+          .enable_prefix_caching = prefix_caching};
 }
 
 std::unique_ptr<Scheduler> Make(const SchedulerConfig& c) {
@@ -250,6 +253,160 @@ TEST(SchedulerTest, RandomizedSimulationKeepsInvariants) {
     }
   }
   EXPECT_EQ(s->allocator().num_free(), 40);
+}
+
+// ---- prefix caching
+
+SequenceRequest Prompt(int64_t id, std::vector<int32_t> prompt, int32_t max_tokens) {
+  return {.id = id, .prompt = std::move(prompt), .max_tokens = max_tokens, .priority = 0, .stop_token_ids = {}};
+}
+
+std::vector<int32_t> Range(int32_t from, int32_t n) {
+  std::vector<int32_t> v(n);
+  for (int32_t i = 0; i < n; ++i) v[i] = from + i;
+  return v;
+}
+
+// Runs the scheduler until every sequence finished; returns the tokens computed.
+int64_t RunToEnd(Scheduler& s) {
+  int64_t computed = 0;
+  for (int step = 0; step < 1000 && s.HasUnfinished(); ++step) {
+    SchedulerOutput out = s.Schedule();
+    computed += out.total_tokens;
+    s.Update(Sample(s, out));
+  }
+  EXPECT_FALSE(s.HasUnfinished());
+  return computed;
+}
+
+TEST(PrefixCacheTest, HashChainCoversTheWholePrefix) {
+  Sequence a(Prompt(1, Range(10, 12), 4), 0);
+  Sequence b(Prompt(2, Range(10, 12), 4), 1);
+  std::vector<int32_t> other = Range(10, 12);
+  other[1] = 99;  // differs in block 0 only
+  Sequence c(Prompt(3, other, 4), 2);
+  const auto& ha = a.FullBlockHashes(4);
+  ASSERT_EQ(ha.size(), 3u);
+  EXPECT_EQ(ha, b.FullBlockHashes(4));
+  const auto& hc = c.FullBlockHashes(4);
+  // Block 2 has the same tokens in a and c, but its hash chains the prefix.
+  for (size_t i = 0; i < 3; ++i) EXPECT_NE(ha[i], hc[i]) << i;
+  Sequence partial(Prompt(4, Range(10, 7), 4), 3);
+  EXPECT_EQ(partial.FullBlockHashes(4).size(), 1u);  // only full blocks
+  EXPECT_EQ(partial.FullBlockHashes(4)[0], ha[0]);
+}
+
+TEST(PrefixCacheTest, SharedPrefixReusesBlocksAndSkipsTheirComputation) {
+  auto s = Make(Cfg(64, 256, 8, 4, 0, /*prefix_caching=*/true));
+  std::vector<int32_t> system = Range(100, 16);  // 4 full blocks shared
+  auto prompt = [&](int32_t salt) {
+    std::vector<int32_t> p = system;
+    for (int i = 0; i < 6; ++i) p.push_back(500 + salt * 10 + i);
+    return p;
+  };
+  ASSERT_TRUE(s->Add(Prompt(1, prompt(1), 3)).ok());
+  EXPECT_EQ(RunToEnd(*s), 22 + 2);  // cold: the whole prompt, then 2 decodes
+  EXPECT_EQ(s->prefix_hit_tokens(), 0);
+  // Same system prompt: its 4 blocks come from the cache, free but kept.
+  ASSERT_TRUE(s->Add(Prompt(2, prompt(2), 3)).ok());
+  SchedulerOutput first = s->Schedule();
+  ASSERT_EQ(first.new_sequences.size(), 1u);
+  EXPECT_EQ(first.new_sequences[0].num_computed, 16);
+  EXPECT_EQ(first.new_sequences[0].num_new_tokens, 6);
+  s->Update(Sample(*s, first));
+  EXPECT_EQ(RunToEnd(*s), 2);
+  EXPECT_EQ(s->prefix_query_tokens(), 44);
+  EXPECT_EQ(s->prefix_hit_tokens(), 16);
+}
+
+TEST(PrefixCacheTest, ConcurrentSharersHoldOneCopyAndFreeItLast) {
+  auto s = Make(Cfg(64, 256, 8, 4, 0, true));
+  ASSERT_TRUE(s->Add(Prompt(1, Range(100, 13), 20)).ok());
+  SchedulerOutput o1 = s->Schedule();
+  s->Update(Sample(*s, o1));  // seq 1 computed 13 tokens: blocks 0..2 registered
+  const std::vector<int32_t> table1 = s->Find(1)->block_table();
+  ASSERT_TRUE(s->Add(Prompt(2, Range(100, 14), 20)).ok());
+  SchedulerOutput o2 = s->Schedule();
+  ASSERT_EQ(o2.new_sequences.size(), 1u);
+  const NewSequence& ns = o2.new_sequences[0];
+  EXPECT_EQ(ns.num_computed, 12);
+  ASSERT_GE(ns.block_ids.size(), 4u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(ns.block_ids[i], table1[i]);
+    EXPECT_EQ(s->allocator().ref_count(table1[i]), 2);
+  }
+  EXPECT_NE(ns.block_ids[3], table1[3]);  // the partial block is never shared
+  ASSERT_TRUE(s->Abort(1).ok());
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(s->allocator().ref_count(table1[i]), 1);
+  ASSERT_TRUE(s->Abort(2).ok());
+  EXPECT_EQ(s->allocator().num_used(), 0);
+  EXPECT_EQ(s->allocator().num_cached(), 3);  // still cached while free
+}
+
+TEST(PrefixCacheTest, WholePromptCachedStillComputesItsLastToken) {
+  auto s = Make(Cfg(64, 256, 8, 4, 0, true));
+  ASSERT_TRUE(s->Add(Prompt(1, Range(100, 8), 2)).ok());
+  RunToEnd(*s);
+  ASSERT_TRUE(s->Add(Prompt(2, Range(100, 8), 2)).ok());
+  SchedulerOutput o = s->Schedule();
+  ASSERT_EQ(o.new_sequences.size(), 1u);
+  // 2 full blocks cached, but a sampled token needs a computed last position:
+  // the last block is recomputed (computation starts on a block boundary).
+  EXPECT_EQ(o.new_sequences[0].num_computed, 4);
+  EXPECT_EQ(o.new_sequences[0].num_new_tokens, 4);
+}
+
+TEST(PrefixCacheTest, EvictionIsLeastRecentlyFreedAndClearsTheIndex) {
+  // 6 usable blocks of 4 tokens.
+  auto s = Make(Cfg(7, 256, 8, 4, 0, true));
+  ASSERT_TRUE(s->Add(Prompt(1, Range(100, 9), 1)).ok());  // blocks A0 A1 (+1 partial)
+  RunToEnd(*s);
+  ASSERT_TRUE(s->Add(Prompt(2, Range(300, 9), 1)).ok());  // blocks B0 B1 (+1 partial)
+  RunToEnd(*s);
+  EXPECT_EQ(s->allocator().num_cached(), 4);
+  // A 13-token prompt needs 4 blocks: the free queue's head goes first. The 2
+  // never-cached blocks and the partial ones precede the older cached prefix.
+  ASSERT_TRUE(s->Add(Prompt(3, Range(700, 13), 1)).ok());
+  RunToEnd(*s);
+  // The prefix of sequence 2 (freed last) survives longer than that of 1.
+  ASSERT_TRUE(s->Add(Prompt(4, Range(300, 9), 1)).ok());
+  SchedulerOutput o = s->Schedule();
+  ASSERT_EQ(o.new_sequences.size(), 1u);
+  EXPECT_EQ(o.new_sequences[0].num_computed, 8);
+  s->Update(Sample(*s, o));
+  RunToEnd(*s);
+  // Sequence 1's prefix was the least recently freed: evicted by sequence 3.
+  ASSERT_TRUE(s->Add(Prompt(5, Range(100, 9), 1)).ok());
+  SchedulerOutput o5 = s->Schedule();
+  ASSERT_EQ(o5.new_sequences.size(), 1u);
+  EXPECT_EQ(o5.new_sequences[0].num_computed, 0);
+  s->Update(Sample(*s, o5));
+  RunToEnd(*s);
+  for (int32_t b = 1; b < 7; ++b) {
+    if (auto h = s->allocator().BlockHash(b)) EXPECT_EQ(s->allocator().FindCached(*h), b);
+  }
+}
+
+TEST(PrefixCacheTest, PreemptedSequenceResumesFromItsOwnCachedBlocks) {
+  // 5 usable blocks; two sequences that each grow to 4 blocks cannot both run.
+  auto s = Make(Cfg(6, 256, 8, 4, 0, true));
+  ASSERT_TRUE(s->Add(Prompt(1, Range(100, 8), 8)).ok());
+  ASSERT_TRUE(s->Add(Prompt(2, Range(200, 8), 8)).ok());
+  int preempted = 0;
+  int64_t hits_before = 0;
+  for (int step = 0; step < 200 && s->HasUnfinished(); ++step) {
+    SchedulerOutput out = s->Schedule();
+    preempted += static_cast<int>(out.preempted_ids.size());
+    for (const NewSequence& ns : out.new_sequences) {
+      EXPECT_EQ(ns.num_computed % 4, 0);
+      EXPECT_LT(ns.num_computed, static_cast<int32_t>(ns.token_ids.size()));
+    }
+    s->Update(Sample(*s, out));
+    if (step == 0) hits_before = s->prefix_hit_tokens();
+  }
+  EXPECT_FALSE(s->HasUnfinished());
+  EXPECT_GT(preempted, 0);
+  EXPECT_GT(s->prefix_hit_tokens(), hits_before);  // a resumed sequence hit its own prefix
 }
 
 }  // namespace

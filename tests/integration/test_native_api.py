@@ -172,3 +172,26 @@ def test_full_queue_is_resource_exhausted(default_model, make_cluster, pb):
         for call in calls:
             call.cancel()
     assert c.wait_blocks_free(0)
+
+
+def counter(c, name):
+    for line in c.metrics().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+@pytest.mark.time_limit(120)
+def test_shared_prefix_hits_the_prefix_cache_and_outputs_stay_exact(bins, tiny_model, make_cluster, pb):
+    c = make_cluster(tiny_model)
+    system = prompt_of(48, 999)  # 3 full KV blocks of 16 tokens, shared by every request
+    with c.channel() as ch:
+        for i in range(4):
+            p = system + prompt_of(10, i)
+            ids, _, _ = generate(pb, ch, prompt_ids=p, max_tokens=8, ignore_eos=True,
+                                 sampling=dict(temperature=0.7, seed=i))
+            # KV reused from another request's blocks gives exactly the tokens of a cold run.
+            assert ids == engine_tokens(bins, tiny_model, p, 8, temperature=0.7, seed=i), i
+    assert counter(c, "strata_prefix_cache_queries_total") == 4 * 58
+    assert counter(c, "strata_prefix_cache_hits_total") == 3 * 48  # all but the first request
+    assert c.gauge("strata_prefix_cache_blocks", 0) >= 3
