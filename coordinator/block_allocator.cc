@@ -45,6 +45,7 @@ std::optional<std::vector<int32_t>> BlockAllocator::Allocate(int32_t n) {
     ref_[b] = 1;
     if (hash_[b]) {  // new content: the cached block is evicted
       index_.erase(*hash_[b]);
+      if (observer_) observer_(*hash_[b], false);
       hash_[b].reset();
     }
     out.push_back(b);
@@ -81,9 +82,13 @@ absl::StatusOr<bool> BlockAllocator::SetBlockHash(int32_t block, uint64_t hash) 
   if (hash_[block] == hash) return true;
   auto it = index_.find(hash);
   if (it != index_.end()) return false;  // another block is the cached copy
-  if (hash_[block]) index_.erase(*hash_[block]);
+  if (hash_[block]) {
+    index_.erase(*hash_[block]);
+    if (observer_) observer_(*hash_[block], false);
+  }
   hash_[block] = hash;
   index_.emplace(hash, block);
+  if (observer_) observer_(hash, true);
   return true;
 }
 

@@ -28,6 +28,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -74,6 +75,9 @@ class BlockAllocator {
   // The block whose content has this chained hash, used or free.
   std::optional<int32_t> FindCached(uint64_t hash) const;
   int32_t num_cached() const { return static_cast<int32_t>(index_.size()); }
+  // Called with (hash, true) when a hash enters the index and (hash, false)
+  // when it leaves, so others can mirror the cache's contents (the router).
+  void set_index_observer(std::function<void(uint64_t, bool)> fn) { observer_ = std::move(fn); }
 
   int32_t num_blocks() const { return static_cast<int32_t>(ref_.size()); }
   int32_t num_free() const { return num_free_; }
@@ -95,6 +99,7 @@ class BlockAllocator {
   std::vector<int32_t> ref_;
   std::vector<std::optional<uint64_t>> hash_;
   absl::flat_hash_map<uint64_t, int32_t> index_;  // hash -> block (invariant 8)
+  std::function<void(uint64_t, bool)> observer_;
   int32_t num_free_ = 0;
 };
 

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
+#include "coordinator/prefix_hash.h"
 
 namespace strata::coordinator {
 
@@ -63,7 +64,7 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Create(const ClusterConfig& co
                                                        : s.context_length - 1;
     s.max_tokens = config.max_tokens > 0 ? std::min(config.max_tokens, s.context_length - 1)
                                          : s.context_length - 1;
-    m->router = std::make_unique<Router>(config.scheduler.block_size * 4);
+    m->router = std::make_unique<Router>();
     Model* model = m.get();
     Cluster* self = cluster.get();
     for (int32_t r = 0; r < mc.replicas; ++r) {
@@ -234,9 +235,11 @@ absl::StatusOr<std::shared_ptr<RequestStream>> Cluster::Submit(absl::string_view
 }
 
 void Cluster::Route(Model& m, PendingRequest p) {
+  std::vector<uint64_t> chain;
+  ExtendPrefixHashes(p.request.prompt, config_.scheduler.block_size, &chain);
   std::vector<ReplicaLoad> candidates;
   for (const auto& r : m.replicas) {
-    if (r->ready()) candidates.push_back({r->index(), r->outstanding()});
+    if (r->ready()) candidates.push_back({r->index(), r->outstanding(), r->CachedPrefixBlocks(chain)});
   }
   if (candidates.empty() || p.attempts > static_cast<int32_t>(m.replicas.size())) {
     const absl::Status st = absl::UnavailableError(
@@ -246,7 +249,7 @@ void Cluster::Route(Model& m, PendingRequest p) {
     p.stream->Fail(st);
     return;
   }
-  const int32_t chosen = m.router->Pick(candidates, p.request.prompt);
+  const int32_t chosen = m.router->Pick(candidates);
   for (auto& r : m.replicas) {
     if (r->index() != chosen) continue;
     Replica* replica = r.get();

@@ -140,6 +140,14 @@ void Replica::SyncConnection(const std::shared_ptr<WorkerConnection>& attached) 
       return;
     }
     scheduler_ = *std::move(sched);
+    scheduler_->set_prefix_cache_observer([this](uint64_t hash, bool cached) {
+      absl::MutexLock lock(&cache_mu_);
+      if (cached) {
+        cached_hashes_.insert(hash);
+      } else {
+        cached_hashes_.erase(hash);
+      }
+    });
     reported_queries_ = reported_hits_ = 0;
     conn_ = attached;
     step_id_ = 0;
@@ -148,9 +156,20 @@ void Replica::SyncConnection(const std::shared_ptr<WorkerConnection>& attached) 
   }
 }
 
+int32_t Replica::CachedPrefixBlocks(const std::vector<uint64_t>& chain) const {
+  absl::MutexLock lock(&cache_mu_);
+  int32_t n = 0;
+  while (n < static_cast<int32_t>(chain.size()) && cached_hashes_.contains(chain[n])) ++n;
+  return n;
+}
+
 void Replica::Abandon(const absl::Status& why) {
   conn_.reset();
-  scheduler_.reset();
+  scheduler_.reset();  // the worker's KV is gone with it
+  {
+    absl::MutexLock lock(&cache_mu_);
+    cached_hashes_.clear();
+  }
   ready_ = false;
   for (auto& [id, a] : active_) {
     outstanding_--;

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -77,6 +78,9 @@ class Replica {
   int32_t outstanding() const { return outstanding_.load(); }
   // Requests enqueued and not yet scheduled for the first time.
   int32_t queued() const { return queued_.load(); }
+  // How many leading blocks of this prefix-hash chain the replica's prefix
+  // cache holds (a mirror of its allocator's index, updated by the loop).
+  int32_t CachedPrefixBlocks(const std::vector<uint64_t>& chain) const;
 
   // A worker registered for this replica. ALREADY_EXISTS while another is attached.
   absl::Status Attach(std::shared_ptr<WorkerConnection> conn);
@@ -114,6 +118,9 @@ class Replica {
   std::atomic<bool> ready_{false};
   std::atomic<int32_t> outstanding_{0};
   std::atomic<int32_t> queued_{0};
+
+  mutable absl::Mutex cache_mu_;
+  absl::flat_hash_set<uint64_t> cached_hashes_ ABSL_GUARDED_BY(cache_mu_);
 
   absl::Mutex mu_;
   std::vector<PendingRequest> inbox_ ABSL_GUARDED_BY(mu_);

@@ -1,47 +1,37 @@
-// Picks the replica a new request runs on: the least loaded one (fewest
-// outstanding requests), ties broken by prefix affinity (the replica that last
-// served a prompt starting with the same tokens, whose KV it may still cache),
-// then round robin.
+// Picks the replica a new request runs on, from the replicas' load and their
+// prefix caches' contents:
 //
-// Thread ownership: thread-safe (internally locked).
+//   1. eligible = replicas with at most `load_slack` more outstanding requests
+//      than the least loaded one;
+//   2. among them, the one holding the longest cached prefix of the prompt
+//      (its KV is reused, not recomputed), the less loaded on a tie;
+//   3. no cached prefix anywhere: the least loaded, round robin on a tie.
+//
+// Thread ownership: thread-safe (the round-robin counter is atomic).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
-#include <deque>
-#include <unordered_map>
 #include <vector>
-
-#include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/types/span.h"
 
 namespace strata::coordinator {
 
 struct ReplicaLoad {
   int32_t replica = 0;
-  int32_t outstanding = 0;
+  int32_t outstanding = 0;           // requests enqueued and not finished
+  int32_t cached_prefix_blocks = 0;  // leading blocks of the prompt in its prefix cache
 };
 
 class Router {
  public:
-  // Affinity keys hash the first `prefix_tokens` tokens of a prompt (all of a
-  // shorter one); the table remembers the latest `capacity` keys.
-  explicit Router(int32_t prefix_tokens = 64, size_t capacity = 4096)
-      : prefix_tokens_(prefix_tokens), capacity_(capacity) {}
+  explicit Router(int32_t load_slack = 2) : load_slack_(load_slack) {}
 
-  // `candidates` non-empty. Returns the chosen replica id and remembers it
-  // for the prompt's prefix.
-  int32_t Pick(const std::vector<ReplicaLoad>& candidates, absl::Span<const int32_t> prompt);
+  // `candidates` non-empty; returns the chosen replica id.
+  int32_t Pick(const std::vector<ReplicaLoad>& candidates);
 
  private:
-  uint64_t PrefixKey(absl::Span<const int32_t> prompt) const;
-
-  const int32_t prefix_tokens_;
-  const size_t capacity_;
-  absl::Mutex mu_;
-  std::unordered_map<uint64_t, int32_t> affinity_ ABSL_GUARDED_BY(mu_);
-  std::deque<uint64_t> order_ ABSL_GUARDED_BY(mu_);  // insertion order, for eviction
-  uint64_t round_robin_ ABSL_GUARDED_BY(mu_) = 0;
+  const int32_t load_slack_;
+  std::atomic<uint64_t> round_robin_{0};
 };
 
 }  // namespace strata::coordinator

@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <unordered_map>
 #include <vector>
@@ -108,6 +109,10 @@ class Scheduler {
   bool HasUnfinished() const { return !running_.empty() || !waiting_.empty(); }
   const Sequence* Find(int64_t seq_id) const;
   const BlockAllocator& allocator() const { return *allocator_; }
+  // See BlockAllocator::set_index_observer.
+  void set_prefix_cache_observer(std::function<void(uint64_t, bool)> fn) {
+    allocator_->set_index_observer(std::move(fn));
+  }
   const std::vector<Sequence*>& running() const { return running_; }
 
  private:

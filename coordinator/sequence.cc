@@ -3,8 +3,7 @@
 #include <algorithm>
 #include <utility>
 
-#include "absl/hash/hash.h"
-#include "absl/types/span.h"
+#include "coordinator/prefix_hash.h"
 
 namespace strata::coordinator {
 
@@ -18,15 +17,7 @@ bool Sequence::IsStopToken(int32_t token) const {
 }
 
 const std::vector<uint64_t>& Sequence::FullBlockHashes(int32_t block_size) {
-  const size_t full = tokens_.size() / static_cast<size_t>(block_size);
-  while (block_hashes_.size() < full) {
-    const size_t i = block_hashes_.size();
-    const uint64_t parent = i == 0 ? 0x5354524154414b56ull : block_hashes_[i - 1];  // "STRATAKV"
-    // absl::Hash is seeded per process, so block contents cannot be crafted to
-    // collide with another tenant's prefix from outside.
-    block_hashes_.push_back(absl::HashOf(parent, absl::MakeConstSpan(tokens_.data() + i * block_size,
-                                                                     static_cast<size_t>(block_size))));
-  }
+  ExtendPrefixHashes(tokens_, block_size, &block_hashes_);
   return block_hashes_;
 }
 

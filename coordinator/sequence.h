@@ -62,9 +62,8 @@ class Sequence {
     num_registered_blocks_ = 0;
   }
 
-  // Prefix caching. Hash i chains the hashes of blocks 0..i-1 with block i's
-  // tokens, so it identifies the whole prefix [0, (i+1) * block_size); only
-  // full blocks have one. Extended lazily as tokens arrive.
+  // Prefix caching: the chained hashes of the full blocks of tokens()
+  // (coordinator/prefix_hash.h), extended lazily as tokens arrive.
   const std::vector<uint64_t>& FullBlockHashes(int32_t block_size);
   // Leading blocks of the table already registered in the prefix cache.
   int32_t num_registered_blocks() const { return num_registered_blocks_; }

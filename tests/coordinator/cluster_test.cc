@@ -353,6 +353,32 @@ TEST_F(ClusterTest, AShortRequestJoinsAndLeavesWhileALongOneRuns) {
   EXPECT_EQ(l.tokens.size() + 1, 300u);  // the first token was read above
 }
 
+TEST_F(ClusterTest, RequestsGoToTheReplicaCachingTheirPrefix) {
+  Start(2);
+  ScriptedWorker* w0 = AddWorker({0, 257});
+  ScriptedWorker* w1 = AddWorker({1, 257});
+  std::vector<int32_t> system = Prompt(64, 77);  // 4 full blocks
+  auto with_suffix = [&](int salt) {
+    std::vector<int32_t> p = system;
+    for (int i = 0; i < 5; ++i) p.push_back(300 + salt * 7 + i);
+    return p;
+  };
+  ASSERT_TRUE(Drain(**cluster_->Submit("smol", Req(with_suffix(0), 3))).status.ok());
+  const bool on0 = w0->seqs_seen() == 1;
+  ASSERT_EQ(w0->seqs_seen() + w1->seqs_seen(), 1);
+  // One at a time (equal load, which alone would alternate): all follow the cache.
+  for (int i = 1; i <= 4; ++i) {
+    Outcome o = Drain(**cluster_->Submit("smol", Req(with_suffix(i), 3)));
+    ASSERT_TRUE(o.status.ok()) << o.status;
+    EXPECT_EQ(o.tokens, Expected(with_suffix(i), 3));
+  }
+  EXPECT_EQ((on0 ? w0 : w1)->seqs_seen(), 5);
+  EXPECT_EQ((on0 ? w1 : w0)->seqs_seen(), 0);
+  // Unrelated prompts still spread over both.
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(Drain(**cluster_->Submit("smol", Req(Prompt(20, 500 + i), 2))).status.ok());
+  EXPECT_GT((on0 ? w1 : w0)->seqs_seen(), 0);
+}
+
 TEST_F(ClusterTest, PreemptionWhenBlocksRunOutKeepsOutputsExact) {
   Start(1, /*max_num_seqs=*/8);
   // 13 usable blocks (208 tokens) for 6 sequences that grow to ~60 tokens each.

@@ -8,34 +8,35 @@
 namespace strata::coordinator {
 namespace {
 
-TEST(RouterTest, PicksTheLeastLoaded) {
+TEST(RouterTest, WithoutCachedPrefixesPicksTheLeastLoaded) {
   Router r;
-  std::vector<int32_t> p = {1, 2, 3};
-  EXPECT_EQ(r.Pick({{0, 5}, {1, 2}, {2, 7}}, p), 1);
-  EXPECT_EQ(r.Pick({{0, 0}, {1, 2}, {2, 7}}, p), 0);
+  EXPECT_EQ(r.Pick({{0, 5, 0}, {1, 2, 0}, {2, 7, 0}}), 1);
+  EXPECT_EQ(r.Pick({{0, 0, 0}, {1, 2, 0}, {2, 7, 0}}), 0);
 }
 
-TEST(RouterTest, TiesGoToTheReplicaThatServedTheSamePrefix) {
-  Router r(/*prefix_tokens=*/4);
-  std::vector<int32_t> a = {10, 11, 12, 13, 99};
-  std::vector<int32_t> a2 = {10, 11, 12, 13, 42, 43};  // same 4-token prefix
-  const int32_t first = r.Pick({{0, 0}, {1, 0}, {2, 0}}, a);
-  for (int i = 0; i < 5; ++i) EXPECT_EQ(r.Pick({{0, 1}, {1, 1}, {2, 1}}, a2), first);
-  // Affinity never beats load.
-  const int32_t other = (first + 1) % 3;
-  std::vector<ReplicaLoad> loads = {{0, 3}, {1, 3}, {2, 3}};
-  loads[other].outstanding = 0;
-  EXPECT_EQ(r.Pick(loads, a2), other);
-}
-
-TEST(RouterTest, UnrelatedPromptsSpreadRoundRobin) {
-  Router r(4);
+TEST(RouterTest, TiesSpreadRoundRobin) {
+  Router r;
   std::set<int32_t> seen;
-  for (int32_t i = 0; i < 6; ++i) {
-    std::vector<int32_t> p = {i * 100, i * 100 + 1, i * 100 + 2, i * 100 + 3};
-    seen.insert(r.Pick({{0, 0}, {1, 0}, {2, 0}}, p));
-  }
+  for (int i = 0; i < 6; ++i) seen.insert(r.Pick({{0, 1, 0}, {1, 1, 0}, {2, 1, 0}}));
   EXPECT_EQ(seen.size(), 3u);
+}
+
+TEST(RouterTest, TheLongestCachedPrefixWinsWithinTheLoadSlack) {
+  Router r(/*load_slack=*/2);
+  // Replica 2 holds 5 blocks of the prompt and is 2 requests busier: it wins.
+  EXPECT_EQ(r.Pick({{0, 3, 0}, {1, 3, 1}, {2, 5, 5}}), 2);
+  // Longer prefix beats a shorter one at equal load.
+  EXPECT_EQ(r.Pick({{0, 1, 2}, {1, 1, 3}}), 1);
+  // Equal prefixes: the less loaded.
+  EXPECT_EQ(r.Pick({{0, 4, 3}, {1, 3, 3}}), 1);
+}
+
+TEST(RouterTest, LoadBeyondTheSlackBeatsTheCache) {
+  Router r(/*load_slack=*/2);
+  // Replica 1 caches the prefix but has 3 more requests than replica 0.
+  EXPECT_EQ(r.Pick({{0, 1, 0}, {1, 4, 8}}), 0);
+  // A shorter cached prefix within the slack still beats none.
+  EXPECT_EQ(r.Pick({{0, 1, 0}, {1, 4, 8}, {2, 2, 1}}), 2);
 }
 
 }  // namespace
