@@ -21,6 +21,10 @@ prometheus::Histogram::BucketBoundaries LatencyBuckets() {
           0.75,  1.0,    2.5,   5.0,  7.5,  10.0, 20.0, 40.0, 80.0};
 }
 
+prometheus::Histogram::BucketBoundaries TokenBuckets() {
+  return {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768};
+}
+
 const char* FinishName(FinishReason r) {
   switch (r) {
     case FinishReason::kStop: return "stop";
@@ -41,6 +45,11 @@ struct Metrics::Impl {
   prometheus::Family<prometheus::Histogram>* e2e;
   prometheus::Family<prometheus::Histogram>* queue;
   prometheus::Family<prometheus::Histogram>* step_tokens;
+  prometheus::Family<prometheus::Histogram>* step_seqs;
+  prometheus::Family<prometheus::Histogram>* prompt_hist;
+  prometheus::Family<prometheus::Histogram>* gen_hist;
+  prometheus::Counter* preemptions;
+  prometheus::Family<prometheus::Gauge>* kv_used;
   prometheus::Family<prometheus::Histogram>* step_seconds;
   prometheus::Family<prometheus::Histogram>* step_overhead;
   prometheus::Counter* prompt_tokens;
@@ -69,6 +78,14 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(const std::string& http
   impl->e2e = hist("strata_e2e_request_latency_seconds", "Time from submit to the last token.");
   impl->queue = hist("strata_request_queue_time_seconds", "Time from submit to first being scheduled.");
   impl->step_tokens = hist("strata_step_batch_tokens", "Tokens computed per engine step.");
+  impl->step_seqs = hist("strata_step_batch_sequences", "Sequences computed in an engine step.");
+  impl->prompt_hist = hist("strata_request_prompt_tokens", "Prompt tokens per finished request.");
+  impl->gen_hist = hist("strata_request_generation_tokens", "Generated tokens per finished request.");
+  impl->preemptions = &prometheus::BuildCounter()
+                           .Name("strata_preemptions_total")
+                           .Help("Sequences preempted by recompute when KV blocks ran out.")
+                           .Register(r)
+                           .Add({});
   impl->step_seconds = hist("strata_step_duration_seconds", "Worker round trip of one engine step.");
   impl->step_overhead = hist("strata_step_overhead_seconds",
                              "Step round trip minus the worker's execute time (protocol and scheduling).");
@@ -93,6 +110,7 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(const std::string& http
   impl->waiting = gauge("strata_num_requests_waiting", "Requests waiting to be scheduled.");
   impl->kv_free = gauge("strata_kv_blocks_free", "KV blocks free (including cached, evictable ones).");
   impl->kv_total = gauge("strata_kv_blocks_total", "Usable KV blocks of the replica.");
+  impl->kv_used = gauge("strata_kv_blocks_used", "KV blocks referenced by sequences.");
   impl->ready = gauge("strata_replica_ready", "1 when the replica's workers are attached and ready.");
   impl->cached_blocks = gauge("strata_prefix_cache_blocks", "KV blocks holding cached prefixes (used or free).");
   impl->prefix_queries = &prometheus::BuildCounter()
@@ -140,6 +158,8 @@ void Metrics::Finished(FinishReason reason, double e2e, int32_t prompt, int32_t 
   impl_->prompt_tokens->Increment(prompt);
   impl_->generation_tokens->Increment(generated);
   impl_->success->Add({{"finish_reason", FinishName(reason)}}).Increment();
+  impl_->prompt_hist->Add({}, TokenBuckets()).Observe(prompt);
+  impl_->gen_hist->Add({}, TokenBuckets()).Observe(generated);
 }
 
 void Metrics::Failed(absl::StatusCode code) {
@@ -147,16 +167,21 @@ void Metrics::Failed(absl::StatusCode code) {
   impl_->failure->Add({{"code", absl::StatusCodeToString(code)}}).Increment();
 }
 
-void Metrics::Step(int32_t batch_tokens, double seconds, double overhead_seconds) {
+void Metrics::Step(int32_t batch_tokens, int32_t batch_sequences, double seconds, double overhead_seconds) {
   absl::MutexLock lock(&impl_->mu);
-  impl_->step_tokens->Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128, 256, 512,
-                                                                      1024, 2048, 4096, 8192})
-      .Observe(batch_tokens);
+  impl_->step_tokens->Add({}, TokenBuckets()).Observe(batch_tokens);
+  impl_->step_seqs->Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128, 256})
+      .Observe(batch_sequences);
   impl_->step_seconds->Add({}, LatencyBuckets()).Observe(seconds);
   impl_->step_overhead
       ->Add({}, prometheus::Histogram::BucketBoundaries{0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002,
                                                         0.005, 0.01, 0.05})
       .Observe(overhead_seconds);
+}
+
+void Metrics::Preempted(int32_t n) {
+  absl::MutexLock lock(&impl_->mu);
+  impl_->preemptions->Increment(n);
 }
 
 void Metrics::SetReplica(int32_t replica, const ReplicaGauges& g) {
@@ -166,6 +191,7 @@ void Metrics::SetReplica(int32_t replica, const ReplicaGauges& g) {
   impl_->waiting->Add(labels).Set(g.waiting);
   impl_->kv_free->Add(labels).Set(g.kv_blocks_free);
   impl_->kv_total->Add(labels).Set(g.kv_blocks_total);
+  impl_->kv_used->Add(labels).Set(g.kv_blocks_total - g.kv_blocks_free);
   impl_->ready->Add(labels).Set(g.ready ? 1 : 0);
   impl_->cached_blocks->Add(labels).Set(g.prefix_cached_blocks);
 }

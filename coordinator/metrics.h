@@ -7,16 +7,20 @@
 //   strata_request_queue_time_seconds         histogram  submit -> first scheduled
 //   strata_request_prompt_tokens_total        counter
 //   strata_request_generation_tokens_total    counter
+//   strata_request_prompt_tokens              histogram  per finished request
+//   strata_request_generation_tokens          histogram  per finished request
+//   strata_preemptions_total                  counter    sequences preempted (recomputed later)
 //   strata_request_success_total{finish_reason}   counter
 //   strata_request_failure_total{code}        counter    errors after admission and rejections
 //   strata_num_requests_running{replica}      gauge
 //   strata_num_requests_waiting{replica}      gauge
-//   strata_kv_blocks_free{replica} / strata_kv_blocks_total{replica}   gauge
+//   strata_kv_blocks_free{replica} / _used{replica} / _total{replica}   gauge
 //   strata_replica_ready{replica}             gauge 0/1
 //   strata_prefix_cache_queries_total         counter    prompt tokens looked up in the prefix cache
 //   strata_prefix_cache_hits_total            counter    of those, found cached (not computed)
 //   strata_prefix_cache_blocks{replica}       gauge      blocks holding cached prefixes (used or free)
 //   strata_step_batch_tokens                  histogram  tokens computed per step
+//   strata_step_batch_sequences               histogram  sequences in a step
 //   strata_step_duration_seconds              histogram  worker round trip per step
 //   strata_step_overhead_seconds              histogram  round trip minus the worker's execute
 //                                                        time (protocol + scheduling cost)
@@ -59,7 +63,8 @@ class Metrics {
   void Queued(double seconds);
   void Finished(FinishReason reason, double e2e_seconds, int32_t prompt_tokens, int32_t generated_tokens);
   void Failed(absl::StatusCode code);
-  void Step(int32_t batch_tokens, double seconds, double overhead_seconds);
+  void Step(int32_t batch_tokens, int32_t batch_sequences, double seconds, double overhead_seconds);
+  void Preempted(int32_t n);
   void SetReplica(int32_t replica, const ReplicaGauges& gauges);
   void PrefixCache(int64_t query_tokens, int64_t hit_tokens);
 

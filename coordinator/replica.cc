@@ -324,7 +324,9 @@ void Replica::Step() {
   }
   if (metrics_) {
     const double round_trip = Seconds(t1 - t0);
-    metrics_->Step(out.total_tokens, round_trip, std::max(0.0, round_trip - result->execute_micros() * 1e-6));
+    metrics_->Step(out.total_tokens, static_cast<int32_t>(out.new_sequences.size() + out.running_deltas.size()),
+                   round_trip, std::max(0.0, round_trip - result->execute_micros() * 1e-6));
+    if (!out.preempted_ids.empty()) metrics_->Preempted(static_cast<int32_t>(out.preempted_ids.size()));
   }
   if (result->has_error()) {
     const wire::StepError& err = result->error();

@@ -392,6 +392,11 @@ TEST_F(ClusterTest, PreemptionWhenBlocksRunOutKeepsOutputsExact) {
   }
   EXPECT_GT(w->preemptions(), 0);
   EXPECT_TRUE(w->errors().empty()) << w->errors()[0];
+  // The server counts what the worker saw.
+  const std::string text = metrics_->Render();
+  const size_t at = text.find("\nstrata_preemptions_total ");
+  ASSERT_NE(at, std::string::npos);
+  EXPECT_EQ(std::stoi(text.substr(at + 26)), w->preemptions());
 }
 
 TEST_F(ClusterTest, CancelFreesBlocksAndDropsTheSequenceAtTheWorker) {
