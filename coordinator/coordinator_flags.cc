@@ -18,7 +18,8 @@ const std::set<std::string>& ValuedFlags() {
       "config",          "model",           "model-name",        "replicas",       "host",
       "port",            "worker-port",     "metrics-port",      "max-queue",      "max-num-seqs",
       "max-batched-tokens", "block-size",   "max-context",       "max-prompt-tokens", "max-tokens",
-      "long-prefill-chunk", "watermark-blocks", "worker-liveness-s", "port-file"};
+      "long-prefill-chunk", "watermark-blocks", "worker-liveness-s", "port-file",
+      "prefix-caching"};
   return flags;
 }
 
@@ -70,7 +71,8 @@ std::string CoordinatorUsage() {
          "  [--host 0.0.0.0] [--port 8001] [--worker-port 8003] [--metrics-port 8002 (0: off)]\n"
          "  [--max-queue 256] [--max-num-seqs 64] [--max-batched-tokens 2048] [--block-size 16]\n"
          "  [--max-context N] [--max-prompt-tokens N] [--max-tokens N] [--long-prefill-chunk N]\n"
-         "  [--watermark-blocks N] [--worker-liveness-s 10] [--port-file FILE] [--config FILE.json]\n";
+         "  [--watermark-blocks N] [--prefix-caching on|off] [--worker-liveness-s 10] [--port-file FILE]\n"
+         "  [--config FILE.json]\n";
 }
 
 absl::StatusOr<CoordinatorOptions> ParseCoordinatorFlags(const std::vector<std::string>& args) {
@@ -107,6 +109,11 @@ absl::StatusOr<CoordinatorOptions> ParseCoordinatorFlags(const std::vector<std::
   ASSIGN_OR_RETURN(int32_t liveness, Int(f, "worker-liveness-s", 10, 1, 3600));
   o.worker_liveness = absl::Seconds(liveness);
   o.port_file = f.Get("port-file", "");
+  const std::string caching = f.Get("prefix-caching", "on");
+  if (caching != "on" && caching != "off") {
+    return absl::InvalidArgumentError(absl::StrCat("--prefix-caching: '", caching, "' is not on or off"));
+  }
+  s.enable_prefix_caching = caching == "on";
   return o;
 }
 

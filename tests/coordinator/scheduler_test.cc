@@ -279,6 +279,96 @@ int64_t RunToEnd(Scheduler& s) {
   return computed;
 }
 
+// The randomized run again with prefix caching on and prompts drawn from a few
+// shared prefixes: a block may now sit in several tables, but then it covers the
+// same tokens at the same positions in each (the content a hit relies on), its
+// ref count is the number of tables holding it, and the index agrees with the
+// hash slots.
+TEST(PrefixCacheTest, RandomizedSimulationSharesOnlyIdenticalContent) {
+  std::mt19937 rng(99);
+  auto s = Make(Cfg(/*num_blocks=*/41, /*budget=*/32, /*max_seqs=*/6, /*block_size=*/4, /*chunk=*/12,
+                    /*prefix_caching=*/true));
+  const int kSeqs = 150;
+  int64_t next = 0;
+  int finished = 0, preemptions = 0;
+  for (int step = 0; step < 20000 && (next < kSeqs || s->HasUnfinished()); ++step) {
+    while (next < kSeqs && rng() % 3 == 0) {
+      const int32_t family = static_cast<int32_t>(rng() % 3);
+      std::vector<int32_t> prompt;
+      const int32_t len = 1 + static_cast<int32_t>(rng() % 30);
+      for (int32_t i = 0; i < len; ++i) prompt.push_back(i < 12 ? 1000 * family + i : 50 + static_cast<int32_t>(rng() % 5));
+      ASSERT_TRUE(s->Add(Prompt(next, prompt, 1 + static_cast<int32_t>(rng() % 30))).ok());
+      ++next;
+    }
+    auto o = s->Schedule();
+    preemptions += static_cast<int>(o.preempted_ids.size());
+    std::map<int32_t, std::vector<int32_t>> content;  // block -> tokens it covers
+    std::map<int32_t, int32_t> holders;
+    for (const Sequence* q : s->running()) {
+      const auto& table = q->block_table();
+      for (size_t i = 0; i < table.size(); ++i) {
+        const int32_t b = table[i];
+        ++holders[b];
+        const int32_t from = static_cast<int32_t>(i) * 4;
+        const int32_t to = std::min(from + 4, q->num_computed());
+        if (holders[b] > 1) {
+          // Shared: only full, computed blocks, with identical tokens.
+          ASSERT_EQ(to - from, 4) << "partial block " << b << " shared";
+          std::vector<int32_t> mine(q->tokens().begin() + from, q->tokens().begin() + to);
+          ASSERT_EQ(content[b], mine) << "block " << b << " shared with different tokens";
+        } else if (to - from == 4) {
+          content[b].assign(q->tokens().begin() + from, q->tokens().begin() + to);
+        }
+      }
+    }
+    for (const auto& [b, n] : holders) ASSERT_EQ(s->allocator().ref_count(b), n) << b;
+    ASSERT_EQ(static_cast<int32_t>(holders.size()), s->allocator().num_used());
+    for (int32_t b = 1; b < 41; ++b) {
+      if (auto h = s->allocator().BlockHash(b)) ASSERT_EQ(s->allocator().FindCached(*h), b);
+    }
+    std::vector<SampledToken> res;
+    for (auto& [id, n] : Tokens(o)) {
+      const Sequence* q = s->Find(id);
+      if (q->num_uncomputed() == 0) res.push_back({id, 100 + static_cast<int32_t>(rng() % 10)});
+    }
+    finished += static_cast<int>(s->Update(res).finished.size());
+  }
+  EXPECT_EQ(finished, kSeqs);
+  EXPECT_GT(s->prefix_hit_tokens(), 0);
+  EXPECT_GT(preemptions, 0);
+  EXPECT_EQ(s->allocator().num_free(), 40);
+}
+
+// The same shared-prefix workload with the cache off and on: fewer tokens
+// computed and fewer blocks allocated with it.
+TEST(PrefixCacheTest, SharedPrefixWorkloadComputesAndAllocatesLessWithTheCache) {
+  auto run = [](bool caching, int64_t* computed, int32_t* peak_used) {
+    auto s = Make(Cfg(200, 64, 4, 4, 0, caching));
+    for (int64_t i = 0; i < 12; ++i) {
+      std::vector<int32_t> p = Range(100, 32);  // shared system prompt: 8 blocks
+      for (int32_t k = 0; k < 5; ++k) p.push_back(1000 + static_cast<int32_t>(i) * 10 + k);
+      ASSERT_TRUE(s->Add(Prompt(i, p, 4)).ok());
+    }
+    *computed = 0;
+    *peak_used = 0;
+    for (int step = 0; step < 1000 && s->HasUnfinished(); ++step) {
+      SchedulerOutput out = s->Schedule();
+      *computed += out.total_tokens;
+      *peak_used = std::max(*peak_used, s->allocator().num_used());
+      s->Update(Sample(*s, out));
+    }
+  };
+  int64_t computed_off, computed_on;
+  int32_t peak_off, peak_on;
+  run(false, &computed_off, &peak_off);
+  run(true, &computed_on, &peak_on);
+  EXPECT_EQ(computed_off, 12 * (37 + 3));
+  // The first step's budget (64) admits requests 0 and 1 (37 + 27 tokens), both
+  // before anything is cached; every later request reuses the 8 cached blocks.
+  EXPECT_EQ(computed_on, computed_off - 10 * 32);
+  EXPECT_LT(peak_on, peak_off);
+}
+
 TEST(PrefixCacheTest, HashChainCoversTheWholePrefix) {
   Sequence a(Prompt(1, Range(10, 12), 4), 0);
   Sequence b(Prompt(2, Range(10, 12), 4), 1);
