@@ -95,7 +95,8 @@ int Usage() {
   std::fprintf(stderr,
                "usage: strata cluster up [--model PATH|default] [--model-name NAME] [--replicas N]\n"
                "         [--port 8001] [--worker-port 8003] [--metrics-port 8002] [--threads N per worker]\n"
-               "         [--kv-cache-mb M per worker] [--max-num-seqs N] [--max-queue N] [--port-file FILE]\n"
+               "         [--kv-cache-mb M per worker] [--kv-dtype f16|...] [--max-num-seqs N] [--max-queue N]\n"
+               "         [--max-batched-tokens N] [--long-prefill-chunk N] [--prefix-caching on|off] [--port-file FILE]\n"
                "  starts a coordinator and N single-worker replicas here; Ctrl-C stops them all\n");
   return 2;
 }
@@ -107,7 +108,8 @@ int RunCluster(const std::vector<std::string>& all_args) {
   std::vector<std::string> args(all_args.begin() + 1, all_args.end());
   auto flags = CliFlags::Parse(args,
                                {"model", "model-name", "replicas", "port", "worker-port", "metrics-port", "threads",
-                                "kv-cache-mb", "max-num-seqs", "max-queue", "port-file"},
+                                "kv-cache-mb", "kv-dtype", "max-num-seqs", "max-queue", "max-batched-tokens",
+                                "long-prefill-chunk", "prefix-caching", "port-file"},
                                {});
   if (!flags.ok()) {
     std::fprintf(stderr, "strata cluster: %s\n", std::string(flags.status().message()).c_str());
@@ -142,8 +144,10 @@ int RunCluster(const std::vector<std::string>& all_args) {
                absl::StrCat(*replicas), "--host", "127.0.0.1", "--port", flags->Get("port", "8001"),
                "--worker-port", flags->Get("worker-port", "8003"), "--metrics-port",
                flags->Get("metrics-port", "8002"), "--port-file", port_file}};
-  if (flags->Has("max-num-seqs")) coord.argv.insert(coord.argv.end(), {"--max-num-seqs", flags->Get("max-num-seqs", "")});
-  if (flags->Has("max-queue")) coord.argv.insert(coord.argv.end(), {"--max-queue", flags->Get("max-queue", "")});
+  // Scheduling flags go to the coordinator as given (it validates them).
+  for (const char* f : {"max-num-seqs", "max-queue", "max-batched-tokens", "long-prefill-chunk", "prefix-caching"}) {
+    if (flags->Has(f)) coord.argv.insert(coord.argv.end(), {absl::StrCat("--", f), flags->Get(f, "")});
+  }
   children.push_back(coord);
   if (!Spawn(children[0])) return 1;
 
@@ -171,7 +175,9 @@ int RunCluster(const std::vector<std::string>& all_args) {
     Child w{absl::StrCat("worker ", r),
             {dir + "/strata-worker", "--coordinator", absl::StrCat("127.0.0.1:", ports[1]), "--replica",
              absl::StrCat(r), "--model", model, "--model-name", name, "--threads", absl::StrCat(*threads)}};
-    if (flags->Has("kv-cache-mb")) w.argv.insert(w.argv.end(), {"--kv-cache-mb", flags->Get("kv-cache-mb", "")});
+    for (const char* f : {"kv-cache-mb", "kv-dtype"}) {
+      if (flags->Has(f)) w.argv.insert(w.argv.end(), {absl::StrCat("--", f), flags->Get(f, "")});
+    }
     children.push_back(w);
     if (!Spawn(children.back())) {
       StopAll(children);
