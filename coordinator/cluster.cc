@@ -185,6 +185,10 @@ absl::Status Cluster::Validate(const Model& m, GenerationRequest& r) const {
                                                    r.max_tokens, ") exceeds the context length of ",
                                                    s.context_length, " tokens"));
   }
+  if (r.min_tokens < 0 || r.min_tokens > r.max_tokens) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("min_tokens: ", r.min_tokens, " must be in [0, max_tokens = ", r.max_tokens, "]"));
+  }
   RETURN_IF_ERROR(ValidateSamplingParams(r.sampling));
   if (!r.sampling.seed.has_value()) r.sampling.seed = RandomSeed();
   return absl::OkStatus();

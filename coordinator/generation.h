@@ -25,6 +25,7 @@ struct GenerationRequest {
   std::vector<int32_t> prompt;        // token ids, non-empty
   SamplingParams sampling;            // seed unset: the core draws one
   int32_t max_tokens = 0;             // 0: the server's max_tokens limit
+  int32_t min_tokens = 0;             // no stop token / string ends it before this many
   std::vector<std::string> stop;      // stop strings (not returned in the text)
   std::vector<int32_t> stop_token_ids;
   bool ignore_eos = false;            // keep going past end-of-generation tokens

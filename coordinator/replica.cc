@@ -22,7 +22,12 @@ FinishReason ToFinish(StopReason r) {
   return FinishReason::kStop;
 }
 
-void ToWire(const GenerationRequest& r, wire::SamplingParams* s) {
+void ToWire(const GenerationRequest& r, const std::vector<int32_t>& eog, wire::SamplingParams* s) {
+  if (r.min_tokens > 0) {
+    s->set_min_tokens(static_cast<uint32_t>(r.min_tokens));
+    s->mutable_suppressed_token_ids()->Add(r.stop_token_ids.begin(), r.stop_token_ids.end());
+    if (!r.ignore_eos) s->mutable_suppressed_token_ids()->Add(eog.begin(), eog.end());
+  }
   s->set_temperature(r.sampling.temperature);
   s->set_top_k(r.sampling.top_k);
   s->set_top_p(r.sampling.top_p);
@@ -270,7 +275,7 @@ wire::StepPlan Replica::BuildPlan(const SchedulerOutput& out) {
     w->mutable_token_ids()->Add(ns.token_ids.begin(), ns.token_ids.end());
     const int32_t prompt_len = static_cast<int32_t>(a.pending.request.prompt.size());
     w->set_num_prompt_tokens(static_cast<uint32_t>(prompt_len));
-    ToWire(a.pending.request, w->mutable_sampling());
+    ToWire(a.pending.request, config_.model->end_of_generation_ids, w->mutable_sampling());
     for (int32_t b : ns.block_ids) w->add_block_ids(static_cast<uint32_t>(b));
     w->set_num_computed_tokens(static_cast<uint32_t>(ns.num_computed));
     w->set_num_scheduled_tokens(static_cast<uint32_t>(ns.num_new_tokens));

@@ -7,6 +7,7 @@ namespace strata::coordinator {
 RequestOutput::RequestOutput(const Tokenizer* tokenizer, const GenerationRequest& request)
     : detok_(tokenizer, request.skip_special_tokens),
       logprobs_(request.logprobs),
+      min_tokens_(request.min_tokens),
       prompt_tokens_(static_cast<int32_t>(request.prompt.size())) {
   for (const std::string& s : request.stop) {
     if (!s.empty()) stop_.push_back(s);
@@ -14,8 +15,15 @@ RequestOutput::RequestOutput(const Tokenizer* tokenizer, const GenerationRequest
 }
 
 void RequestOutput::Release(GenerationChunk* chunk, bool final) {
-  // A stop string anywhere in the held text ends the output there.
+  // A stop string anywhere in the held text ends the output there (once
+  // min_tokens were generated; before that, text is released as it comes).
   size_t cut = std::string::npos;
+  const bool may_stop = num_generated_ >= min_tokens_;
+  if (!may_stop) {
+    chunk->text += held_;
+    held_.clear();
+    return;
+  }
   for (const std::string& s : stop_) {
     const size_t at = held_.find(s);
     if (at != std::string::npos) cut = std::min(cut, at);

@@ -40,6 +40,7 @@ class RequestOutput {
   IncrementalDetokenizer detok_;
   std::vector<std::string> stop_;
   bool logprobs_;
+  int32_t min_tokens_;  // stop strings count only from this many generated tokens on
   int32_t prompt_tokens_;
   int32_t num_generated_ = 0;
   bool stopped_ = false;

@@ -341,6 +341,9 @@ absl::StatusOr<StepExecutor::Sequence> StepExecutor::MakeSequence(const wire::Ne
   s.block_ids.assign(n.block_ids().begin(), n.block_ids().end());
   s.computed = n.num_computed_tokens();
   s.logprobs = n.sampling().logprobs();
+  s.num_prompt = n.num_prompt_tokens();
+  s.min_tokens = n.sampling().min_tokens();
+  s.suppressed.assign(n.sampling().suppressed_token_ids().begin(), n.sampling().suppressed_token_ids().end());
   ASSIGN_OR_RETURN(s.sampler, Sampler::Create(FromProto(n.sampling())));
   // A resumed sequence continues its RNG stream; greedy calls draw nothing.
   if (n.sampling().temperature() > 0.0f) s.sampler->SkipDraws(n.num_sampled_before());
@@ -481,8 +484,13 @@ wire::StepResult StepExecutor::Execute(const wire::StepPlan& plan) {
     pool_->ParallelFor(static_cast<int64_t>(sampled.size()), 1, [&](int64_t begin, int64_t end, int) {
       for (int64_t r = begin; r < end; ++r) {
         Sequence& s = *sampled[r]->seq;
-        picks[r] = s.sampler->Sample(absl::MakeConstSpan(logits_.data() + r * vocab, vocab), s.tokens,
-                                     /*want_logprob=*/s.logprobs);
+        float* row = logits_.data() + r * vocab;
+        if (static_cast<int64_t>(s.tokens.size()) - s.num_prompt < s.min_tokens) {
+          for (int32_t id : s.suppressed) {
+            if (id >= 0 && id < vocab) row[id] = -std::numeric_limits<float>::infinity();
+          }
+        }
+        picks[r] = s.sampler->Sample(absl::MakeConstSpan(row, vocab), s.tokens, /*want_logprob=*/s.logprobs);
       }
     });
     for (size_t r = 0; r < sampled.size(); ++r) {

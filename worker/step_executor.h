@@ -140,6 +140,9 @@ class StepExecutor {
     int64_t computed = 0;            // tokens whose KV is in the blocks
     std::unique_ptr<Sampler> sampler;
     bool logprobs = false;
+    int64_t num_prompt = 0;
+    int64_t min_tokens = 0;                 // suppressed tokens are never picked before this many
+    std::vector<int32_t> suppressed;        // generated tokens (vLLM's min_tokens)
   };
   // One sequence's work in the step being executed.
   struct Scheduled {

@@ -179,9 +179,10 @@ absl::Status ApplyInput(const InputTensor& input, KServeInferRequest* out,
   } else if (name == "beam_width" || name == "num_return_sequences") {
     ASSIGN_OR_RETURN(int32_t v, Scalar<int32_t>(input, DecodeInt32));
     if (v != 1) return Unsupported(name, absl::StrCat(v), "1");
-  } else if (name == "min_length") {
+  } else if (name == "min_length") {  // TensorRT-LLM: minimum output length
     ASSIGN_OR_RETURN(int32_t v, Scalar<int32_t>(input, DecodeInt32));
-    if (v > 1) return Unsupported(name, absl::StrCat(v), "0 or 1");
+    if (v < 0) return absl::InvalidArgumentError(absl::StrCat("input 'min_length': must be >= 0, got ", v));
+    g.min_tokens = v;
   } else if (name == "length_penalty") {
     ASSIGN_OR_RETURN(float v, Scalar<float>(input, DecodeFp32));
     if (v != 1.0f) return Unsupported(name, absl::StrCat(v), "1 (it only affects beam search)");

@@ -102,6 +102,10 @@ absl::Status StrataService::DoGenerate(
         absl::StrCat("max_tokens: ", request.max_tokens(), " is too large"));
   }
   generation.max_tokens = static_cast<int32_t>(request.max_tokens());
+  if (request.min_tokens() > static_cast<uint32_t>(std::numeric_limits<int32_t>::max())) {
+    return absl::InvalidArgumentError(absl::StrCat("min_tokens: ", request.min_tokens(), " is too large"));
+  }
+  generation.min_tokens = static_cast<int32_t>(request.min_tokens());
   generation.stop.assign(request.stop().begin(), request.stop().end());
   for (size_t i = 0; i < generation.stop.size(); ++i) {
     if (generation.stop[i].empty()) {

@@ -95,7 +95,7 @@ absl::StatusOr<std::vector<std::string>> AsStringList(const Key& key, const Json
 }
 
 bool IsNeutralOnlyKey(absl::string_view key) {
-  return key == "n" || key == "best_of" || key == "min_tokens" || key == "logprobs" ||
+  return key == "n" || key == "best_of" || key == "logprobs" ||
          key == "prompt_logprobs" || key == "use_beam_search" ||
          key == "include_stop_str_in_output" || key == "detokenize" ||
          key == "spaces_between_special_tokens" || key == "length_penalty";
@@ -107,7 +107,7 @@ absl::Status RequireNeutral(const Key& key, const Json& v) {
   bool neutral = false;
   if (k == "n" || k == "best_of" || k == "length_penalty") {
     neutral = v.is_number() && v.get<double>() == 1.0;
-  } else if (k == "min_tokens" || k == "logprobs" || k == "prompt_logprobs") {
+  } else if (k == "logprobs" || k == "prompt_logprobs") {
     neutral = v.is_number() && v.get<double>() == 0.0;
   } else if (k == "use_beam_search" || k == "include_stop_str_in_output") {
     neutral = v.is_boolean() && !v.get<bool>();
@@ -126,6 +126,9 @@ absl::Status ApplyKey(const Key& key, const Json& v, GenerationRequest* r) {
   if (k == "max_tokens") {
     ASSIGN_OR_RETURN(int64_t i, AsInteger(key, v, 0, kInt32Max));
     r->max_tokens = static_cast<int32_t>(i);
+  } else if (k == "min_tokens") {
+    ASSIGN_OR_RETURN(int64_t i, AsInteger(key, v, 0, kInt32Max));
+    r->min_tokens = static_cast<int32_t>(i);
   } else if (k == "temperature") {
     ASSIGN_OR_RETURN(double d, AsNumber(key, v));
     s.temperature = static_cast<float>(d);
@@ -177,7 +180,7 @@ absl::Status ApplyKey(const Key& key, const Json& v, GenerationRequest* r) {
 }  // namespace
 
 bool IsVllmSamplingKey(absl::string_view key) {
-  return key == "max_tokens" || key == "temperature" || key == "top_p" || key == "min_p" ||
+  return key == "max_tokens" || key == "min_tokens" || key == "temperature" || key == "top_p" || key == "min_p" ||
          key == "top_k" || key == "seed" || key == "repetition_penalty" ||
          key == "presence_penalty" || key == "frequency_penalty" || key == "stop" ||
          key == "stop_token_ids" || key == "ignore_eos" || key == "skip_special_tokens" ||

@@ -82,6 +82,22 @@ TEST(RequestOutputTest, PartialStopPrefixIsReleasedWhenItDoesNotMatch) {
   EXPECT_EQ(r.finish, FinishReason::kLength);
 }
 
+TEST(RequestOutputTest, StopStringsCountOnlyFromMinTokensOn) {
+  const Tokenizer& tok = *Meta().tokenizer;
+  GenerationRequest req;
+  req.prompt = {1};
+  req.stop = {"cat"};
+  req.min_tokens = 100;
+  RequestOutput out(&tok, req);
+  std::string sent;
+  for (int32_t id : tok.Encode("the cat sat", false, false)) {
+    bool stopped = false;
+    sent += out.Append(id, 0, &stopped).text;
+    EXPECT_FALSE(stopped);
+  }
+  EXPECT_EQ(sent + out.Finish(FinishReason::kLength).text, "the cat sat");
+}
+
 TEST(RequestOutputTest, HeldBackTextIsNotEmittedEarly) {
   const Tokenizer& tok = *Meta().tokenizer;
   GenerationRequest req;

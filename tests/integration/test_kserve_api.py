@@ -96,6 +96,13 @@ def test_trtllm_style_tensors_and_seeded_sampling(tiny_model, make_cluster, pb):
         prompt, True, None, max_tokens=("INT32", 16), temperature=("FP32", 0.9), random_seed=("UINT64", 42),
         top_k=("INT32", 20), exclude_input_in_output=("BOOL", True)))
     assert "".join(pieces) == native_text
+    # min_tokens (vLLM key, as genai-perf's deterministic output lengths send it) and
+    # TRT-LLM's min_length: end-of-generation cannot stop the request early.
+    for extra in ({"params": {"max_tokens": 8, "min_tokens": 8, "temperature": 0}, "tensors": {}},
+                  {"params": None, "tensors": {"max_tokens": ("INT32", 8), "min_length": ("INT32", 8)}}):
+        r = client.infer("tiny", text_inputs("hello", False, extra["params"], return_num_output_tokens=("BOOL", True),
+                                             **extra["tensors"]))
+        assert r.as_numpy("num_output_tokens")[0] == 8
     same = client.infer("tiny", text_inputs(prompt, False, {"max_tokens": 16, "temperature": 0.9, "seed": 42,
                                                             "top_k": 20}, exclude_input_in_output=("BOOL", True)))
     assert same.as_numpy("text_output")[0].decode() == "".join(pieces)

@@ -195,3 +195,26 @@ def test_shared_prefix_hits_the_prefix_cache_and_outputs_stay_exact(bins, tiny_m
     assert counter(c, "strata_prefix_cache_queries_total") == 4 * 58
     assert counter(c, "strata_prefix_cache_hits_total") == 3 * 48  # all but the first request
     assert c.gauge("strata_prefix_cache_blocks", 0) >= 3
+
+
+@pytest.mark.time_limit(60)
+def test_min_tokens_keeps_stop_tokens_and_strings_away_until_reached(tiny_model, make_cluster, pb):
+    c = make_cluster(tiny_model)
+    p = prompt_of(20, 31)
+    with c.channel() as ch:
+        free, _, _ = generate(pb, ch, prompt_ids=p, max_tokens=12, ignore_eos=True, sampling=dict(temperature=0))
+        t0 = free[0]
+        # Without min_tokens, making the first greedy token a stop token ends at once.
+        ids, _, chunks = generate(pb, ch, prompt_ids=p, max_tokens=12, stop_token_ids=[t0],
+                                  ignore_eos=True, sampling=dict(temperature=0))
+        assert ids == [t0] and chunks[-1].finish_reason == pb[0].FINISH_REASON_STOP
+        # With min_tokens 5 the sampler may not pick it for the first 5 tokens.
+        ids, _, chunks = generate(pb, ch, prompt_ids=p, max_tokens=12, stop_token_ids=[t0], min_tokens=5,
+                                  ignore_eos=True, sampling=dict(temperature=0))
+        assert len(ids) >= 5 and t0 not in ids[:5]
+        assert t0 not in ids[:-1]
+        if len(ids) < 12:
+            assert ids[-1] == t0 and chunks[-1].finish_reason == pb[0].FINISH_REASON_STOP
+        with pytest.raises(grpc.RpcError) as e:
+            generate(pb, ch, timeout=10, prompt_ids=p, max_tokens=4, min_tokens=5)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "min_tokens" in e.value.details()
