@@ -617,6 +617,7 @@ async def bench(args, pb, grpc, target, metrics_url):
     log(f"model {info.name}: context {ctx}, vocabulary {vocab}; prompt ids in [{lo}, {hi})")
 
     rng = random.Random(args.seed)
+    log(f"seed {args.seed}")
     if args.warmup:
         recs, _ = await run_closed(grpc, pb, target, make_prompts(rng, args.warmup, min(16, ctx // 2), 0, lo, hi),
                                    min(8, ctx // 2), min(args.warmup, 4), args.request_timeout)
@@ -642,7 +643,7 @@ async def bench(args, pb, grpc, target, metrics_url):
                       "load": kind, "concurrency": v if kind == "concurrency" else None,
                       "request_rate": (None if kind == "concurrency" else ("inf" if math.isinf(v) else v)),
                       "max_concurrency": args.max_concurrency if kind == "rate" else None,
-                      "load_label": label, "num_requests": args.num_requests, "seed": run_seed,
+                      "load_label": label, "num_requests": args.num_requests, "seed": args.seed, "run_seed": run_seed,
                       "token_id_range": [lo, hi], "model": info.name, "context_length": ctx,
                       "target": target}
             summary = run_summary(recs, start, p["osl"])
@@ -694,7 +695,8 @@ def main(argv=None):
     w.add_argument("--id-high", type=int, help="(default: the vocabulary size)")
     w.add_argument("--num-requests", type=int, default=32, help="requests per run")
     w.add_argument("--warmup", type=int, default=2, help="short requests before the first run")
-    w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--seed", type=int, help="seed of prompts and arrivals (default: random, recorded in the JSON); "
+                   "the same seed twice against one running cluster repeats prompts its prefix cache may still hold")
     l = ap.add_argument_group("load")  # noqa: E741
     l.add_argument("--concurrency", default="", help="closed-loop points, e.g. 1,4,8,16")
     l.add_argument("--request-rate", default="", help="Poisson points in req/s, e.g. 0.5,1,2,inf")
@@ -709,6 +711,8 @@ def main(argv=None):
         args.concurrency = "1,4,8,16"
     if args.num_requests < 1 or args.replicas < 1 or args.shared_prefix < 0:
         ap.error("--num-requests and --replicas must be >= 1, --shared-prefix >= 0")
+    if args.seed is None:
+        args.seed = int.from_bytes(os.urandom(4), "little")
     if args.address and args.coordinator_arg:
         ap.error("--coordinator-arg only applies when serve_bench starts the cluster (no --address)")
 
