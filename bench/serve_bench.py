@@ -569,6 +569,9 @@ def plot(results, paths):
                 if r[metric]["p50"] is not None:
                     ax.annotate(r["config"]["load_label"], (r["output_throughput"], r[metric]["p50"]),
                                 textcoords="offset points", xytext=(4, 4), fontsize=7, color=color)
+        ys = [r[metric][q] for r in results for q in ("p50", "p99") if r[metric][q]]
+        if ys and max(ys) > 20 * min(ys):  # patterns of very different scale: log axis
+            ax.set_yscale("log")
         ax.set_xlabel("output tokens/s")
         ax.set_ylabel(f"{title} (ms)")
         ax.set_title(f"{title} p50 / p99 vs throughput")
