@@ -15,13 +15,38 @@ namespace strata::attention_internal {
 namespace {
 
 // Loads 8 elements of a K/V row as f32. The dtype is a template argument so
-// the hot loops carry no branch.
+// the hot loops carry no branch. Quantised dtypes return the codes' values
+// without the row scale (applied once per row by the caller): int8 exactly,
+// E4M3 times 2^-8 (kDecodeMul undoes it): the code's low 7 bits shifted left
+// by 7 are the f16 with the same mantissa and exponent field (bias 15 instead
+// of 7; E4M3 subnormals become f16 subnormals, which vcvtph2ps converts
+// exactly), and the sign-extended byte supplies the sign bit.
 template <KvDtype kDtype>
 inline __m256 Load8(const void* base, int64_t off) {
-  if constexpr (kDtype == KvDtype::kF32) return _mm256_loadu_ps(static_cast<const float*>(base) + off);
-  return _mm256_cvtph_ps(
-      _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + off)));
+  if constexpr (kDtype == KvDtype::kF32) {
+    return _mm256_loadu_ps(static_cast<const float*>(base) + off);
+  } else if constexpr (kDtype == KvDtype::kF16) {
+    return _mm256_cvtph_ps(
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + off)));
+  } else if constexpr (kDtype == KvDtype::kInt8) {
+    const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(static_cast<const int8_t*>(base) + off));
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
+  } else {
+    static_assert(kDtype == KvDtype::kFp8E4M3);
+    const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(static_cast<const uint8_t*>(base) + off));
+    const __m128i h = _mm_and_si128(_mm_slli_epi16(_mm_cvtepi8_epi16(b), 7), _mm_set1_epi16(static_cast<int16_t>(0xBF80)));
+    return _mm256_cvtph_ps(h);
+  }
 }
+
+template <KvDtype kDtype>
+constexpr bool kQuantised = kDtype == KvDtype::kFp8E4M3 || kDtype == KvDtype::kInt8;
+
+// What Load8's values are multiplied by (besides the row scale) to give the
+// stored values: 2^8 for E4M3 (see Load8), 1 otherwise. A power of two, so
+// folding it into another factor is exact.
+template <KvDtype kDtype>
+constexpr float kDecodeMul = kDtype == KvDtype::kFp8E4M3 ? 256.0f : 1.0f;
 
 inline float HorizontalSum(__m256 v) {
   __m128 lo = _mm256_castps256_ps128(v);
@@ -90,14 +115,19 @@ static void RunTasks(const PagedAttentionParams& p, int64_t begin, int64_t end) 
     // positions inside a block go through Dot8; the chunking depends only on
     // the position and block size, so prefill and decode compute a token's
     // attention identically.
-    const __m256 scale = _mm256_set1_ps(p.scale);
+    // Quantised rows: score = (dot(q, codes) * row scale) * (scale * kDecodeMul).
+    const float qk_scale = p.scale * kDecodeMul<kDtype>;
+    const __m256 scale = _mm256_set1_ps(qk_scale);
     for (int64_t j = 0; j < n;) {
+      const int64_t block = table[j / kv.block_size];
       const int64_t slot = j % kv.block_size;
-      const int64_t off = kv.Offset(table[j / kv.block_size], kvh, slot);
+      const int64_t off = kv.Offset(block, kvh, slot);
+      const int64_t soff = kv.ScaleOffset(block, kvh, slot);
       if (slot + 8 <= kv.block_size && j + 8 <= n) {
         for (int32_t g = 0; g < group; ++g) {
-          _mm256_storeu_ps(scores.data() + g * n + j,
-                           _mm256_mul_ps(Dot8<kDtype>(q0 + g * hd, kv.k, off, hd), scale));
+          __m256 d = Dot8<kDtype>(q0 + g * hd, kv.k, off, hd);
+          if constexpr (kQuantised<kDtype>) d = _mm256_mul_ps(d, _mm256_loadu_ps(kv.k_scale + soff));
+          _mm256_storeu_ps(scores.data() + g * n + j, _mm256_mul_ps(d, scale));
         }
         j += 8;
         continue;
@@ -106,7 +136,9 @@ static void RunTasks(const PagedAttentionParams& p, int64_t begin, int64_t end) 
         const float* q = q0 + g * hd;
         __m256 s = _mm256_setzero_ps();
         for (int64_t d = 0; d < hd; d += 8) s = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), Load8<kDtype>(kv.k, off + d), s);
-        scores[g * n + j] = HorizontalSum(s) * p.scale;
+        float dot = HorizontalSum(s);
+        if constexpr (kQuantised<kDtype>) dot *= kv.k_scale[soff];
+        scores[g * n + j] = dot * qk_scale;
       }
       ++j;
     }
@@ -140,8 +172,13 @@ static void RunTasks(const PagedAttentionParams& p, int64_t begin, int64_t end) 
 #pragma GCC unroll 8
         for (int i = 0; i < 8; ++i) a[i] = _mm256_setzero_ps();
         for (int64_t j = 0; j < n; ++j) {
-          const int64_t off = kv.Offset(table[j / kv.block_size], kvh, j % kv.block_size) + d0;
-          const __m256 wj = _mm256_set1_ps(w[j]);
+          const int64_t block = table[j / kv.block_size];
+          const int64_t off = kv.Offset(block, kvh, j % kv.block_size) + d0;
+          float wf = w[j];
+          if constexpr (kQuantised<kDtype>) {
+            wf *= kv.v_scale[kv.ScaleOffset(block, kvh, j % kv.block_size)] * kDecodeMul<kDtype>;
+          }
+          const __m256 wj = _mm256_set1_ps(wf);
           if (chunks == 8) {
 #pragma GCC unroll 8
             for (int i = 0; i < 8; ++i) a[i] = _mm256_fmadd_ps(wj, Load8<kDtype>(kv.v, off + 8 * i), a[i]);
@@ -159,10 +196,11 @@ static void RunTasks(const PagedAttentionParams& p, int64_t begin, int64_t end) 
 }
 
 void RunTasksAvx2(const PagedAttentionParams& p, int64_t begin, int64_t end) {
-  if (p.kv.dtype == KvDtype::kF32) {
-    RunTasks<KvDtype::kF32>(p, begin, end);
-  } else {
-    RunTasks<KvDtype::kF16>(p, begin, end);
+  switch (p.kv.dtype) {
+    case KvDtype::kF32: RunTasks<KvDtype::kF32>(p, begin, end); break;
+    case KvDtype::kF16: RunTasks<KvDtype::kF16>(p, begin, end); break;
+    case KvDtype::kFp8E4M3: RunTasks<KvDtype::kFp8E4M3>(p, begin, end); break;
+    case KvDtype::kInt8: RunTasks<KvDtype::kInt8>(p, begin, end); break;
   }
 }
 
