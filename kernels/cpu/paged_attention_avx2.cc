@@ -39,12 +39,12 @@ inline __m256 Load8(const void* base, int64_t off) {
   }
 }
 
-template <KvDtype kDtype>
-constexpr bool kQuantised = kDtype == KvDtype::kFp8E4M3 || kDtype == KvDtype::kInt8;
-
 // What Load8's values are multiplied by (besides the row scale) to give the
 // stored values: 2^8 for E4M3 (see Load8), 1 otherwise. A power of two, so
 // folding it into another factor is exact.
+template <KvDtype kDtype>
+constexpr bool kQuantised = kDtype == KvDtype::kFp8E4M3 || kDtype == KvDtype::kInt8;
+
 template <KvDtype kDtype>
 constexpr float kDecodeMul = kDtype == KvDtype::kFp8E4M3 ? 256.0f : 1.0f;
 
@@ -91,6 +91,26 @@ inline __m256 ExpNonPositive(__m256 x) {
   y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
   const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(fx), _mm256_set1_epi32(127)), 23);
   return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+// In-place softmax of n scores.
+inline void Softmax(float* s, int64_t n) {
+  const float mx = *std::max_element(s, s + n);
+  const __m256 vmx = _mm256_set1_ps(mx);
+  __m256 vsum = _mm256_setzero_ps();
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 e = ExpNonPositive(_mm256_sub_ps(_mm256_loadu_ps(s + j), vmx));
+    _mm256_storeu_ps(s + j, e);
+    vsum = _mm256_add_ps(vsum, e);
+  }
+  float sum = HorizontalSum(vsum);
+  for (; j < n; ++j) {
+    s[j] = std::exp(s[j] - mx);
+    sum += s[j];
+  }
+  const float inv = 1.0f / sum;
+  for (j = 0; j < n; ++j) s[j] *= inv;
 }
 
 }  // namespace
@@ -142,25 +162,7 @@ static void RunTasks(const PagedAttentionParams& p, int64_t begin, int64_t end) 
       }
       ++j;
     }
-    for (int32_t g = 0; g < group; ++g) {
-      float* s = scores.data() + g * n;
-      const float mx = *std::max_element(s, s + n);
-      const __m256 vmx = _mm256_set1_ps(mx);
-      __m256 vsum = _mm256_setzero_ps();
-      int64_t j = 0;
-      for (; j + 8 <= n; j += 8) {
-        const __m256 e = ExpNonPositive(_mm256_sub_ps(_mm256_loadu_ps(s + j), vmx));
-        _mm256_storeu_ps(s + j, e);
-        vsum = _mm256_add_ps(vsum, e);
-      }
-      float sum = HorizontalSum(vsum);
-      for (; j < n; ++j) {
-        s[j] = std::exp(s[j] - mx);
-        sum += s[j];
-      }
-      const float inv = 1.0f / sum;
-      for (j = 0; j < n; ++j) s[j] *= inv;
-    }
+    for (int32_t g = 0; g < group; ++g) Softmax(scores.data() + g * n, n);
     // Weighted sum of V rows. Per query head and 64-dimension slice, 8
     // accumulators stay in registers across all positions (reading the V
     // row slice from cache again per head is cheaper than spilling).
@@ -195,11 +197,107 @@ static void RunTasks(const PagedAttentionParams& p, int64_t begin, int64_t end) 
   }
 }
 
+// FP8 caches: per block, the task's K (then V) rows of that block are
+// dequantised once into an f32 scratch with the row scale folded in
+// (code * scale * kDecodeMul), so the GQA group's query heads share the
+// conversion; then the F32 kernels run on the scratch. The chunking (runs of
+// 8 slots from each block start) depends only on the position and block size,
+// as in RunTasks, so prefill and decode compute a token identically.
+// INT8 decodes in two instructions and runs RunTasks directly: on SmolLM2's
+// shape (3 query heads per KV head, head_dim 64, 512 positions) the scratch
+// made INT8 11 % slower and FP8 19 % faster than decoding in the loops.
+template <KvDtype kDtype>
+static inline void DequantizeRows(const void* base, const float* scales, int64_t off, int64_t soff, int64_t rows,
+                           int64_t hd, float* dst) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const __m256 s = _mm256_set1_ps(scales[soff + r] * kDecodeMul<kDtype>);
+    for (int64_t d = 0; d < hd; d += 8) {
+      _mm256_storeu_ps(dst + r * hd + d, _mm256_mul_ps(Load8<kDtype>(base, off + r * hd + d), s));
+    }
+  }
+}
+
+template <KvDtype kDtype>
+static void RunTasksQuantised(const PagedAttentionParams& p, int64_t begin, int64_t end) {
+  const PagedKvView& kv = p.kv;
+  const int64_t hd = kv.head_dim;  // multiple of 8 (checked by the dispatcher)
+  const int64_t bs = kv.block_size;
+  const int32_t group = p.n_heads / kv.n_kv_heads;
+  std::vector<float> scores;
+  std::vector<float> acc(group * hd);
+  std::vector<float> rows(bs * hd);
+  const __m256 scale = _mm256_set1_ps(p.scale);
+  for (int64_t task = begin; task < end; ++task) {
+    const int64_t t = task / kv.n_kv_heads;
+    const int32_t kvh = static_cast<int32_t>(task % kv.n_kv_heads);
+    const int32_t pos = p.positions[t];
+    const int32_t* table = kv.block_tables + static_cast<int64_t>(p.token_seq[t]) * kv.max_blocks_per_seq;
+    const int64_t n = pos + 1;
+    scores.resize(group * n);
+    const float* q0 = p.q + t * p.q_stride + static_cast<int64_t>(kvh) * group * hd;
+    for (int64_t j0 = 0; j0 < n; j0 += bs) {
+      const int64_t block = table[j0 / bs];
+      const int64_t cnt = std::min(bs, n - j0);
+      DequantizeRows<kDtype>(kv.k, kv.k_scale, kv.Offset(block, kvh, 0), kv.ScaleOffset(block, kvh, 0), cnt, hd,
+                             rows.data());
+      int64_t i = 0;
+      for (; i + 8 <= cnt; i += 8) {
+        for (int32_t g = 0; g < group; ++g) {
+          _mm256_storeu_ps(scores.data() + g * n + j0 + i,
+                           _mm256_mul_ps(Dot8<KvDtype::kF32>(q0 + g * hd, rows.data(), i * hd, hd), scale));
+        }
+      }
+      for (; i < cnt; ++i) {
+        for (int32_t g = 0; g < group; ++g) {
+          const float* q = q0 + g * hd;
+          __m256 s = _mm256_setzero_ps();
+          for (int64_t d = 0; d < hd; d += 8) {
+            s = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(rows.data() + i * hd + d), s);
+          }
+          scores[g * n + j0 + i] = HorizontalSum(s) * p.scale;
+        }
+      }
+    }
+    for (int32_t g = 0; g < group; ++g) Softmax(scores.data() + g * n, n);
+    // Weighted sum of V rows, block by block; per query head and 64-dimension
+    // slice the 8 accumulators stay in registers over the block's rows.
+    std::fill(acc.begin(), acc.end(), 0.0f);
+    for (int64_t j0 = 0; j0 < n; j0 += bs) {
+      const int64_t block = table[j0 / bs];
+      const int64_t cnt = std::min(bs, n - j0);
+      DequantizeRows<kDtype>(kv.v, kv.v_scale, kv.Offset(block, kvh, 0), kv.ScaleOffset(block, kvh, 0), cnt, hd,
+                             rows.data());
+      for (int64_t d0 = 0; d0 < hd; d0 += 64) {
+        const int chunks = static_cast<int>(std::min<int64_t>(64, hd - d0) / 8);
+        for (int32_t g = 0; g < group; ++g) {
+          const float* w = scores.data() + g * n + j0;
+          float* dst = acc.data() + g * hd + d0;
+          __m256 a[8];
+          for (int i = 0; i < chunks; ++i) a[i] = _mm256_loadu_ps(dst + 8 * i);
+          for (int64_t r = 0; r < cnt; ++r) {
+            const __m256 wj = _mm256_set1_ps(w[r]);
+            const float* row = rows.data() + r * hd + d0;
+            if (chunks == 8) {
+#pragma GCC unroll 8
+              for (int i = 0; i < 8; ++i) a[i] = _mm256_fmadd_ps(wj, _mm256_loadu_ps(row + 8 * i), a[i]);
+            } else {
+              for (int i = 0; i < chunks; ++i) a[i] = _mm256_fmadd_ps(wj, _mm256_loadu_ps(row + 8 * i), a[i]);
+            }
+          }
+          for (int i = 0; i < chunks; ++i) _mm256_storeu_ps(dst + 8 * i, a[i]);
+        }
+      }
+    }
+    float* out = p.out + t * static_cast<int64_t>(p.n_heads) * hd + static_cast<int64_t>(kvh) * group * hd;
+    std::copy(acc.begin(), acc.end(), out);
+  }
+}
+
 void RunTasksAvx2(const PagedAttentionParams& p, int64_t begin, int64_t end) {
   switch (p.kv.dtype) {
     case KvDtype::kF32: RunTasks<KvDtype::kF32>(p, begin, end); break;
     case KvDtype::kF16: RunTasks<KvDtype::kF16>(p, begin, end); break;
-    case KvDtype::kFp8E4M3: RunTasks<KvDtype::kFp8E4M3>(p, begin, end); break;
+    case KvDtype::kFp8E4M3: RunTasksQuantised<KvDtype::kFp8E4M3>(p, begin, end); break;
     case KvDtype::kInt8: RunTasks<KvDtype::kInt8>(p, begin, end); break;
   }
 }
