@@ -5,12 +5,12 @@ build and SIMD level.
 usage: kv_quant_accuracy.py STRATA_CLI [--model M] [--threads 2] [--gen 64]
 
 1. Logits: `strata eval-logits` over a ~350-token text with each --kv-dtype;
-   max / mean |logit - logit_f16| over all positions and the vocabulary,
-   relative to the std of the f16 logits; top-1 agreement with f16. f32 is
-   listed too (f16 vs f32 is the f16 cache's own cost).
+   max / mean |logit - logit_base| over all positions and the vocabulary,
+   relative to the std of the base logits; top-1 agreement; base f16 (the
+   default cache) and f32 (no KV rounding at all).
 2. Greedy generation: 8 prompts x GEN tokens (`strata generate --temperature 0
    --ignore-eos --print-token-ids`); fraction of positions whose token equals
-   f16's, and the mean length of the common prefix.
+   the base's, and the mean length of the common prefix.
 """
 import argparse
 import os
@@ -73,16 +73,19 @@ def main():
             run([a.cli, "eval-logits", "--model", a.model, "--tokens", ",".join(toks), "--out", out,
                  "--threads", a.threads, "--kv-dtype", dt, "--ctx-size", "1024"])
             logits[dt] = np.fromfile(out, dtype="<f4").astype(np.float64).reshape(len(toks), -1)
-    ref = logits["f16"]
-    std = ref.std()
-    print(f"\nlogits vs f16 KV (std of f16 logits {std:.3f}), {ref.shape[0]} positions x {ref.shape[1]}")
-    print("| kv dtype | max abs / std | mean abs / std | RMS / std | top-1 agree |")
-    print("| --- | --- | --- | --- | --- |")
-    for dt in dtypes[1:]:
-        diff = np.abs(logits[dt] - ref)
-        top1 = np.mean(np.argmax(logits[dt], 1) == np.argmax(ref, 1))
-        print(f"| {dt} | {diff.max() / std:.4f} | {diff.mean() / std:.5f} | "
-              f"{np.sqrt((diff ** 2).mean()) / std:.5f} | {100 * top1:.1f}% |")
+    for base in ("f16", "f32"):
+        ref = logits[base]
+        std = ref.std()
+        print(f"\nlogits vs {base} KV (std of {base} logits {std:.3f}), {ref.shape[0]} positions x {ref.shape[1]}")
+        print("| kv dtype | max abs / std | mean abs / std | RMS / std | top-1 agree |")
+        print("| --- | --- | --- | --- | --- |")
+        for dt in dtypes:
+            if dt == base:
+                continue
+            diff = np.abs(logits[dt] - ref)
+            top1 = np.mean(np.argmax(logits[dt], 1) == np.argmax(ref, 1))
+            print(f"| {dt} | {diff.max() / std:.4f} | {diff.mean() / std:.5f} | "
+                  f"{np.sqrt((diff ** 2).mean()) / std:.5f} | {100 * top1:.1f}% |")
 
     gen = {}
     for dt in dtypes:
@@ -93,23 +96,26 @@ def main():
                        "--kv-dtype", dt, "--ctx-size", "256"])
             ids = [int(x) for x in out.strip().splitlines()[-1].split()]
             gen[dt].append(ids)
-    print(f"\ngreedy generation vs f16 KV, {len(PROMPTS)} prompts x {a.gen} tokens")
-    print("| kv dtype | identical tokens | mean common prefix | prompts fully identical |")
-    print("| --- | --- | --- | --- |")
-    for dt in dtypes[1:]:
-        same = total = full = 0
-        prefixes = []
-        for x, y in zip(gen[dt], gen["f16"]):
-            n = min(len(x), len(y))
-            same += sum(1 for i in range(n) if x[i] == y[i])
-            total += max(len(x), len(y))
-            k = 0
-            while k < n and x[k] == y[k]:
-                k += 1
-            prefixes.append(k)
-            full += x == y
-        print(f"| {dt} | {100 * same / total:.1f}% | {np.mean(prefixes):.1f} / {a.gen} | {full} / {len(PROMPTS)} |")
-
+    for base in ("f16", "f32"):
+        print(f"\ngreedy generation vs {base} KV, {len(PROMPTS)} prompts x {a.gen} tokens")
+        print("| kv dtype | identical tokens | mean common prefix | prompts fully identical |")
+        print("| --- | --- | --- | --- |")
+        for dt in dtypes:
+            if dt == base:
+                continue
+            same = total = full = 0
+            prefixes = []
+            for x, y in zip(gen[dt], gen[base]):
+                n = min(len(x), len(y))
+                same += sum(1 for i in range(n) if x[i] == y[i])
+                total += max(len(x), len(y))
+                k = 0
+                while k < n and x[k] == y[k]:
+                    k += 1
+                prefixes.append(k)
+                full += x == y
+            print(f"| {dt} | {100 * same / total:.1f}% | {np.mean(prefixes):.1f} / {a.gen} | "
+                  f"{full} / {len(PROMPTS)} |")
 
 if __name__ == "__main__":
     main()
