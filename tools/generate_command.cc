@@ -19,7 +19,9 @@ namespace {
 absl::StatusOr<KvDtype> ParseKvDtype(const std::string& s) {
   if (s == "f16") return KvDtype::kF16;
   if (s == "f32") return KvDtype::kF32;
-  return absl::InvalidArgumentError(absl::StrCat("--kv-dtype: '", s, "' is not one of f16, f32"));
+  if (s == "fp8") return KvDtype::kFp8E4M3;
+  if (s == "int8") return KvDtype::kInt8;
+  return absl::InvalidArgumentError(absl::StrCat("--kv-dtype: '", s, "' is not one of f16, f32, fp8, int8"));
 }
 
 absl::StatusOr<SamplingParams> SamplingFromFlags(const CliFlags& f) {

@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "kernels/cpu/float16.h"
+#include "kernels/cpu/kv_quant.h"
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/paged_attention_impl.h"
 
@@ -46,25 +48,57 @@ absl::Status ValidateView(const PagedKvView& kv) {
       kv.head_dim <= 0 || kv.num_blocks <= 0 || kv.max_blocks_per_seq <= 0) {
     return absl::InvalidArgumentError("paged KV view is incomplete");
   }
+  if (KvDtypeBytes(kv.dtype) == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("paged KV view: unknown dtype ", static_cast<int>(kv.dtype)));
+  }
+  if (KvDtypeHasScales(kv.dtype) && (!kv.k_scale || !kv.v_scale)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("paged KV view: dtype ", KvDtypeName(kv.dtype), " needs k_scale and v_scale pools"));
+  }
   return absl::OkStatus();
 }
 
-inline void StoreRow(KvDtype dtype, void* base, int64_t off, const float* src, int64_t n) {
-  if (dtype == KvDtype::kF32) {
-    std::copy(src, src + n, static_cast<float*>(base) + off);
-  } else {
-    uint16_t* dst = static_cast<uint16_t*>(base) + off;
-    for (int64_t i = 0; i < n; ++i) dst[i] = F32ToF16(src[i]);
+// Stores one (token, KV head) row at element offset `off` (scale index `soff`).
+inline void StoreRow(KvDtype dtype, void* base, float* scales, int64_t off, int64_t soff, const float* src,
+                     int64_t n) {
+  switch (dtype) {
+    case KvDtype::kF32:
+      std::copy(src, src + n, static_cast<float*>(base) + off);
+      break;
+    case KvDtype::kF16: {
+      uint16_t* dst = static_cast<uint16_t*>(base) + off;
+      for (int64_t i = 0; i < n; ++i) dst[i] = F32ToF16(src[i]);
+      break;
+    }
+    case KvDtype::kFp8E4M3:
+      scales[soff] = QuantizeRowFp8(src, n, static_cast<uint8_t*>(base) + off);
+      break;
+    case KvDtype::kInt8:
+      scales[soff] = QuantizeRowInt8(src, n, static_cast<int8_t*>(base) + off);
+      break;
   }
 }
 
-inline void LoadRow(KvDtype dtype, const void* base, int64_t off, float* dst, int64_t n) {
-  if (dtype == KvDtype::kF32) {
-    const float* src = static_cast<const float*>(base) + off;
-    std::copy(src, src + n, dst);
-  } else {
-    const uint16_t* src = static_cast<const uint16_t*>(base) + off;
-    for (int64_t i = 0; i < n; ++i) dst[i] = F16ToF32(src[i]);
+inline void LoadRow(KvDtype dtype, const void* base, const float* scales, int64_t off, int64_t soff, float* dst,
+                    int64_t n) {
+  switch (dtype) {
+    case KvDtype::kF32: {
+      const float* src = static_cast<const float*>(base) + off;
+      std::copy(src, src + n, dst);
+      break;
+    }
+    case KvDtype::kF16: {
+      const uint16_t* src = static_cast<const uint16_t*>(base) + off;
+      for (int64_t i = 0; i < n; ++i) dst[i] = F16ToF32(src[i]);
+      break;
+    }
+    case KvDtype::kFp8E4M3:
+      DequantizeRowFp8(static_cast<const uint8_t*>(base) + off, scales[soff], n, dst);
+      break;
+    case KvDtype::kInt8:
+      DequantizeRowInt8(static_cast<const int8_t*>(base) + off, scales[soff], n, dst);
+      break;
   }
 }
 
@@ -90,7 +124,8 @@ void RunTasksScalar(const PagedAttentionParams& p, int64_t begin, int64_t end) {
     scores.resize(group * n);
     const float* q0 = p.q + t * p.q_stride + static_cast<int64_t>(kvh) * group * hd;
     for (int64_t j = 0; j < n; ++j) {
-      LoadRow(kv.dtype, kv.k, kv.Offset(table[j / kv.block_size], kvh, j % kv.block_size), row.data(), hd);
+      const int64_t b = table[j / kv.block_size], slot = j % kv.block_size;
+      LoadRow(kv.dtype, kv.k, kv.k_scale, kv.Offset(b, kvh, slot), kv.ScaleOffset(b, kvh, slot), row.data(), hd);
       for (int32_t g = 0; g < group; ++g) {
         const float* q = q0 + g * hd;
         float dot = 0;
@@ -111,7 +146,8 @@ void RunTasksScalar(const PagedAttentionParams& p, int64_t begin, int64_t end) {
     }
     std::fill(acc.begin(), acc.end(), 0.0f);
     for (int64_t j = 0; j < n; ++j) {
-      LoadRow(kv.dtype, kv.v, kv.Offset(table[j / kv.block_size], kvh, j % kv.block_size), row.data(), hd);
+      const int64_t b = table[j / kv.block_size], slot = j % kv.block_size;
+      LoadRow(kv.dtype, kv.v, kv.v_scale, kv.Offset(b, kvh, slot), kv.ScaleOffset(b, kvh, slot), row.data(), hd);
       for (int32_t g = 0; g < group; ++g) {
         const float w = scores[g * n + j];
         float* a = acc.data() + g * hd;
@@ -141,14 +177,19 @@ absl::Status LaunchKvWrite(const KvWriteParams& p) {
     const int32_t slot = pos % kv.block_size;
     for (int32_t h = 0; h < kv.n_kv_heads; ++h) {
       const int64_t off = kv.Offset(block, h, slot);
-      StoreRow(kv.dtype, kv.k, off, p.k + t * p.k_stride + h * kv.head_dim, kv.head_dim);
-      StoreRow(kv.dtype, kv.v, off, p.v + t * p.v_stride + h * kv.head_dim, kv.head_dim);
+      const int64_t soff = kv.ScaleOffset(block, h, slot);
+      StoreRow(kv.dtype, kv.k, kv.k_scale, off, soff, p.k + t * p.k_stride + h * kv.head_dim, kv.head_dim);
+      StoreRow(kv.dtype, kv.v, kv.v_scale, off, soff, p.v + t * p.v_stride + h * kv.head_dim, kv.head_dim);
     }
   }
   return absl::OkStatus();
 }
 
-absl::Status LaunchPagedAttention(const PagedAttentionParams& p) {
+absl::Status LaunchPagedAttentionWithLevel(const PagedAttentionParams& p, SimdLevel level) {
+  if (level > HardwareSimdLevel()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("PagedAttention: SIMD level ", std::string(SimdLevelName(level)), " not supported by this CPU"));
+  }
   absl::Status st = ValidateView(p.kv);
   if (!st.ok()) return st;
   if (!p.q || !p.out || !p.token_seq || !p.positions || p.n_heads <= 0 ||
@@ -160,7 +201,7 @@ absl::Status LaunchPagedAttention(const PagedAttentionParams& p) {
     if (!st.ok()) return st;
   }
   const int64_t tasks = p.tokens * p.kv.n_kv_heads;
-  const bool avx2 = DetectedSimdLevel() >= SimdLevel::kAvx2 && p.kv.head_dim % 8 == 0;
+  const bool avx2 = level >= SimdLevel::kAvx2 && p.kv.head_dim % 8 == 0;
   auto run = [&](int64_t begin, int64_t end, int /*thread*/) {
     if (avx2) {
       attention_internal::RunTasksAvx2(p, begin, end);
@@ -174,6 +215,10 @@ absl::Status LaunchPagedAttention(const PagedAttentionParams& p) {
     run(0, tasks, 0);
   }
   return absl::OkStatus();
+}
+
+absl::Status LaunchPagedAttention(const PagedAttentionParams& p) {
+  return LaunchPagedAttentionWithLevel(p, DetectedSimdLevel());
 }
 
 }  // namespace strata

@@ -6,11 +6,17 @@
 //   out[t, h] = softmax(q[t, h] . K[s, 0..p, kvh] * scale) . V[s, 0..p, kvh]
 // with kvh = h / (n_heads / n_kv_heads) (grouped-query attention). Causality
 // falls out of attending to positions <= p, so the KV write must come first.
+//
+// KV dtypes: F32, F16, and the quantised FP8 E4M3 / INT8 with one f32 scale
+// per (token, KV head) row (kernels/cpu/kv_quant.h). The write quantises (the
+// same scalar code at every SIMD level); attention dequantises on the fly.
+// Levels: scalar, AVX2 (head_dim % 8 == 0); AVX-512 CPUs run the AVX2 body.
 #pragma once
 
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/thread_pool.h"
 #include "kernels/paged_kv_view.h"
 
@@ -44,5 +50,9 @@ struct PagedAttentionParams {
 // INVALID_ARGUMENT (naming the token) before touching memory.
 absl::Status LaunchKvWrite(const KvWriteParams& p);
 absl::Status LaunchPagedAttention(const PagedAttentionParams& p);
+
+// The same at a forced SIMD level (tests, benchmarks); refuses a level the
+// CPU lacks. LaunchPagedAttention uses DetectedSimdLevel() (STRATA_SIMD cap).
+absl::Status LaunchPagedAttentionWithLevel(const PagedAttentionParams& p, SimdLevel level);
 
 }  // namespace strata

@@ -1,0 +1,242 @@
+// Quantised KV rows (kernels/cpu/kv_quant.h): the E4M3 codec against an
+// independent float64 decoding of the OCP spec and brute-force nearest-even
+// rounding, against ml_dtypes.float8_e4m3fn (Python, when the project venv is
+// there), and the per-row FP8 / INT8 quantisers' error bounds.
+#include "kernels/cpu/kv_quant.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <algorithm>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace strata {
+namespace {
+
+// OCP OFP8 E4M3 (v1.0, table 1), written from the spec in float64.
+double SpecE4M3(int code) {
+  const int s = (code >> 7) & 1, e = (code >> 3) & 15, m = code & 7;
+  if (e == 15 && m == 7) return std::numeric_limits<double>::quiet_NaN();
+  const double mag = e == 0 ? std::ldexp(m / 8.0, -6) : std::ldexp(1.0 + m / 8.0, e - 7);
+  return s ? -mag : mag;
+}
+
+// Nearest finite E4M3 code by exhaustive search, ties to the even code,
+// saturating beyond 448; NaN -> 0x7F with the sign.
+int SpecEncode(float x) {
+  if (std::isnan(x)) return std::signbit(x) ? 0xFF : 0x7F;
+  const double a = std::fabs(static_cast<double>(x));
+  int best = 0;
+  double best_err = std::numeric_limits<double>::infinity();
+  for (int c = 0; c < 0x7F; ++c) {
+    const double err = std::fabs(SpecE4M3(c) - a);
+    if (err < best_err || (err == best_err && (c & 1) == 0)) {
+      best = c;
+      best_err = err;
+    }
+  }
+  if (a >= 448.0) best = 0x7E;
+  return (std::signbit(x) ? 0x80 : 0) | best;
+}
+
+TEST(E4M3, DecodeMatchesSpecForAll256Codes) {
+  for (int c = 0; c < 256; ++c) {
+    const double want = SpecE4M3(c);
+    const float got = E4M3ToF32(static_cast<uint8_t>(c));
+    const float tab = E4M3Table()[c];
+    if (std::isnan(want)) {
+      EXPECT_TRUE(std::isnan(got) && std::isnan(tab)) << c;
+    } else {
+      EXPECT_EQ(static_cast<double>(got), want) << c;
+      EXPECT_EQ(static_cast<double>(tab), want) << c;
+      EXPECT_EQ(std::signbit(got), (c & 0x80) != 0) << c;
+    }
+  }
+  EXPECT_EQ(E4M3ToF32(0x7E), 448.0f);
+  EXPECT_EQ(E4M3ToF32(0x01), std::ldexp(1.0f, -9));  // smallest subnormal
+  EXPECT_EQ(E4M3ToF32(0x08), std::ldexp(1.0f, -6));  // smallest normal
+}
+
+TEST(E4M3, EncodeRoundTripsEveryCode) {
+  for (int c = 0; c < 256; ++c) {
+    if ((c & 0x7F) == 0x7F) continue;
+    EXPECT_EQ(F32ToE4M3(E4M3ToF32(static_cast<uint8_t>(c))), c) << c;
+  }
+}
+
+TEST(E4M3, EncodeRoundsToNearestEvenAndSaturates) {
+  // Midpoints between consecutive codes, and one f32 ulp either side.
+  for (int c = 0; c < 0x7E; ++c) {
+    const double mid = (SpecE4M3(c) + SpecE4M3(c + 1)) / 2;  // exact in f32
+    const float m = static_cast<float>(mid);
+    ASSERT_EQ(static_cast<double>(m), mid);
+    const int even = (c & 1) ? c + 1 : c;
+    EXPECT_EQ(F32ToE4M3(m), even) << "midpoint above code " << c;
+    EXPECT_EQ(F32ToE4M3(-m), 0x80 | even) << c;
+    EXPECT_EQ(F32ToE4M3(std::nextafter(m, 0.0f)), c) << c;
+    EXPECT_EQ(F32ToE4M3(std::nextafter(m, 1e9f)), c + 1) << c;
+  }
+  EXPECT_EQ(F32ToE4M3(0.0f), 0x00);
+  EXPECT_EQ(F32ToE4M3(-0.0f), 0x80);
+  EXPECT_EQ(F32ToE4M3(std::ldexp(1.0f, -10)), 0x00);      // half the smallest subnormal: tie to 0
+  EXPECT_EQ(F32ToE4M3(3 * std::ldexp(1.0f, -10)), 0x02);  // 1.5 units: tie to 2
+  EXPECT_EQ(F32ToE4M3(1e-30f), 0x00);
+  EXPECT_EQ(F32ToE4M3(std::numeric_limits<float>::denorm_min()), 0x00);
+  EXPECT_EQ(F32ToE4M3(448.0f), 0x7E);
+  EXPECT_EQ(F32ToE4M3(463.9f), 0x7E);
+  EXPECT_EQ(F32ToE4M3(464.0f), 0x7E);  // would round to 480 (NaN code): saturates
+  EXPECT_EQ(F32ToE4M3(1e6f), 0x7E);
+  EXPECT_EQ(F32ToE4M3(-1e6f), 0xFE);
+  EXPECT_EQ(F32ToE4M3(std::numeric_limits<float>::infinity()), 0x7E);
+  EXPECT_EQ(F32ToE4M3(-std::numeric_limits<float>::infinity()), 0xFE);
+  EXPECT_EQ(F32ToE4M3(std::numeric_limits<float>::quiet_NaN()), 0x7F);
+  EXPECT_EQ(F32ToE4M3(-std::numeric_limits<float>::quiet_NaN()), 0xFF);
+}
+
+std::vector<float> TestValues() {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-500.0f, 500.0f);
+  std::uniform_real_distribution<float> lg(-14.0f, 9.5f);
+  std::vector<float> v;
+  for (int i = 0; i < 20000; ++i) v.push_back(u(rng));
+  for (int i = 0; i < 20000; ++i) v.push_back((i & 1 ? -1 : 1) * std::exp2(lg(rng)));  // subnormals to max
+  for (int c = 0; c < 0x7E; ++c) {  // midpoints
+    v.push_back(static_cast<float>((SpecE4M3(c) + SpecE4M3(c + 1)) / 2));
+  }
+  v.push_back(0.0f);
+  v.push_back(-0.0f);
+  v.push_back(std::numeric_limits<float>::quiet_NaN());
+  return v;
+}
+
+TEST(E4M3, EncodeMatchesExhaustiveNearestEven) {
+  for (float x : TestValues()) EXPECT_EQ(F32ToE4M3(x), SpecEncode(x)) << x;
+}
+
+TEST(E4M3, MatchesMlDtypes) {
+  if (access(STRATA_PYTHON, X_OK) != 0) GTEST_SKIP() << "no reference Python at " << STRATA_PYTHON;
+  char tmpl[] = "/tmp/strata_e4m3_XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  const std::vector<float> v = TestValues();
+  {
+    std::ofstream f(dir + "/in.f32", std::ios::binary);
+    f.write(reinterpret_cast<const char*>(v.data()), static_cast<std::streamsize>(v.size() * 4));
+  }
+  const std::string cmd = std::string("timeout 60 ") + STRATA_PYTHON + " " + STRATA_SOURCE_DIR +
+                          "/tests/kernels/cpu_ops/e4m3_reference.py " + dir + "/in.f32 " + dir + "/codes.u8 " +
+                          dir + "/table.f32";
+  const int rc = std::system(cmd.c_str());
+  auto read = [&](const std::string& name) {
+    std::ifstream f(dir + "/" + name, std::ios::binary);
+    return std::vector<char>(std::istreambuf_iterator<char>(f), {});
+  };
+  const std::vector<char> codes = read("codes.u8"), table = read("table.f32");
+  std::system(("rm -rf " + dir).c_str());
+  if (rc != 0) GTEST_SKIP() << "e4m3_reference.py failed (ml_dtypes missing?), rc " << rc;
+  ASSERT_EQ(codes.size(), v.size());
+  ASSERT_EQ(table.size(), 256u * 4);
+  for (size_t i = 0; i < v.size(); ++i) {
+    EXPECT_EQ(F32ToE4M3(v[i]), static_cast<uint8_t>(codes[i])) << v[i];
+  }
+  for (int c = 0; c < 256; ++c) {
+    float want;
+    std::memcpy(&want, table.data() + 4 * c, 4);
+    if (std::isnan(want)) {
+      EXPECT_TRUE(std::isnan(E4M3ToF32(static_cast<uint8_t>(c)))) << c;
+    } else {
+      EXPECT_EQ(E4M3ToF32(static_cast<uint8_t>(c)), want) << c;
+    }
+  }
+}
+
+std::vector<float> RandomRow(std::mt19937& rng, int n, float sigma) {
+  std::normal_distribution<float> nd(0.0f, sigma);
+  std::vector<float> x(n);
+  for (float& v : x) v = nd(rng);
+  return x;
+}
+
+TEST(KvQuantRow, Fp8ErrorBound) {
+  std::mt19937 rng(3);
+  for (float sigma : {1e-3f, 1.0f, 50.0f}) {
+    for (int n : {1, 7, 64, 128}) {
+      std::vector<float> x = RandomRow(rng, n, sigma);
+      if (n > 3) x[2] = 1e-6f * sigma;  // a subnormal code
+      std::vector<uint8_t> q(n);
+      const float scale = QuantizeRowFp8(x.data(), n, q.data());
+      double amax = 0;
+      for (float v : x) amax = std::max(amax, std::fabs(static_cast<double>(v)));
+      EXPECT_NEAR(scale, amax / 448, amax / 448 * 1e-6);
+      std::vector<float> y(n);
+      DequantizeRowFp8(q.data(), scale, n, y.data());
+      for (int i = 0; i < n; ++i) {
+        // Normals: half a unit in the 4th bit (2^-4 relative); subnormals: 2^-10 * scale.
+        const double bound = std::max(std::fabs(x[i]) / 16.0, std::ldexp(static_cast<double>(scale), -10)) * 1.0001;
+        EXPECT_LE(std::fabs(static_cast<double>(y[i]) - x[i]), bound) << "sigma " << sigma << " i " << i;
+        EXPECT_EQ(y[i], scale * static_cast<float>(SpecE4M3(q[i])));
+        if (std::fabs(x[i]) == amax) EXPECT_EQ(q[i] & 0x7F, 0x7E);  // the max maps to 448
+      }
+    }
+  }
+}
+
+TEST(KvQuantRow, Int8ErrorBound) {
+  std::mt19937 rng(4);
+  for (float sigma : {1e-3f, 1.0f, 50.0f}) {
+    for (int n : {1, 7, 64, 128}) {
+      const std::vector<float> x = RandomRow(rng, n, sigma);
+      std::vector<int8_t> q(n);
+      const float scale = QuantizeRowInt8(x.data(), n, q.data());
+      double amax = 0;
+      for (float v : x) amax = std::max(amax, std::fabs(static_cast<double>(v)));
+      EXPECT_NEAR(scale, amax / 127, amax / 127 * 1e-6);
+      std::vector<float> y(n);
+      DequantizeRowInt8(q.data(), scale, n, y.data());
+      for (int i = 0; i < n; ++i) {
+        EXPECT_LE(std::fabs(static_cast<double>(y[i]) - x[i]), scale / 2.0 * (1 + 1e-6)) << i;
+        EXPECT_GE(q[i], -127);
+        EXPECT_LE(q[i], 127);
+        if (std::fabs(x[i]) == amax) EXPECT_EQ(std::abs(q[i]), 127);
+      }
+    }
+  }
+  // Ties go to even: 0.5 and 2.5 units.
+  const float x[3] = {127.0f, 0.5f, 2.5f};
+  int8_t q[3];
+  EXPECT_EQ(QuantizeRowInt8(x, 3, q), 1.0f);
+  EXPECT_EQ(q[1], 0);
+  EXPECT_EQ(q[2], 2);
+}
+
+TEST(KvQuantRow, ZeroAndNonFiniteRows) {
+  const float zeros[4] = {0, -0.0f, 0, 0};
+  uint8_t q8[4];
+  int8_t qi[4];
+  EXPECT_EQ(QuantizeRowFp8(zeros, 4, q8), 0.0f);
+  EXPECT_EQ(QuantizeRowInt8(zeros, 4, qi), 0.0f);
+  float y[4];
+  DequantizeRowFp8(q8, 0.0f, 4, y);
+  for (float v : y) EXPECT_EQ(v, 0.0f);
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  for (float bad : {nan, inf, -inf}) {
+    const float x[4] = {1.0f, bad, -2.0f, 0.5f};
+    EXPECT_TRUE(std::isnan(QuantizeRowFp8(x, 4, q8))) << bad;
+    EXPECT_EQ(q8[1], 0x7F);
+    EXPECT_TRUE(std::isnan(QuantizeRowInt8(x, 4, qi))) << bad;
+    DequantizeRowInt8(qi, QuantizeRowInt8(x, 4, qi), 4, y);
+    for (float v : y) EXPECT_TRUE(std::isnan(v));  // NaN in -> NaN out, like an f16 cache
+  }
+}
+
+}  // namespace
+}  // namespace strata
