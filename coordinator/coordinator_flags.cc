@@ -69,7 +69,7 @@ absl::StatusOr<int32_t> Int(const CliFlags& f, const std::string& name, int64_t 
 std::string CoordinatorUsage() {
   return "usage: strata-coordinator --model PATH [--model-name NAME] [--replicas N]\n"
          "  [--host 0.0.0.0] [--port 8001] [--worker-port 8003] [--metrics-port 8002 (0: off)]\n"
-         "  [--max-queue 256] [--max-num-seqs 64] [--max-batched-tokens 512] [--block-size 16]\n"
+         "  [--max-queue 256] [--max-num-seqs 64] [--max-batched-tokens 256] [--block-size 16]\n"
          "  [--max-context N] [--max-prompt-tokens N] [--max-tokens N] [--long-prefill-chunk N]\n"
          "  [--watermark-blocks N] [--prefix-caching on|off] [--worker-liveness-s 10] [--port-file FILE]\n"
          "  [--config FILE.json]\n";
@@ -102,7 +102,7 @@ absl::StatusOr<CoordinatorOptions> ParseCoordinatorFlags(const std::vector<std::
   // is prefilled over several steps and running streams keep decoding between
   // them (a 2048-token step stalls every stream for ~3 s on 2 CPU cores;
   // docs/benchmarks.md measures the trade-off).
-  s.max_batched_tokens = 512;
+  s.max_batched_tokens = 256;
   ASSIGN_OR_RETURN(s.max_num_seqs, Int(f, "max-num-seqs", s.max_num_seqs, 1, 1 << 16));
   ASSIGN_OR_RETURN(s.max_batched_tokens, Int(f, "max-batched-tokens", s.max_batched_tokens, 1, 1 << 20));
   ASSIGN_OR_RETURN(s.block_size, Int(f, "block-size", s.block_size, 1, 1024));
