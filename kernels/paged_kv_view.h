@@ -16,7 +16,7 @@
 //   x[d] = scale * decode(code[d])     decode = E4M3 value or int8 value
 //
 // so one (token, KV head) row of head_dim elements takes head_dim + 4 bytes
-// (F16: 2 * head_dim). Block ids and block tables are the same for every
+// (F16, BF16: 2 * head_dim). Block ids and block tables are the same for every
 // dtype. Float dtypes leave k_scale / v_scale null.
 //
 // A sequence's token at position p lives in block block_tables[seq *
@@ -33,13 +33,16 @@ namespace strata {
 // kFp8E4M3: OCP FP8 E4M3 ("e4m3fn": bias 7, max 448, no inf, NaN = 0x7F/0xFF)
 // times a per-row scale amax / 448. kInt8: symmetric int8 in [-127, 127] times
 // a per-row scale amax / 127. Layout and rounding in kernels/cpu/kv_quant.h.
-enum class KvDtype : uint8_t { kF32 = 0, kF16 = 1, kFp8E4M3 = 2, kInt8 = 3 };
+// kBF16: bfloat16 (the top 16 bits of an f32, round-to-nearest-even on write,
+// NaN kept as a quiet NaN), 2 bytes per element like kF16, no scales.
+enum class KvDtype : uint8_t { kF32 = 0, kF16 = 1, kFp8E4M3 = 2, kInt8 = 3, kBF16 = 4 };
 
 // Bytes of one stored element (scales not included).
 inline int KvDtypeBytes(KvDtype d) {
   switch (d) {
     case KvDtype::kF32: return 4;
-    case KvDtype::kF16: return 2;
+    case KvDtype::kF16:
+    case KvDtype::kBF16: return 2;
     case KvDtype::kFp8E4M3:
     case KvDtype::kInt8: return 1;
   }
@@ -55,6 +58,7 @@ inline const char* KvDtypeName(KvDtype d) {
     case KvDtype::kF16: return "f16";
     case KvDtype::kFp8E4M3: return "fp8";
     case KvDtype::kInt8: return "int8";
+    case KvDtype::kBF16: return "bf16";
   }
   return "?";
 }

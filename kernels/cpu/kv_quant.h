@@ -36,6 +36,17 @@ namespace strata {
 constexpr float kE4M3Max = 448.0f;
 constexpr float kInt8KvMax = 127.0f;
 
+// f32 -> BF16 (KvDtype::kBF16): the top 16 bits, round to nearest even
+// (+-0, infinities and subnormals included: finite values just below the max
+// round to inf as in IEEE). NaN stays NaN: the sign and top payload bits are
+// kept and the quiet bit is set, so a NaN never rounds into an infinity.
+static inline uint16_t F32ToBF16(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, sizeof(x));
+  if ((x & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<uint16_t>((x >> 16) | 0x0040u);  // quiet NaN
+  return static_cast<uint16_t>((x + 0x7FFFu + ((x >> 16) & 1u)) >> 16);
+}
+
 // f32 -> E4M3, round to nearest even, saturating (|x| >= 448, inf -> +-448),
 // NaN -> 0x7F | sign.
 static inline uint8_t F32ToE4M3(float f) {

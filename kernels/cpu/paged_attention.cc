@@ -71,6 +71,11 @@ inline void StoreRow(KvDtype dtype, void* base, float* scales, int64_t off, int6
       for (int64_t i = 0; i < n; ++i) dst[i] = F32ToF16(src[i]);
       break;
     }
+    case KvDtype::kBF16: {
+      uint16_t* dst = static_cast<uint16_t*>(base) + off;
+      for (int64_t i = 0; i < n; ++i) dst[i] = F32ToBF16(src[i]);
+      break;
+    }
     case KvDtype::kFp8E4M3:
       scales[soff] = QuantizeRowFp8(src, n, static_cast<uint8_t*>(base) + off);
       break;
@@ -91,6 +96,11 @@ inline void LoadRow(KvDtype dtype, const void* base, const float* scales, int64_
     case KvDtype::kF16: {
       const uint16_t* src = static_cast<const uint16_t*>(base) + off;
       for (int64_t i = 0; i < n; ++i) dst[i] = F16ToF32(src[i]);
+      break;
+    }
+    case KvDtype::kBF16: {
+      const uint16_t* src = static_cast<const uint16_t*>(base) + off;
+      for (int64_t i = 0; i < n; ++i) dst[i] = BF16ToF32(src[i]);
       break;
     }
     case KvDtype::kFp8E4M3:

@@ -7,7 +7,7 @@
 // with kvh = h / (n_heads / n_kv_heads) (grouped-query attention). Causality
 // falls out of attending to positions <= p, so the KV write must come first.
 //
-// KV dtypes: F32, F16, and the quantised FP8 E4M3 / INT8 with one f32 scale
+// KV dtypes: F32, F16, BF16, and the quantised FP8 E4M3 / INT8 with one f32 scale
 // per (token, KV head) row (kernels/cpu/kv_quant.h). The write quantises (the
 // same scalar code at every SIMD level); attention dequantises on the fly.
 // Levels: scalar, AVX2 (head_dim % 8 == 0); AVX-512 CPUs run the AVX2 body.

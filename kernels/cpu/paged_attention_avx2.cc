@@ -28,6 +28,9 @@ inline __m256 Load8(const void* base, int64_t off) {
   } else if constexpr (kDtype == KvDtype::kF16) {
     return _mm256_cvtph_ps(
         _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + off)));
+  } else if constexpr (kDtype == KvDtype::kBF16) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + off));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
   } else if constexpr (kDtype == KvDtype::kInt8) {
     const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(static_cast<const int8_t*>(base) + off));
     return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
@@ -297,6 +300,7 @@ void RunTasksAvx2(const PagedAttentionParams& p, int64_t begin, int64_t end) {
   switch (p.kv.dtype) {
     case KvDtype::kF32: RunTasks<KvDtype::kF32>(p, begin, end); break;
     case KvDtype::kF16: RunTasks<KvDtype::kF16>(p, begin, end); break;
+    case KvDtype::kBF16: RunTasks<KvDtype::kBF16>(p, begin, end); break;
     case KvDtype::kFp8E4M3: RunTasksQuantised<KvDtype::kFp8E4M3>(p, begin, end); break;
     case KvDtype::kInt8: RunTasks<KvDtype::kInt8>(p, begin, end); break;
   }

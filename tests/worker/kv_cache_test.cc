@@ -29,6 +29,7 @@ TEST(KvCache, BytesPerBlockCountsScales) {
   const int64_t per_row_f16 = 64 * 2, per_row_q = 64 + 4;  // one (token, KV head) row
   const int64_t rows = 2 * 30 * 3 * 16;                     // K and V, layers, heads, slots
   EXPECT_EQ(KvCache::BytesPerBlock(SmolShape(KvDtype::kF16)), rows * per_row_f16);
+  EXPECT_EQ(KvCache::BytesPerBlock(SmolShape(KvDtype::kBF16)), rows * per_row_f16);  // same bytes as f16
   EXPECT_EQ(KvCache::BytesPerBlock(SmolShape(KvDtype::kF32)), rows * 64 * 4);
   EXPECT_EQ(KvCache::BytesPerBlock(SmolShape(KvDtype::kFp8E4M3)), rows * per_row_q);
   EXPECT_EQ(KvCache::BytesPerBlock(SmolShape(KvDtype::kInt8)), rows * per_row_q);
@@ -40,7 +41,7 @@ TEST(KvCache, BytesPerBlockCountsScales) {
 }
 
 TEST(KvCache, ViewsOfEveryDtypeAreDisjointAndAligned) {
-  for (KvDtype dtype : {KvDtype::kF32, KvDtype::kF16, KvDtype::kFp8E4M3, KvDtype::kInt8}) {
+  for (KvDtype dtype : {KvDtype::kF32, KvDtype::kF16, KvDtype::kBF16, KvDtype::kFp8E4M3, KvDtype::kInt8}) {
     SCOPED_TRACE(KvDtypeName(dtype));
     KvCacheConfig c = SmolShape(dtype);
     c.n_layers = 3;
@@ -104,7 +105,7 @@ TEST(KvCacheEngine, GeneratesWithEveryDtype) {
     GTEST_SKIP() << "default model not installed (scripts/install_deps.sh)";
   }
   std::vector<int32_t> f16_tokens;
-  for (KvDtype dtype : {KvDtype::kF16, KvDtype::kF32, KvDtype::kFp8E4M3, KvDtype::kInt8}) {
+  for (KvDtype dtype : {KvDtype::kF16, KvDtype::kF32, KvDtype::kBF16, KvDtype::kFp8E4M3, KvDtype::kInt8}) {
     SCOPED_TRACE(KvDtypeName(dtype));
     EngineConfig c;
     c.model_path = path;

@@ -1,7 +1,8 @@
 // Quantised KV rows (kernels/cpu/kv_quant.h): the E4M3 codec against an
 // independent float64 decoding of the OCP spec and brute-force nearest-even
 // rounding, against ml_dtypes.float8_e4m3fn (Python, when the project venv is
-// there), and the per-row FP8 / INT8 quantisers' error bounds.
+// there), the per-row FP8 / INT8 quantisers' error bounds, and the BF16 KV
+// encoder against a bit-exact round-to-nearest-even reference.
 #include "kernels/cpu/kv_quant.h"
 
 #include <gtest/gtest.h>
@@ -18,6 +19,8 @@
 #include <random>
 #include <string>
 #include <vector>
+
+#include "kernels/cpu/float16.h"
 
 namespace strata {
 namespace {
@@ -235,6 +238,108 @@ TEST(KvQuantRow, ZeroAndNonFiniteRows) {
     EXPECT_TRUE(std::isnan(QuantizeRowInt8(x, 4, qi))) << bad;
     DequantizeRowInt8(qi, QuantizeRowInt8(x, 4, qi), 4, y);
     for (float v : y) EXPECT_TRUE(std::isnan(v));  // NaN in -> NaN out, like an f16 cache
+  }
+}
+
+// ---- BF16 (KvDtype::kBF16) ----
+
+uint32_t Bits(float f) {
+  uint32_t b;
+  std::memcpy(&b, &f, 4);
+  return b;
+}
+float FromBits(uint32_t b) {
+  float f;
+  std::memcpy(&f, &b, 4);
+  return f;
+}
+
+// Bit-exact round-to-nearest-even of the top 16 bits, for non-NaN inputs.
+uint16_t RefBF16(uint32_t bits) { return static_cast<uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16); }
+
+bool IsNaNBits(uint32_t b) { return (b & 0x7FFFFFFFu) > 0x7F800000u; }
+
+// Checks one input: non-NaN = the reference; NaN = a quiet NaN of the same sign.
+void CheckBF16(uint32_t bits) {
+  const uint16_t got = F32ToBF16(FromBits(bits));
+  if (IsNaNBits(bits)) {
+    ASSERT_TRUE(std::isnan(BF16ToF32(got))) << std::hex << bits << " -> " << got;
+    ASSERT_EQ(got & 0x0040, 0x0040) << "not quiet: " << std::hex << bits << " -> " << got;
+    ASSERT_EQ(got >> 15, bits >> 31) << std::hex << bits;
+  } else {
+    ASSERT_EQ(got, RefBF16(bits)) << std::hex << bits;
+  }
+}
+
+TEST(BF16, TiesZerosInfinitiesNaNsSubnormals) {
+  struct C {
+    uint32_t in;
+    uint16_t want;
+  };
+  const C cases[] = {
+      {0x3F800000, 0x3F80},  // 1.0 exact
+      {0x3F808000, 0x3F80},  // 1 + 2^-8: tie, lower code even -> down
+      {0x3F818000, 0x3F82},  // tie, lower code odd -> up
+      {0x3F808001, 0x3F81},  // just above the tie
+      {0x3F807FFF, 0x3F80},  // just below the tie
+      {0xBF818000, 0xBF82},  // negative tie, odd -> away (magnitude up)
+      {0x3FFF8000, 0x4000},  // tie carrying into the exponent
+      {0x00000000, 0x0000},  // +0
+      {0x80000000, 0x8000},  // -0
+      {0x7F800000, 0x7F80},  // +inf
+      {0xFF800000, 0xFF80},  // -inf
+      {0x7F7FFFFF, 0x7F80},  // max finite f32 rounds to inf
+      {0x7F7F7FFF, 0x7F7F},  // largest value that stays finite
+      {0x00000001, 0x0000},  // smallest subnormal -> +0
+      {0x00008000, 0x0000},  // subnormal tie, even -> down
+      {0x00018000, 0x0002},  // subnormal tie, odd -> up
+      {0x00010000, 0x0001},  // bf16 subnormal, exact
+      {0x80018000, 0x8002},  // negative subnormal tie
+      {0x007FFFFF, 0x0080},  // largest subnormal rounds up to the smallest normal
+  };
+  for (const C& c : cases) {
+    EXPECT_EQ(F32ToBF16(FromBits(c.in)), c.want) << std::hex << c.in;
+    EXPECT_EQ(RefBF16(c.in), c.want) << std::hex << c.in;
+  }
+  // NaNs stay (quiet) NaNs, including the ones the plain rounding formula
+  // would turn into an infinity (0x7F800001) or a sign flip (0x7FFFFFFF).
+  for (uint32_t nan : {0x7FC00000u, 0xFFC00000u, 0x7F800001u, 0xFF800001u, 0x7FBFFFFFu, 0x7FFFFFFFu, 0xFFFFFFFFu}) {
+    CheckBF16(nan);
+  }
+  EXPECT_EQ(F32ToBF16(FromBits(0x7FC00000u)), 0x7FC0);
+  EXPECT_EQ(F32ToBF16(FromBits(0xFFC00000u)), 0xFFC0);
+  EXPECT_EQ(F32ToBF16(FromBits(0x7F800001u)), 0x7FC0);
+}
+
+// Every bf16 code decodes and re-encodes to itself (NaN codes to a NaN).
+TEST(BF16, EveryCodeRoundTrips) {
+  for (uint32_t code = 0; code < 0x10000; ++code) {
+    const float f = BF16ToF32(static_cast<uint16_t>(code));
+    ASSERT_EQ(Bits(f), code << 16);
+    if (IsNaNBits(code << 16)) {
+      ASSERT_TRUE(std::isnan(BF16ToF32(F32ToBF16(f)))) << std::hex << code;
+    } else {
+      ASSERT_EQ(F32ToBF16(f), code) << std::hex << code;
+    }
+  }
+}
+
+// A sweep of the f32 bit patterns: every high half with low halves at and
+// around the tie and the ends, plus random patterns; relative error <= 2^-8
+// (unit roundoff of 8 significant bits) for normal results.
+TEST(BF16, MatchesBitExactReference) {
+  for (uint32_t hi = 0; hi < 0x10000; ++hi) {
+    for (uint32_t lo : {0x0000u, 0x0001u, 0x7FFEu, 0x7FFFu, 0x8000u, 0x8001u, 0xC000u, 0xFFFFu}) {
+      CheckBF16(hi << 16 | lo);
+    }
+  }
+  std::mt19937 rng(5);
+  for (int i = 0; i < 1000000; ++i) CheckBF16(static_cast<uint32_t>(rng()));
+  std::normal_distribution<float> nd(0.0f, 3.0f);
+  for (int i = 0; i < 100000; ++i) {
+    const float x = nd(rng);
+    const double y = BF16ToF32(F32ToBF16(x));
+    ASSERT_LE(std::fabs(y - x), std::ldexp(std::fabs(static_cast<double>(x)), -8)) << x;
   }
 }
 

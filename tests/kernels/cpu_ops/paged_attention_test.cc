@@ -1,6 +1,7 @@
 // Paged attention and KV write against a direct double-precision attention
 // over contiguous K/V (the CPU reference), with shuffled block ids, GQA,
-// sequences at different positions, every KV dtype (F32, F16, FP8 E4M3, INT8)
+// sequences at different positions, every KV dtype (F32, F16, BF16, FP8 E4M3,
+// INT8)
 // and every SIMD level the CPU has.
 #include "kernels/cpu/paged_attention.h"
 
@@ -35,12 +36,26 @@ struct Case {
 // exact f32 K/V| for N(0, 1) q, k, v, head_dim 24..128, up to 130 positions:
 // ~1.7x the worst measured (FP8 0.151, INT8 0.027 at head_dim 128; see
 // docs/kernels.md "Quantised KV cache"). 0 = not checked (F32/F16: covered by tol).
+// BF16 has no fixed bound here: see BF16ExactTolerance.
 double ExactTolerance(KvDtype d) {
   switch (d) {
     case KvDtype::kFp8E4M3: return 0.25;
     case KvDtype::kInt8: return 0.05;
     default: return 0;
   }
+}
+
+// BF16 keeps 8 significant bits: each stored element is within 2^-8 ~ 3.9e-3
+// of its value, relative. An output is a convex combination of V rows, so the
+// V rounding moves it by at most 2^-8 * max|v| (exactly that at position 0,
+// where the output is the bf16-rounded V row); the K rounding perturbs the
+// scores by ~2^-8 of |q . k| / sqrt(head_dim) and moves the output by a similar
+// amount. Bound: 2 * 2^-8 = 7.8e-3 relative to the value scale max|v|
+// (measured: <= 2^-8 * max|v| on these cases, printed per case).
+double BF16ExactTolerance(const std::vector<float>& v) {
+  float vmax = 0;
+  for (float x : v) vmax = std::max(vmax, std::fabs(x));
+  return 2 * std::ldexp(1.0, -8) * vmax;
 }
 
 // The levels this CPU runs (AVX-512 CPUs run the AVX2 body).
@@ -89,6 +104,16 @@ std::vector<double> StoredValues(KvDtype dtype, const std::vector<float>& x, int
         break;
       case KvDtype::kF16:
         for (int d = 0; d < hd; ++d) o[d] = F16ToF32(F32ToF16(row[d]));
+        break;
+      case KvDtype::kBF16:  // bit-exact RNE reference, independent of F32ToBF16 (inputs are finite)
+        for (int d = 0; d < hd; ++d) {
+          uint32_t bits;
+          std::memcpy(&bits, &row[d], 4);
+          bits = ((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16) << 16;
+          float f;
+          std::memcpy(&f, &bits, 4);
+          o[d] = f;
+        }
         break;
       case KvDtype::kFp8E4M3: {
         const double scale = QuantizeRowFp8(row, hd, q8.data());
@@ -193,7 +218,8 @@ std::vector<std::vector<float>> RunCase(const Case& c, float tol) {
     return ref;
   };
   const std::vector<double> ref = reference(ks, vs);
-  const std::vector<double> exact = KvDtypeHasScales(c.dtype) ? reference(ke, ve) : std::vector<double>();
+  const double exact_tol = c.dtype == KvDtype::kBF16 ? BF16ExactTolerance(v) : ExactTolerance(c.dtype);
+  const std::vector<double> exact = exact_tol > 0 ? reference(ke, ve) : std::vector<double>();
 
   auto pool = ThreadPool::Create(2).value();
   std::vector<std::vector<float>> outs;
@@ -223,9 +249,10 @@ std::vector<std::vector<float>> RunCase(const Case& c, float tol) {
       if (!exact.empty()) max_exact = std::max(max_exact, std::fabs(out[i] - exact[i]));
     }
     if (!exact.empty()) {
-      EXPECT_LE(max_exact, ExactTolerance(c.dtype)) << "vs attention over the exact f32 K/V";
-      std::printf("  [%s %s hd %d] max |out - ref(stored)| %.2e, max |out - ref(exact)| %.4f\n",
-                  KvDtypeName(c.dtype), std::string(SimdLevelName(level)).c_str(), c.head_dim, max_err, max_exact);
+      EXPECT_LE(max_exact, exact_tol) << "vs attention over the exact f32 K/V";
+      std::printf("  [%s %s hd %d] max |out - ref(stored)| %.2e, max |out - ref(exact)| %.4f (bound %.4f)\n",
+                  KvDtypeName(c.dtype), std::string(SimdLevelName(level)).c_str(), c.head_dim, max_err, max_exact,
+                  exact_tol);
     }
     outs.push_back(std::move(out));
   }
@@ -238,6 +265,17 @@ TEST(PagedAttention, MatchesContiguousReferenceF16Cache) {
   Case c;
   c.dtype = KvDtype::kF16;
   RunCase(c, 1e-5f);  // the reference reads the same f16-rounded values
+}
+
+TEST(PagedAttention, MatchesContiguousReferenceBF16Cache) {
+  Case c;
+  c.dtype = KvDtype::kBF16;
+  RunCase(c, 1e-5f);  // the reference reads the same bf16-rounded values
+  c.n_heads = 4;
+  c.n_kv_heads = 1;
+  c.block_size = 5;
+  c.seq_lens = {31, 2};
+  RunCase(c, 1e-5f);
 }
 
 TEST(PagedAttention, MultiQueryAndOddBlockSize) {
@@ -253,7 +291,7 @@ TEST(PagedAttention, MultiQueryAndOddBlockSize) {
 // path; head dims 64 and 128 the register-resident V slices.
 TEST(PagedAttention, LongSequencesLargeBlocks) {
   for (int hd : {64, 128, 24}) {
-    for (KvDtype dtype : {KvDtype::kF32, KvDtype::kF16, KvDtype::kFp8E4M3, KvDtype::kInt8}) {
+    for (KvDtype dtype : {KvDtype::kF32, KvDtype::kF16, KvDtype::kBF16, KvDtype::kFp8E4M3, KvDtype::kInt8}) {
       Case c;
       c.n_heads = 9;
       c.n_kv_heads = 3;
@@ -283,7 +321,7 @@ TEST(PagedAttention, QuantisedCaches) {
 // against the reference above; this pins them to each other).
 TEST(PagedAttention, ScalarSimdParity) {
   if (HardwareSimdLevel() < SimdLevel::kAvx2) GTEST_SKIP() << "no AVX2";
-  for (KvDtype dtype : {KvDtype::kF32, KvDtype::kF16, KvDtype::kFp8E4M3, KvDtype::kInt8}) {
+  for (KvDtype dtype : {KvDtype::kF32, KvDtype::kF16, KvDtype::kBF16, KvDtype::kFp8E4M3, KvDtype::kInt8}) {
     Case c;
     c.head_dim = 64;
     c.block_size = 16;
@@ -301,6 +339,8 @@ TEST(PagedAttention, HeadDimNotMultipleOfEight) {
   Case c;
   c.head_dim = 20;  // takes the scalar body on every CPU
   c.dtype = KvDtype::kF16;
+  RunCase(c, 1e-5f);
+  c.dtype = KvDtype::kBF16;
   RunCase(c, 1e-5f);
 }
 
@@ -345,7 +385,7 @@ TEST(PagedAttention, RejectsOutOfRangeBlockAndPosition) {
 // and writing K/V one token at a time (decode) stores the same bytes as one
 // batched write (prefill).
 TEST(PagedAttention, QuantisedBatchInvariance) {
-  for (KvDtype dtype : {KvDtype::kFp8E4M3, KvDtype::kInt8, KvDtype::kF16}) {
+  for (KvDtype dtype : {KvDtype::kFp8E4M3, KvDtype::kInt8, KvDtype::kF16, KvDtype::kBF16}) {
     for (SimdLevel level : Levels()) {
       SCOPED_TRACE(std::string(KvDtypeName(dtype)) + " " + std::string(SimdLevelName(level)));
       Case c;
@@ -471,6 +511,9 @@ TEST(PagedAttention, QuantisedViewNeedsScales) {
 TEST(PagedKvView, PoolBytesAndOverflow) {
   KvPoolBytes b;
   ASSERT_TRUE(ComputeKvPoolBytes(KvDtype::kF16, 10, 3, 16, 64, &b));
+  EXPECT_EQ(b.data, 10 * 3 * 16 * 64 * 2);
+  EXPECT_EQ(b.scales, 0);
+  ASSERT_TRUE(ComputeKvPoolBytes(KvDtype::kBF16, 10, 3, 16, 64, &b));
   EXPECT_EQ(b.data, 10 * 3 * 16 * 64 * 2);
   EXPECT_EQ(b.scales, 0);
   ASSERT_TRUE(ComputeKvPoolBytes(KvDtype::kFp8E4M3, 10, 3, 16, 64, &b));
