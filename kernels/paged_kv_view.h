@@ -17,7 +17,9 @@
 //
 // so one (token, KV head) row of head_dim elements takes head_dim + 4 bytes
 // (F16, BF16: 2 * head_dim). Block ids and block tables are the same for every
-// dtype. Float dtypes leave k_scale / v_scale null.
+// dtype. Float dtypes leave k_scale / v_scale null, and so does
+// kFp8E4M3Unscaled (E4M3 codes with an implicit scale of 1: head_dim bytes per
+// row, exactly half of F16).
 //
 // A sequence's token at position p lives in block block_tables[seq *
 // max_blocks_per_seq + p / block_size], slot p % block_size. Block 0 is the
@@ -35,7 +37,10 @@ namespace strata {
 // a per-row scale amax / 127. Layout and rounding in kernels/cpu/kv_quant.h.
 // kBF16: bfloat16 (the top 16 bits of an f32, round-to-nearest-even on write,
 // NaN kept as a quiet NaN), 2 bytes per element like kF16, no scales.
-enum class KvDtype : uint8_t { kF32 = 0, kF16 = 1, kFp8E4M3 = 2, kInt8 = 3, kBF16 = 4 };
+// kFp8E4M3Unscaled: the same E4M3 codes with no scale pools (an implicit scale
+// of 1.0, like vLLM's uncalibrated fp8 KV cache): values are converted
+// directly, round to nearest even, saturating at +-448, NaN kept as NaN.
+enum class KvDtype : uint8_t { kF32 = 0, kF16 = 1, kFp8E4M3 = 2, kInt8 = 3, kBF16 = 4, kFp8E4M3Unscaled = 5 };
 
 // Bytes of one stored element (scales not included).
 inline int KvDtypeBytes(KvDtype d) {
@@ -44,6 +49,7 @@ inline int KvDtypeBytes(KvDtype d) {
     case KvDtype::kF16:
     case KvDtype::kBF16: return 2;
     case KvDtype::kFp8E4M3:
+    case KvDtype::kFp8E4M3Unscaled:
     case KvDtype::kInt8: return 1;
   }
   return 0;
@@ -59,6 +65,7 @@ inline const char* KvDtypeName(KvDtype d) {
     case KvDtype::kFp8E4M3: return "fp8";
     case KvDtype::kInt8: return "int8";
     case KvDtype::kBF16: return "bf16";
+    case KvDtype::kFp8E4M3Unscaled: return "fp8-unscaled";
   }
   return "?";
 }
@@ -68,7 +75,7 @@ inline const char* KvDtypeName(KvDtype d) {
 // overflow, so callers can build a view without wrapping.
 struct KvPoolBytes {
   int64_t data = 0;    // num_blocks * n_kv_heads * block_size * head_dim * element bytes
-  int64_t scales = 0;  // num_blocks * n_kv_heads * block_size * 4, or 0 for float dtypes
+  int64_t scales = 0;  // num_blocks * n_kv_heads * block_size * 4, or 0 without scales
 };
 inline bool ComputeKvPoolBytes(KvDtype dtype, int64_t num_blocks, int64_t n_kv_heads, int64_t block_size,
                                int64_t head_dim, KvPoolBytes* out) {

@@ -22,7 +22,9 @@ absl::StatusOr<KvDtype> ParseKvDtype(const std::string& s) {
   if (s == "fp8") return KvDtype::kFp8E4M3;
   if (s == "int8") return KvDtype::kInt8;
   if (s == "bf16") return KvDtype::kBF16;
-  return absl::InvalidArgumentError(absl::StrCat("--kv-dtype: '", s, "' is not one of f16, f32, bf16, fp8, int8"));
+  if (s == "fp8-unscaled") return KvDtype::kFp8E4M3Unscaled;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--kv-dtype: '", s, "' is not one of f16, f32, bf16, fp8, fp8-unscaled, int8"));
 }
 
 absl::StatusOr<SamplingParams> SamplingFromFlags(const CliFlags& f) {

@@ -23,7 +23,7 @@ struct KvCacheConfig {
   int64_t head_dim = 0;
   int32_t block_size = 16;
   int32_t num_blocks = 0;  // including the null block 0
-  KvDtype dtype = KvDtype::kF16;  // f16 | f32 | bf16 | fp8 (E4M3) | int8
+  KvDtype dtype = KvDtype::kF16;  // f16 | f32 | bf16 | fp8 (E4M3) | fp8-unscaled | int8
 };
 
 class KvCache {

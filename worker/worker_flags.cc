@@ -52,9 +52,10 @@ std::string WorkerUsage() {
       "  --kv-cache-mb M          KV cache budget in MiB (default ", kDefaultKvCacheMb, ")\n"
       "  --kv-blocks N            KV pool size in blocks incl. the null block (instead of --kv-cache-mb)\n"
       "  --block-size N           tokens per KV block (default 16)\n"
-      "  --kv-dtype f16|f32|bf16|fp8|int8  KV cache element type (default f16; bf16 is 2 bytes\n"
-      "                           like f16; fp8 = E4M3 and int8 with a scale per token and\n"
-      "                           KV head: about half the bytes)\n"
+      "  --kv-dtype f16|f32|bf16|fp8|fp8-unscaled|int8  KV cache element type (default f16;\n"
+      "                           bf16 is 2 bytes like f16; fp8 = E4M3 and int8 with a scale\n"
+      "                           per token and KV head: about half the bytes; fp8-unscaled =\n"
+      "                           E4M3 with no scale, exactly half, saturates at +-448)\n"
       "  --max-context N          longest sequence accepted (default min(model context, 4096))\n"
       "  --tp-rank R --tp-size N  tensor parallelism (only 0 / 1 for now)\n"
       "  --pp-stage S --pp-size N pipeline parallelism (only 0 / 1 for now)\n"
@@ -154,8 +155,10 @@ absl::StatusOr<WorkerFlags> ParseWorkerFlags(const std::vector<std::string>& arg
       f.kv_dtype = KvDtype::kInt8;
     } else if (*v == "bf16") {
       f.kv_dtype = KvDtype::kBF16;
+    } else if (*v == "fp8-unscaled") {
+      f.kv_dtype = KvDtype::kFp8E4M3Unscaled;
     } else {
-      return Bad("--kv-dtype", *v, "expected f16, f32, bf16, fp8 or int8");
+      return Bad("--kv-dtype", *v, "expected f16, f32, bf16, fp8, fp8-unscaled or int8");
     }
   }
   if (const std::string* v = get("--connect-timeout-s")) {

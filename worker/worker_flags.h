@@ -24,7 +24,7 @@ struct WorkerFlags {
   int64_t kv_cache_mb = 0;        // --kv-cache-mb (0: not given)
   int32_t kv_blocks = 0;          // --kv-blocks (0: not given)
   int32_t block_size = 16;        // --block-size
-  KvDtype kv_dtype = KvDtype::kF16;  // --kv-dtype f16|f32|bf16|fp8|int8
+  KvDtype kv_dtype = KvDtype::kF16;  // --kv-dtype f16|f32|bf16|fp8|fp8-unscaled|int8
   int64_t max_context = 0;        // --max-context (0: min(model ctx, 4096))
   uint32_t tp_rank = 0;           // --tp-rank
   uint32_t tp_size = 1;           // --tp-size

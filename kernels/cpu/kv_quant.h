@@ -12,6 +12,10 @@
 //     scale = amax / 448, code[d] = E4M3(x[d] / scale) rounded to nearest,
 //     ties to even, saturating at +-448. x ~= scale * E4M3value(code).
 //
+//   FP8 unscaled (KvDtype::kFp8E4M3Unscaled): the same E4M3 codes with an
+//     implicit scale of 1 and no scale pool: code[d] = E4M3(x[d]) (saturating
+//     at +-448, NaN -> NaN code per element), x ~= E4M3value(code).
+//
 //   INT8 (KvDtype::kInt8), symmetric:
 //     scale = amax / 127, code[d] = round_half_even(x[d] / scale) in [-127, 127].
 //     |x - scale * code| <= scale / 2.
@@ -146,6 +150,11 @@ static inline float QuantizeRowInt8(const float* x, int64_t n, int8_t* codes) {
 static inline void DequantizeRowFp8(const uint8_t* codes, float scale, int64_t n, float* out) {
   const float* table = E4M3Table();
   for (int64_t i = 0; i < n; ++i) out[i] = scale * table[codes[i]];
+}
+
+// kFp8E4M3Unscaled: element-wise E4M3, no scale.
+static inline void EncodeRowE4M3(const float* x, int64_t n, uint8_t* codes) {
+  for (int64_t i = 0; i < n; ++i) codes[i] = F32ToE4M3(x[i]);
 }
 
 static inline void DequantizeRowInt8(const int8_t* codes, float scale, int64_t n, float* out) {

@@ -82,6 +82,9 @@ inline void StoreRow(KvDtype dtype, void* base, float* scales, int64_t off, int6
     case KvDtype::kInt8:
       scales[soff] = QuantizeRowInt8(src, n, static_cast<int8_t*>(base) + off);
       break;
+    case KvDtype::kFp8E4M3Unscaled:
+      EncodeRowE4M3(src, n, static_cast<uint8_t*>(base) + off);
+      break;
   }
 }
 
@@ -108,6 +111,9 @@ inline void LoadRow(KvDtype dtype, const void* base, const float* scales, int64_
       break;
     case KvDtype::kInt8:
       DequantizeRowInt8(static_cast<const int8_t*>(base) + off, scales[soff], n, dst);
+      break;
+    case KvDtype::kFp8E4M3Unscaled:  // the FP8 decode with an implicit scale of 1
+      DequantizeRowFp8(static_cast<const uint8_t*>(base) + off, 1.0f, n, dst);
       break;
   }
 }

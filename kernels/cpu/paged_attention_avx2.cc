@@ -35,9 +35,17 @@ inline __m256 Load8(const void* base, int64_t off) {
     const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(static_cast<const int8_t*>(base) + off));
     return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
   } else {
-    static_assert(kDtype == KvDtype::kFp8E4M3);
+    static_assert(kDtype == KvDtype::kFp8E4M3 || kDtype == KvDtype::kFp8E4M3Unscaled);
     const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(static_cast<const uint8_t*>(base) + off));
-    const __m128i h = _mm_and_si128(_mm_slli_epi16(_mm_cvtepi8_epi16(b), 7), _mm_set1_epi16(static_cast<int16_t>(0xBF80)));
+    const __m128i b16 = _mm_cvtepi8_epi16(b);
+    __m128i h = _mm_and_si128(_mm_slli_epi16(b16, 7), _mm_set1_epi16(static_cast<int16_t>(0xBF80)));
+    if constexpr (kDtype == KvDtype::kFp8E4M3Unscaled) {
+      // No row scale carries a NaN here: map the E4M3 NaN codes (s111 1111,
+      // f16 s0111 1111 1000 0000 after the shift) to f16 NaN (exponent 0x1F).
+      const __m128i low7 = _mm_and_si128(b16, _mm_set1_epi16(0x7F));
+      const __m128i nan = _mm_cmpeq_epi16(low7, _mm_set1_epi16(0x7F));
+      h = _mm_or_si128(h, _mm_and_si128(nan, _mm_set1_epi16(0x7C00)));
+    }
     return _mm256_cvtph_ps(h);
   }
 }
@@ -49,7 +57,8 @@ template <KvDtype kDtype>
 constexpr bool kQuantised = kDtype == KvDtype::kFp8E4M3 || kDtype == KvDtype::kInt8;
 
 template <KvDtype kDtype>
-constexpr float kDecodeMul = kDtype == KvDtype::kFp8E4M3 ? 256.0f : 1.0f;
+constexpr float kDecodeMul =
+    (kDtype == KvDtype::kFp8E4M3 || kDtype == KvDtype::kFp8E4M3Unscaled) ? 256.0f : 1.0f;
 
 inline float HorizontalSum(__m256 v) {
   __m128 lo = _mm256_castps256_ps128(v);
@@ -213,7 +222,9 @@ template <KvDtype kDtype>
 static inline void DequantizeRows(const void* base, const float* scales, int64_t off, int64_t soff, int64_t rows,
                            int64_t hd, float* dst) {
   for (int64_t r = 0; r < rows; ++r) {
-    const __m256 s = _mm256_set1_ps(scales[soff + r] * kDecodeMul<kDtype>);
+    // kFp8E4M3Unscaled has no scale pool: an implicit row scale of 1.
+    const float row_scale = kDtype == KvDtype::kFp8E4M3Unscaled ? 1.0f : scales[soff + r];
+    const __m256 s = _mm256_set1_ps(row_scale * kDecodeMul<kDtype>);
     for (int64_t d = 0; d < hd; d += 8) {
       _mm256_storeu_ps(dst + r * hd + d, _mm256_mul_ps(Load8<kDtype>(base, off + r * hd + d), s));
     }
@@ -303,6 +314,7 @@ void RunTasksAvx2(const PagedAttentionParams& p, int64_t begin, int64_t end) {
     case KvDtype::kBF16: RunTasks<KvDtype::kBF16>(p, begin, end); break;
     case KvDtype::kFp8E4M3: RunTasksQuantised<KvDtype::kFp8E4M3>(p, begin, end); break;
     case KvDtype::kInt8: RunTasks<KvDtype::kInt8>(p, begin, end); break;
+    case KvDtype::kFp8E4M3Unscaled: RunTasksQuantised<KvDtype::kFp8E4M3Unscaled>(p, begin, end); break;
   }
 }
 

@@ -38,10 +38,17 @@ TEST(KvCache, BytesPerBlockCountsScales) {
   const double ratio = static_cast<double>(budget / KvCache::BytesPerBlock(SmolShape(KvDtype::kInt8))) /
                        static_cast<double>(budget / KvCache::BytesPerBlock(SmolShape(KvDtype::kF16)));
   EXPECT_NEAR(ratio, 128.0 / 68.0, 0.01);
+  // fp8-unscaled: no scales, exactly half of f16 per block, so a budget
+  // holds exactly 2x the f16 blocks (BytesPerBlock(f16) divides 256 MiB here).
+  const int64_t fp8u = KvCache::BytesPerBlock(SmolShape(KvDtype::kFp8E4M3Unscaled));
+  EXPECT_EQ(fp8u, rows * 64);
+  EXPECT_EQ(2 * fp8u, KvCache::BytesPerBlock(SmolShape(KvDtype::kF16)));
+  EXPECT_EQ(budget / fp8u, 2 * (budget / KvCache::BytesPerBlock(SmolShape(KvDtype::kF16))));
 }
 
 TEST(KvCache, ViewsOfEveryDtypeAreDisjointAndAligned) {
-  for (KvDtype dtype : {KvDtype::kF32, KvDtype::kF16, KvDtype::kBF16, KvDtype::kFp8E4M3, KvDtype::kInt8}) {
+  for (KvDtype dtype : {KvDtype::kF32, KvDtype::kF16, KvDtype::kBF16, KvDtype::kFp8E4M3, KvDtype::kInt8,
+                        KvDtype::kFp8E4M3Unscaled}) {
     SCOPED_TRACE(KvDtypeName(dtype));
     KvCacheConfig c = SmolShape(dtype);
     c.n_layers = 3;
@@ -105,7 +112,8 @@ TEST(KvCacheEngine, GeneratesWithEveryDtype) {
     GTEST_SKIP() << "default model not installed (scripts/install_deps.sh)";
   }
   std::vector<int32_t> f16_tokens;
-  for (KvDtype dtype : {KvDtype::kF16, KvDtype::kF32, KvDtype::kBF16, KvDtype::kFp8E4M3, KvDtype::kInt8}) {
+  for (KvDtype dtype : {KvDtype::kF16, KvDtype::kF32, KvDtype::kBF16, KvDtype::kFp8E4M3, KvDtype::kInt8,
+                        KvDtype::kFp8E4M3Unscaled}) {
     SCOPED_TRACE(KvDtypeName(dtype));
     EngineConfig c;
     c.model_path = path;

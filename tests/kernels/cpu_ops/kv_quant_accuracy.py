@@ -63,7 +63,7 @@ def main():
     ap.add_argument("--threads", default="2")
     ap.add_argument("--gen", type=int, default=64)
     a = ap.parse_args()
-    dtypes = ["f16", "f32", "bf16", "fp8", "int8"]
+    dtypes = ["f16", "f32", "bf16", "fp8", "fp8-unscaled", "int8"]
     toks = run([a.cli, "tokenize", "--model", a.model, "--text", TEXT]).split()
     print(f"model {os.path.basename(a.model)}, text {len(toks)} tokens")
     logits = {}

@@ -343,5 +343,40 @@ TEST(BF16, MatchesBitExactReference) {
   }
 }
 
+// kFp8E4M3Unscaled: element-wise E4M3 with an implicit scale of 1, so the
+// value read back is exactly the E4M3 rounding of the raw value (the spec
+// encoder above), saturating at +-448; NaN stays NaN element-wise.
+TEST(KvQuantRow, Fp8UnscaledIsPlainE4M3) {
+  std::mt19937 rng(5);
+  for (float sigma : {1e-3f, 1.0f, 8.0f, 300.0f}) {
+    std::vector<float> x = RandomRow(rng, 128, sigma);
+    x[0] = 448.0f; x[1] = -448.0f; x[2] = 449.0f; x[3] = -1e6f; x[4] = 464.0f; x[5] = 1e-6f;
+    x[6] = std::numeric_limits<float>::infinity(); x[7] = -0.0f;
+    std::vector<uint8_t> q(x.size());
+    EncodeRowE4M3(x.data(), static_cast<int64_t>(x.size()), q.data());
+    std::vector<float> y(x.size());
+    DequantizeRowFp8(q.data(), 1.0f, static_cast<int64_t>(x.size()), y.data());
+    for (size_t i = 0; i < x.size(); ++i) {
+      EXPECT_EQ(q[i], SpecEncode(x[i])) << x[i];
+      EXPECT_EQ(y[i], static_cast<float>(SpecE4M3(SpecEncode(x[i])))) << x[i];
+      if (std::fabs(x[i]) >= 448.0f) {
+        EXPECT_EQ(std::fabs(y[i]), 448.0f) << x[i];  // saturates
+      }
+    }
+    EXPECT_TRUE(std::signbit(y[7]));
+  }
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float x[4] = {1.0f, nan, -2.0f, 0.5f};
+  uint8_t q[4];
+  float y[4];
+  EncodeRowE4M3(x, 4, q);
+  EXPECT_EQ(q[1] & 0x7F, 0x7F);
+  DequantizeRowFp8(q, 1.0f, 4, y);
+  EXPECT_EQ(y[0], 1.0f);
+  EXPECT_TRUE(std::isnan(y[1]));  // only the NaN element
+  EXPECT_EQ(y[2], -2.0f);
+  EXPECT_EQ(y[3], 0.5f);
+}
+
 }  // namespace
 }  // namespace strata

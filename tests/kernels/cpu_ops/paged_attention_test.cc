@@ -40,6 +40,12 @@ struct Case {
 double ExactTolerance(KvDtype d) {
   switch (d) {
     case KvDtype::kFp8E4M3: return 0.25;
+    // fp8-unscaled: the test values are N(0, 1), i.e. far inside +-8 (so far
+    // below the +-448 saturation), where plain E4M3 has the same 3 mantissa
+    // bits (relative error <= 2^-4) as the per-row-scaled codes; only values
+    // below 2^-6 fall to subnormals with absolute error <= 2^-10, negligible in
+    // a dot product of N(0, 1) values. So the fp8 bound applies unchanged.
+    case KvDtype::kFp8E4M3Unscaled: return 0.25;
     case KvDtype::kInt8: return 0.05;
     default: return 0;
   }
@@ -125,6 +131,9 @@ std::vector<double> StoredValues(KvDtype dtype, const std::vector<float>& x, int
         for (int d = 0; d < hd; ++d) o[d] = scale * qi[d];
         break;
       }
+      case KvDtype::kFp8E4M3Unscaled:  // E4M3 of the raw value, implicit scale 1
+        for (int d = 0; d < hd; ++d) o[d] = E4M3ToF32(F32ToE4M3(row[d]));
+        break;
     }
   }
   return out;
@@ -291,7 +300,8 @@ TEST(PagedAttention, MultiQueryAndOddBlockSize) {
 // path; head dims 64 and 128 the register-resident V slices.
 TEST(PagedAttention, LongSequencesLargeBlocks) {
   for (int hd : {64, 128, 24}) {
-    for (KvDtype dtype : {KvDtype::kF32, KvDtype::kF16, KvDtype::kBF16, KvDtype::kFp8E4M3, KvDtype::kInt8}) {
+    for (KvDtype dtype : {KvDtype::kF32, KvDtype::kF16, KvDtype::kBF16, KvDtype::kFp8E4M3, KvDtype::kInt8,
+                          KvDtype::kFp8E4M3Unscaled}) {
       Case c;
       c.n_heads = 9;
       c.n_kv_heads = 3;
@@ -305,7 +315,7 @@ TEST(PagedAttention, LongSequencesLargeBlocks) {
 }
 
 TEST(PagedAttention, QuantisedCaches) {
-  for (KvDtype dtype : {KvDtype::kFp8E4M3, KvDtype::kInt8}) {
+  for (KvDtype dtype : {KvDtype::kFp8E4M3, KvDtype::kInt8, KvDtype::kFp8E4M3Unscaled}) {
     Case c;
     c.dtype = dtype;
     RunCase(c, 1e-5f);  // the reference reads the same quantised values
@@ -321,7 +331,8 @@ TEST(PagedAttention, QuantisedCaches) {
 // against the reference above; this pins them to each other).
 TEST(PagedAttention, ScalarSimdParity) {
   if (HardwareSimdLevel() < SimdLevel::kAvx2) GTEST_SKIP() << "no AVX2";
-  for (KvDtype dtype : {KvDtype::kF32, KvDtype::kF16, KvDtype::kBF16, KvDtype::kFp8E4M3, KvDtype::kInt8}) {
+  for (KvDtype dtype : {KvDtype::kF32, KvDtype::kF16, KvDtype::kBF16, KvDtype::kFp8E4M3, KvDtype::kInt8,
+                          KvDtype::kFp8E4M3Unscaled}) {
     Case c;
     c.head_dim = 64;
     c.block_size = 16;
@@ -332,6 +343,67 @@ TEST(PagedAttention, ScalarSimdParity) {
     double worst = 0;
     for (size_t i = 0; i < outs[0].size(); ++i) worst = std::max(worst, std::fabs(double{outs[0][i]} - outs[1][i]));
     EXPECT_LE(worst, 1e-5) << KvDtypeName(dtype);
+  }
+}
+
+// fp8-unscaled keeps no scale, so a NaN stays in its own element (scaled fp8
+// turns the whole row NaN through the scale): both bodies decode the E4M3 NaN
+// code to NaN, and values beyond +-448 are read back as +-448.
+TEST(PagedAttention, Fp8UnscaledNaNAndSaturation) {
+  Case c;
+  c.dtype = KvDtype::kFp8E4M3Unscaled;
+  c.n_heads = 1;
+  c.n_kv_heads = 1;
+  c.head_dim = 16;
+  c.block_size = 16;
+  Pools pools;
+  MakePools(c, 2, &pools);
+  std::vector<int32_t> table = {1};
+  pools.view.block_tables = table.data();
+  pools.view.max_blocks_per_seq = 1;
+  pools.view.n_seqs = 1;
+  std::vector<float> k(16, 0.0f), v(16);
+  for (int d = 0; d < 16; ++d) v[d] = static_cast<float>(d) - 8.0f;
+  v[3] = std::numeric_limits<float>::quiet_NaN();
+  v[5] = 1000.0f;
+  v[6] = -500.0f;
+  int32_t seq = 0, pos = 0;
+  KvWriteParams wp;
+  wp.kv = pools.view;
+  wp.k = k.data();
+  wp.v = v.data();
+  wp.k_stride = 16;
+  wp.v_stride = 16;
+  wp.tokens = 1;
+  wp.token_seq = &seq;
+  wp.positions = &pos;
+  ASSERT_TRUE(LaunchKvWrite(wp).ok());
+  std::vector<float> q(16, 1.0f);
+  for (SimdLevel level : Levels()) {
+    SCOPED_TRACE(SimdLevelName(level));
+    std::vector<float> out(16);
+    PagedAttentionParams ap;
+    ap.kv = pools.view;
+    ap.q = q.data();
+    ap.q_stride = 16;
+    ap.out = out.data();
+    ap.tokens = 1;
+    ap.n_heads = 1;
+    ap.token_seq = &seq;
+    ap.positions = &pos;
+    ap.scale = 0.25f;
+    ASSERT_TRUE(LaunchPagedAttentionWithLevel(ap, level).ok());
+    for (int d = 0; d < 16; ++d) {
+      if (d == 3) {
+        EXPECT_TRUE(std::isnan(out[d]));
+      } else if (d == 5) {
+        EXPECT_EQ(out[d], 448.0f);
+      } else if (d == 6) {
+        EXPECT_EQ(out[d], -448.0f);
+      } else {
+        EXPECT_EQ(out[d], v[d]) << d;  // small integers are exact in E4M3
+      }
+    }
   }
 }
 
@@ -385,7 +457,8 @@ TEST(PagedAttention, RejectsOutOfRangeBlockAndPosition) {
 // and writing K/V one token at a time (decode) stores the same bytes as one
 // batched write (prefill).
 TEST(PagedAttention, QuantisedBatchInvariance) {
-  for (KvDtype dtype : {KvDtype::kFp8E4M3, KvDtype::kInt8, KvDtype::kF16, KvDtype::kBF16}) {
+  for (KvDtype dtype :
+       {KvDtype::kFp8E4M3, KvDtype::kInt8, KvDtype::kF16, KvDtype::kBF16, KvDtype::kFp8E4M3Unscaled}) {
     for (SimdLevel level : Levels()) {
       SCOPED_TRACE(std::string(KvDtypeName(dtype)) + " " + std::string(SimdLevelName(level)));
       Case c;
@@ -521,6 +594,10 @@ TEST(PagedKvView, PoolBytesAndOverflow) {
   EXPECT_EQ(b.scales, 10 * 3 * 16 * 4);
   ASSERT_TRUE(ComputeKvPoolBytes(KvDtype::kInt8, 10, 3, 16, 64, &b));
   EXPECT_EQ(b.data + b.scales, 10 * 3 * 16 * (64 + 4));
+  ASSERT_TRUE(ComputeKvPoolBytes(KvDtype::kFp8E4M3Unscaled, 10, 3, 16, 64, &b));
+  EXPECT_EQ(b.data, 10 * 3 * 16 * 64);  // exactly half of F16, no scale pool
+  EXPECT_EQ(b.scales, 0);
+  EXPECT_FALSE(KvDtypeHasScales(KvDtype::kFp8E4M3Unscaled));
   EXPECT_FALSE(ComputeKvPoolBytes(KvDtype::kF32, int64_t{1} << 40, 1 << 10, 1 << 10, 1 << 10, &b));
   EXPECT_FALSE(ComputeKvPoolBytes(KvDtype::kF32, -1, 1, 1, 1, &b));
   EXPECT_FALSE(ComputeKvPoolBytes(static_cast<KvDtype>(9), 1, 1, 1, 1, &b));
