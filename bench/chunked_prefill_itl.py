@@ -21,20 +21,9 @@ import tempfile
 import threading
 import time
 
+from strata_grpc import load_stubs
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def stubs(tmp):
-    import grpc_tools
-    from grpc_tools import protoc
-    inc = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
-    rc = protoc.main(["protoc", f"-I{ROOT}/proto", f"-I{inc}", f"--python_out={tmp}", f"--grpc_python_out={tmp}",
-                      f"{ROOT}/proto/strata/v1/strata.proto"])
-    if rc != 0:
-        sys.exit("protoc failed on strata.proto")
-    sys.path.insert(0, tmp)
-    from strata.v1 import strata_pb2, strata_pb2_grpc
-    return strata_pb2, strata_pb2_grpc
 
 
 def pct(xs, q):
@@ -123,7 +112,7 @@ def main():
     ap.add_argument("--interval", type=float, default=2.0)
     ap.add_argument("--duration", type=float, default=40.0)
     args = ap.parse_args()
-    pb, pbg = stubs(tempfile.mkdtemp(prefix="chunked_itl_stubs_"))
+    pb, pbg = load_stubs(tempfile.mkdtemp(prefix="chunked_itl_stubs_"), "chunked_prefill_itl")
     results = [run(args, int(b), pb, pbg) for b in args.budgets.split(",")]
     print(json.dumps(results, indent=1))
     print("\n| step budget (tokens) | decode gap p50 ms | p99 ms | max ms | decode tok/s | long-prompt TTFT median ms |")

@@ -28,7 +28,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,43 +35,13 @@ import tempfile
 import threading
 import time
 
+from strata_grpc import free_ports, load_stubs
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def log(*a):
     print("[cluster_throughput]", *a, file=sys.stderr, flush=True)
-
-
-def free_ports(n):
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
-
-
-def load_stubs(tmp):
-    try:
-        import grpc  # noqa: F401
-        import grpc_tools
-        from grpc_tools import protoc
-    except ImportError as e:
-        sys.exit(f"cluster_throughput: needs grpcio and grpcio-tools ({e}); "
-                 "run it with ~/.cache/strata/venv/bin/python")
-    out = os.path.join(tmp, "stubs")
-    os.makedirs(out, exist_ok=True)
-    include = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
-    rc = protoc.main(["protoc", f"-I{ROOT}/proto", f"-I{include}", f"--python_out={out}",
-                      f"--grpc_python_out={out}", f"{ROOT}/proto/strata/v1/strata.proto"])
-    if rc != 0:
-        sys.exit("cluster_throughput: protoc failed on proto/strata/v1/strata.proto")
-    sys.path.insert(0, out)
-    from strata.v1 import strata_pb2, strata_pb2_grpc
-    return strata_pb2, strata_pb2_grpc
 
 
 class Cluster:
@@ -241,7 +210,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="strata-cluster-throughput-")
     cluster = None
     try:
-        pb = load_stubs(tmp)
+        pb = load_stubs(tmp, "cluster_throughput")
         import grpc
         cluster = Cluster(args, tmp)
         port = cluster.start(args.startup_timeout)

@@ -23,7 +23,6 @@ import json
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,32 +31,14 @@ import threading
 import time
 import urllib.request
 
+from strata_grpc import free_ports, load_stubs
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_MODEL = os.path.expanduser("~/.cache/strata/models/SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
 def log(*a):
     print("[llamacpp_server_compare]", *a, file=sys.stderr, flush=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def stubs(tmp):
-    import grpc_tools
-    from grpc_tools import protoc
-    inc = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
-    if protoc.main(["protoc", f"-I{ROOT}/proto", f"-I{inc}", f"--python_out={tmp}", f"--grpc_python_out={tmp}",
-                    f"{ROOT}/proto/strata/v1/strata.proto"]) != 0:
-        sys.exit("protoc failed on strata.proto")
-    sys.path.insert(0, tmp)
-    from strata.v1 import strata_pb2, strata_pb2_grpc
-    return strata_pb2, strata_pb2_grpc
 
 
 def wait_for(check, proc, what, timeout=180):
@@ -78,7 +59,7 @@ class Strata:
     name = "strata"
 
     def __init__(self, args, tmp):
-        self.pb, self.pbg = stubs(tmp)
+        self.pb, self.pbg = load_stubs(tmp, "llamacpp_server_compare")
         port_file = os.path.join(tmp, "ports")
         self.proc = subprocess.Popen([os.path.join(args.bin_dir, "strata"), "cluster", "up", "--model", args.model,
                                       "--port", "0", "--worker-port", "0", "--metrics-port", "0",
@@ -104,7 +85,7 @@ class LlamaServer:
     name = "llama.cpp"
 
     def __init__(self, args, tmp):
-        self.port = free_port()
+        self.port = free_ports(1)[0]
         slots = max(args.concurrency)
         ctx = slots * (args.prompt_tokens + args.max_tokens + 64)
         self.proc = subprocess.Popen([args.llama_server, "-m", args.model, "--host", "127.0.0.1", "--port",

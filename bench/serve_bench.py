@@ -59,12 +59,13 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+
+from strata_grpc import free_ports, load_stubs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -101,25 +102,6 @@ class BenchError(RuntimeError):
 
 # ---------------------------------------------------------------------------------------------
 # Stubs, metrics scraping, statistics
-
-
-def load_stubs(tmp):
-    try:
-        import grpc  # noqa: F401
-        import grpc_tools
-        from grpc_tools import protoc
-    except ImportError as e:
-        sys.exit(f"serve_bench: needs grpcio and grpcio-tools ({e}); run it with ~/.cache/strata/venv/bin/python")
-    out = os.path.join(tmp, "stubs")
-    os.makedirs(out, exist_ok=True)
-    include = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
-    rc = protoc.main(["protoc", f"-I{ROOT}/proto", f"-I{include}", f"--python_out={out}",
-                      f"--grpc_python_out={out}", f"{ROOT}/proto/strata/v1/strata.proto"])
-    if rc != 0:
-        sys.exit("serve_bench: protoc failed on proto/strata/v1/strata.proto")
-    sys.path.insert(0, out)
-    from strata.v1 import strata_pb2, strata_pb2_grpc
-    return strata_pb2, strata_pb2_grpc
 
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
@@ -192,18 +174,6 @@ def summarize_ms(xs):
 
 # ---------------------------------------------------------------------------------------------
 # The cluster
-
-
-def free_ports(n):
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
 
 
 def resolve_model(model):
@@ -727,7 +697,7 @@ def main(argv=None):
     tmp = tempfile.mkdtemp(prefix="strata-serve-bench-")
     cluster = None
     try:
-        pb = load_stubs(tmp)
+        pb = load_stubs(tmp, "serve_bench")
         import grpc
         import grpc.aio  # noqa: F401
         if args.address:
