@@ -29,6 +29,7 @@
 
 #include "strata/v1/worker.grpc.pb.h"
 #include "worker/engine.h"
+#include "worker/step_executor.h"
 
 extern char** environ;
 
@@ -259,18 +260,6 @@ wire::SamplingParams Params(float temperature, uint64_t seed) {
   return p;
 }
 
-SamplingParams ToEngine(const wire::SamplingParams& p) {
-  SamplingParams s;
-  s.temperature = p.temperature();
-  s.top_k = p.top_k();
-  s.top_p = p.top_p();
-  s.min_p = p.min_p();
-  s.repetition_penalty = p.repetition_penalty();
-  s.penalty_last_n = p.penalty_last_n();
-  s.seed = p.seed();
-  return s;
-}
-
 // Waits for a Register on `conn`, checks it and answers Registered.
 void ExpectRegister(Connection& conn, const Engine& engine) {
   std::optional<wire::WorkerMessage> m = conn.Next(seconds(60));
@@ -385,7 +374,7 @@ TEST_F(WorkerProcessTest, RegistersGeneratesReattachesAndExitsOnSigterm) {
   for (int i = 0; i < 2; ++i) {
     GenerateRequest req;
     req.prompt = prompts[i];
-    req.sampling = ToEngine(params[i]);
+    req.sampling = FromProto(params[i]);
     req.max_tokens = kTokens;
     req.stop_at_eog = false;
     auto ref = engine_->Generate({req}, nullptr);
