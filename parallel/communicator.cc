@@ -1,0 +1,35 @@
+#include "parallel/communicator.h"
+
+namespace strata::parallel {
+
+size_t DataTypeSize(DataType type) {
+  switch (type) {
+    case DataType::kF32:
+    case DataType::kI32:
+      return 4;
+    case DataType::kF16:
+    case DataType::kBF16:
+      return 2;
+    case DataType::kU8:
+      return 1;
+  }
+  return 0;
+}
+
+const char* DataTypeName(DataType type) {
+  switch (type) {
+    case DataType::kF32:
+      return "f32";
+    case DataType::kF16:
+      return "f16";
+    case DataType::kBF16:
+      return "bf16";
+    case DataType::kI32:
+      return "i32";
+    case DataType::kU8:
+      return "u8";
+  }
+  return "?";
+}
+
+}  // namespace strata::parallel

@@ -1,0 +1,65 @@
+// One process group's collectives and point-to-point transfers, whatever the
+// transport: NCCL on device buffers (nccl_communicator.h), Gloo over TCP on
+// host buffers (gloo_communicator.h).
+//
+// A model replica of TP x PP ranks uses two groups per rank (see
+// parallel_groups.h): its pipeline stage's tensor-parallel group (all-reduce,
+// all-gather) and its tensor-parallel lane across the stages (Send/Recv of
+// hidden states between neighbouring stages).
+//
+// Semantics shared by every implementation:
+//   - Collective calls (AllReduceSum, AllGather, Broadcast, Barrier) must be
+//     issued by every rank of the group in the same order with the same count
+//     and type. Send(peer) on one rank pairs with Recv(from) on the peer, in
+//     order.
+//   - Buffers live where the implementation says (host memory for CPU
+//     implementations, device memory for NCCL); calls return when the buffer
+//     may be read or reused (NCCL: when the work is enqueued on the
+//     communicator's stream, see nccl_communicator.h).
+//   - A failure (peer gone, timeout, transport error) is a Status whose message
+//     starts with Describe() (transport, host name, rank/size), never an
+//     exception or a crash. After a failure the communicator is unusable; the
+//     owner builds a new one (a new rendezvous generation).
+//
+// Threading: a communicator is used by one thread at a time (the worker's step
+// thread). rank(), size() and Describe() are immutable and may be read from
+// any thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+
+namespace strata::parallel {
+
+enum class DataType { kF32, kF16, kBF16, kI32, kU8 };
+
+size_t DataTypeSize(DataType type);
+const char* DataTypeName(DataType type);
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // "gloo/tcp rank 1 of 2 on host-a (tp group replica-0/gen-3/tp/stage0)";
+  // every error message starts with it.
+  virtual const std::string& Describe() const = 0;
+
+  // buffer[i] = sum over ranks of buffer[i], i < count, in place.
+  virtual absl::Status AllReduceSum(void* buffer, int64_t count, DataType type) = 0;
+  // out = in of rank 0, then in of rank 1, ...: out holds size() * count elements.
+  // `in` and `out` must not overlap.
+  virtual absl::Status AllGather(const void* in, void* out, int64_t count, DataType type) = 0;
+  // Every rank's buffer becomes root's.
+  virtual absl::Status Broadcast(void* buffer, int64_t count, DataType type, int root) = 0;
+  // Point to point; count and type must match the peer's Recv.
+  virtual absl::Status Send(const void* buffer, int64_t count, DataType type, int peer) = 0;
+  virtual absl::Status Recv(void* buffer, int64_t count, DataType type, int peer) = 0;
+  virtual absl::Status Barrier() = 0;
+};
+
+}  // namespace strata::parallel
