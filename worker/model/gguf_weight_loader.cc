@@ -43,6 +43,7 @@ class GgufWeightReader : public WeightSource {
     }
     RETURN_IF_ERROR(CheckMatrixType(t->type, what));
     WeightMatrix m;
+    m.file_mapped = true;
     m.type = t->type;
     m.data = t->data;
     m.rows = rows;

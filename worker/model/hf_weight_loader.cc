@@ -48,6 +48,7 @@ class HfWeightReader : public WeightSource {
                                                      shape, "], expected [", rows, ", ", cols, "]"));
     }
     WeightMatrix m;
+    m.file_mapped = true;
     m.type = *t->type;
     m.data = t->data;
     m.rows = rows;

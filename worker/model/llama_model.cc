@@ -53,10 +53,78 @@ void AddInPlace(float* x, const float* y, int64_t n) {
 absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Create(const ModelConfig* config,
                                                                const ModelWeights* weights) {
   if (config == nullptr || weights == nullptr) return absl::InvalidArgumentError("null model");
-  if (static_cast<int64_t>(weights->layers.size()) != config->n_layers) {
-    return absl::InvalidArgumentError("weights and config disagree on the layer count");
+  ASSIGN_OR_RETURN(ModelShard whole, PlanModelShard(*config, *weights, {}, {}));
+  return Create(config, weights, whole);
+}
+
+absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Create(const ModelConfig* config,
+                                                               const ModelWeights* weights,
+                                                               const ModelShard& shard) {
+  if (config == nullptr || weights == nullptr) return absl::InvalidArgumentError("null model");
+  if (static_cast<int64_t>(weights->layers.size()) != shard.n_layers()) {
+    return absl::InvalidArgumentError(absl::StrCat("weights hold ", weights->layers.size(),
+                                                   " layers, the shard has ", shard.n_layers()));
   }
-  return std::unique_ptr<LlamaModel>(new LlamaModel(config, weights));
+  return std::unique_ptr<LlamaModel>(new LlamaModel(config, weights, shard));
+}
+
+absl::Status LlamaModel::TpAllReduce(float* data, int64_t count) {
+  if (shard_.topology.tp_size == 1) return absl::OkStatus();
+  if (groups_.tp == nullptr) return absl::FailedPreconditionError("tensor-parallel model has no tp group bound");
+  return groups_.tp->AllReduceSum(data, count, parallel::DataType::kF32);
+}
+
+absl::Status LlamaModel::Embed(const ForwardBatch& b) {
+  const int64_t T = static_cast<int64_t>(b.tokens.size());
+  const int64_t d = config_->d_model;
+  const parallel::ParallelTopology& topo = shard_.topology;
+  if (!topo.first_stage()) {
+    // Hidden states of the previous stage (same tp lane).
+    if (groups_.pp == nullptr) return absl::FailedPreconditionError("pipeline stage has no pp group bound");
+    return groups_.pp->Recv(x_.data(), T * d, parallel::DataType::kF32, topo.pp_stage - 1);
+  }
+  // Vocab-parallel: this rank holds rows [vocab_begin, vocab_end); others add 0.
+  const WeightMatrix& embd = weights_->token_embd;
+  for (int64_t t = 0; t < T; ++t) {
+    const int64_t row = b.tokens[t] - shard_.tp.vocab_begin;
+    float* out = x_.data() + t * d;
+    if (row < 0 || row >= shard_.tp.vocab()) {
+      std::fill_n(out, d, 0.0f);
+      continue;
+    }
+    RETURN_IF_ERROR(DequantizeRow(embd.type, static_cast<const uint8_t*>(embd.data) + row * embd.row_stride, out, d));
+  }
+  return TpAllReduce(x_.data(), T * d);
+}
+
+absl::Status LlamaModel::LmHead(const ForwardBatch& b, ThreadPool* pool, std::vector<float>* logits) {
+  const int64_t d = config_->d_model;
+  const int64_t vocab = config_->vocab_size;
+  const int64_t R = static_cast<int64_t>(b.logit_rows.size());
+  for (int64_t r = 0; r < R; ++r) {
+    std::copy_n(x_.data() + b.logit_rows[r] * d, d, xn_.data() + r * d);
+  }
+  RETURN_IF_ERROR(LaunchRmsNorm({xn_.data(), weights_->output_norm.data(), xn_.data(), R, d, config_->rms_eps}));
+  logits->resize(R * vocab);
+  const int tp = shard_.topology.tp_size;
+  if (tp == 1) return MatMul(weights_->output, xn_.data(), R, logits->data(), pool);
+  if (groups_.tp == nullptr) return absl::FailedPreconditionError("tensor-parallel model has no tp group bound");
+  // Vocab-parallel: [R, vocab_padded] per rank, gathered as [tp][R][vocab_padded].
+  const int64_t pad = shard_.tp.vocab_padded;
+  local_logits_.assign(R * pad, 0.0f);
+  MatMulParams p = MatMulFor(weights_->output, xn_.data(), R, local_logits_.data(), pool);
+  p.output_stride = pad;
+  RETURN_IF_ERROR(LaunchMatMul(p));
+  gathered_logits_.resize(tp * R * pad);
+  RETURN_IF_ERROR(groups_.tp->AllGather(local_logits_.data(), gathered_logits_.data(), R * pad,
+                                        parallel::DataType::kF32));
+  for (int rank = 0; rank < tp; ++rank) {
+    const int64_t begin = vocab * rank / tp, end = vocab * (rank + 1) / tp;  // PlanTensorParallelShard's split
+    for (int64_t r = 0; r < R; ++r) {
+      std::copy_n(gathered_logits_.data() + (rank * R + r) * pad, end - begin, logits->data() + r * vocab + begin);
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status LlamaModel::Validate(const ForwardBatch& b, const KvCache& kv) const {
@@ -83,7 +151,7 @@ absl::Status LlamaModel::Validate(const ForwardBatch& b, const KvCache& kv) cons
       return absl::InvalidArgumentError(absl::StrCat("batch: logit row ", r, " outside the batch"));
     }
   }
-  if (kv.config().n_layers != config_->n_layers || kv.config().n_kv_heads != config_->n_kv_heads ||
+  if (kv.config().n_layers != shard_.n_layers() || kv.config().n_kv_heads != shard_.n_kv_heads() ||
       kv.config().head_dim != config_->head_dim) {
     return absl::InvalidArgumentError("KV cache shape does not match the model");
   }
@@ -98,27 +166,22 @@ absl::Status LlamaModel::Forward(const ForwardBatch& b, KvCache* kv, ThreadPool*
   const int64_t d = c.d_model;
   x_.resize(T * d);
   xn_.resize(T * d);
-  q_.resize(T * c.n_heads * c.head_dim);
-  k_.resize(T * c.n_kv_heads * c.head_dim);
-  v_.resize(T * c.n_kv_heads * c.head_dim);
-  att_.resize(T * c.n_heads * c.head_dim);
-  gate_.resize(T * c.d_ff);
-  up_.resize(T * c.d_ff);
+  q_.resize(T * shard_.n_heads() * c.head_dim);
+  k_.resize(T * shard_.n_kv_heads() * c.head_dim);
+  v_.resize(T * shard_.n_kv_heads() * c.head_dim);
+  att_.resize(T * shard_.n_heads() * c.head_dim);
+  gate_.resize(T * shard_.d_ff());
+  up_.resize(T * shard_.d_ff());
 
-  const WeightMatrix& embd = weights_->token_embd;
-  for (int64_t t = 0; t < T; ++t) {
-    const uint8_t* row = static_cast<const uint8_t*>(embd.data) + b.tokens[t] * embd.row_stride;
-    RETURN_IF_ERROR(DequantizeRow(embd.type, row, x_.data() + t * d, d));
+  RETURN_IF_ERROR(Embed(b));
+  for (int64_t l = 0; l < shard_.n_layers(); ++l) RETURN_IF_ERROR(Layer(l, b, kv, pool));
+  const parallel::ParallelTopology& topo = shard_.topology;
+  if (!topo.last_stage()) {
+    logits->clear();
+    if (groups_.pp == nullptr) return absl::FailedPreconditionError("pipeline stage has no pp group bound");
+    return groups_.pp->Send(x_.data(), T * d, parallel::DataType::kF32, topo.pp_stage + 1);
   }
-  for (int64_t l = 0; l < c.n_layers; ++l) RETURN_IF_ERROR(Layer(l, b, kv, pool));
-
-  const int64_t R = static_cast<int64_t>(b.logit_rows.size());
-  for (int64_t r = 0; r < R; ++r) {
-    std::copy_n(x_.data() + b.logit_rows[r] * d, d, xn_.data() + r * d);
-  }
-  RETURN_IF_ERROR(LaunchRmsNorm({xn_.data(), weights_->output_norm.data(), xn_.data(), R, d, c.rms_eps}));
-  logits->resize(R * c.vocab_size);
-  return MatMul(weights_->output, xn_.data(), R, logits->data(), pool);
+  return LmHead(b, pool, logits);
 }
 
 absl::Status LlamaModel::Layer(int64_t l, const ForwardBatch& b, KvCache* kv, ThreadPool* pool) {
@@ -126,8 +189,10 @@ absl::Status LlamaModel::Layer(int64_t l, const ForwardBatch& b, KvCache* kv, Th
   const LayerWeights& w = weights_->layers[l];
   const int64_t T = static_cast<int64_t>(b.tokens.size());
   const int64_t d = c.d_model;
-  const int64_t q_dim = c.n_heads * c.head_dim;
-  const int64_t kv_dim = c.n_kv_heads * c.head_dim;
+  const int64_t n_heads = shard_.n_heads();
+  const int64_t n_kv_heads = shard_.n_kv_heads();
+  const int64_t q_dim = n_heads * c.head_dim;
+  const int64_t kv_dim = n_kv_heads * c.head_dim;
 
   // Attention block: x += Wo . attn(rope(Wq xn), rope(Wk xn), Wv xn)
   RETURN_IF_ERROR(LaunchRmsNorm({x_.data(), w.attn_norm.data(), xn_.data(), T, d, c.rms_eps}));
@@ -141,8 +206,8 @@ absl::Status LlamaModel::Layer(int64_t l, const ForwardBatch& b, KvCache* kv, Th
   AddBias(v_.data(), w.bv, T);
   const bool neox = c.rope_style == RopeStyle::kNeox;
   const float* inv_freq = weights_->rope_inv_freq.data();
-  RETURN_IF_ERROR(LaunchRope({q_.data(), T, c.n_heads, c.head_dim, q_dim, b.positions.data(), inv_freq, neox}));
-  RETURN_IF_ERROR(LaunchRope({k_.data(), T, c.n_kv_heads, c.head_dim, kv_dim, b.positions.data(), inv_freq, neox}));
+  RETURN_IF_ERROR(LaunchRope({q_.data(), T, n_heads, c.head_dim, q_dim, b.positions.data(), inv_freq, neox}));
+  RETURN_IF_ERROR(LaunchRope({k_.data(), T, n_kv_heads, c.head_dim, kv_dim, b.positions.data(), inv_freq, neox}));
 
   const PagedKvView view = kv->LayerView(l, b.block_tables.data(), b.max_blocks_per_seq, b.n_seqs);
   KvWriteParams wp;
@@ -161,13 +226,14 @@ absl::Status LlamaModel::Layer(int64_t l, const ForwardBatch& b, KvCache* kv, Th
   ap.q_stride = q_dim;
   ap.out = att_.data();
   ap.tokens = T;
-  ap.n_heads = static_cast<int32_t>(c.n_heads);
+  ap.n_heads = static_cast<int32_t>(n_heads);
   ap.token_seq = b.token_seq.data();
   ap.positions = b.positions.data();
   ap.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   ap.pool = pool;
   RETURN_IF_ERROR(LaunchPagedAttention(ap));
   RETURN_IF_ERROR(MatMul(w.wo, att_.data(), T, xn_.data(), pool));
+  RETURN_IF_ERROR(TpAllReduce(xn_.data(), T * d));
   AddInPlace(x_.data(), xn_.data(), T * d);
 
   // MLP block: x += Wdown . (silu(Wgate xn) * Wup xn)
@@ -175,8 +241,9 @@ absl::Status LlamaModel::Layer(int64_t l, const ForwardBatch& b, KvCache* kv, Th
   const MatMulParams gate_up[] = {MatMulFor(w.w_gate, xn_.data(), T, gate_.data(), pool),
                                   MatMulFor(w.w_up, xn_.data(), T, up_.data(), pool)};
   RETURN_IF_ERROR(LaunchMatMuls(gate_up));
-  RETURN_IF_ERROR(LaunchSwiGlu({gate_.data(), up_.data(), gate_.data(), T * c.d_ff}));
+  RETURN_IF_ERROR(LaunchSwiGlu({gate_.data(), up_.data(), gate_.data(), T * shard_.d_ff()}));
   RETURN_IF_ERROR(MatMul(w.w_down, gate_.data(), T, xn_.data(), pool));
+  RETURN_IF_ERROR(TpAllReduce(xn_.data(), T * d));
   AddInPlace(x_.data(), xn_.data(), T * d);
   return absl::OkStatus();
 }

@@ -1,0 +1,261 @@
+// Tensor- and pipeline-parallel forward passes against the whole model: every
+// TP x PP layout of a random f32 model (uneven head, d_ff, vocab and layer
+// splits, TP > KV heads, QKV bias) produces the whole model's logits, within
+// f32 summation-order error, with ranks as threads over in-process
+// communicators. The shard math's errors name what does not split. (Real
+// processes over Gloo: tests/integration/test_parallel.py.)
+#include "worker/model/model_shard.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <thread>
+
+#include "tests/testing/thread_communicator.h"
+#include "worker/model/llama_model.h"
+#include "worker/model/model_loader.h"
+
+namespace strata {
+namespace {
+
+struct RandomModel {
+  ModelConfig config;
+  ModelWeights weights;
+  std::vector<std::vector<float>> storage;
+
+  RandomModel() {
+    config.arch = "llama";
+    config.n_layers = 3;
+    config.d_model = 64;
+    config.n_heads = 6;
+    config.n_kv_heads = 3;
+    config.head_dim = 16;
+    config.d_ff = 96;
+    config.vocab_size = 51;
+    config.context_length = 256;
+    config.qkv_bias = true;
+    std::mt19937 rng(11);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    auto matrix = [&](int64_t rows, int64_t cols, float scale) {
+      storage.emplace_back(rows * cols);
+      for (float& x : storage.back()) x = nd(rng) * scale;
+      WeightMatrix m;
+      m.type = TensorType::kF32;
+      m.data = storage.back().data();
+      m.rows = rows;
+      m.cols = cols;
+      m.row_stride = cols * 4;
+      return m;
+    };
+    auto vec = [&](int64_t n, float mean, float scale) {
+      std::vector<float> v(n);
+      for (float& x : v) x = mean + nd(rng) * scale;
+      return v;
+    };
+    const int64_t d = config.d_model, q = config.n_heads * config.head_dim,
+                  kv = config.n_kv_heads * config.head_dim;
+    weights.token_embd = matrix(config.vocab_size, d, 1.0f);
+    weights.output = matrix(config.vocab_size, d, 0.2f);
+    weights.output_norm = vec(d, 1.0f, 0.1f);
+    weights.layers.resize(config.n_layers);
+    for (auto& l : weights.layers) {
+      l.attn_norm = vec(d, 1.0f, 0.1f);
+      l.ffn_norm = vec(d, 1.0f, 0.1f);
+      l.wq = matrix(q, d, 0.15f);
+      l.wk = matrix(kv, d, 0.15f);
+      l.wv = matrix(kv, d, 0.15f);
+      l.wo = matrix(d, q, 0.15f);
+      l.w_gate = matrix(config.d_ff, d, 0.15f);
+      l.w_up = matrix(config.d_ff, d, 0.15f);
+      l.w_down = matrix(d, config.d_ff, 0.15f);
+      l.bq = vec(q, 0.0f, 0.1f);
+      l.bk = vec(kv, 0.0f, 0.1f);
+      l.bv = vec(kv, 0.0f, 0.1f);
+    }
+    weights.rope_inv_freq = RopeInverseFrequencies(config);
+  }
+};
+
+// Two sequences: a 9-token prompt and a 5-token prompt in one step, then three
+// decode steps of both; returns the logits of every step, concatenated.
+std::vector<ForwardBatch> Steps() {
+  std::vector<ForwardBatch> steps;
+  ForwardBatch b;
+  b.n_seqs = 2;
+  b.max_blocks_per_seq = 4;
+  b.block_tables = {1, 2, 3, 0, 4, 5, 6, 0};
+  for (int p = 0; p < 9; ++p) b.tokens.push_back((p * 7 + 3) % 51), b.positions.push_back(p), b.token_seq.push_back(0);
+  for (int p = 0; p < 5; ++p) b.tokens.push_back((p * 13 + 50) % 51), b.positions.push_back(p), b.token_seq.push_back(1);
+  b.logit_rows = {8, 13};
+  steps.push_back(b);
+  for (int i = 0; i < 3; ++i) {
+    ForwardBatch d;
+    d.n_seqs = 2;
+    d.max_blocks_per_seq = 4;
+    d.block_tables = b.block_tables;
+    d.tokens = {(i * 5 + 1) % 51, (i * 11 + 2) % 51};
+    d.positions = {9 + i, 5 + i};
+    d.token_seq = {0, 1};
+    d.logit_rows = {0, 1};
+    steps.push_back(d);
+  }
+  return steps;
+}
+
+std::unique_ptr<KvCache> MakeKv(const ModelConfig& c, const ModelShard& shard) {
+  KvCacheConfig kc;
+  kc.n_layers = shard.n_layers();
+  kc.n_kv_heads = shard.n_kv_heads();
+  kc.head_dim = c.head_dim;
+  kc.block_size = 4;
+  kc.num_blocks = 8;
+  kc.dtype = KvDtype::kF32;
+  return KvCache::Create(kc).value();
+}
+
+std::vector<float> RunWhole(const RandomModel& rm) {
+  auto model = LlamaModel::Create(&rm.config, &rm.weights).value();
+  ModelShard whole = PlanModelShard(rm.config, rm.weights, {}, {}).value();
+  auto kv = MakeKv(rm.config, whole);
+  auto pool = ThreadPool::Create(1).value();
+  std::vector<float> all, logits;
+  for (const ForwardBatch& b : Steps()) {
+    EXPECT_TRUE(model->Forward(b, kv.get(), pool.get(), &logits).ok());
+    all.insert(all.end(), logits.begin(), logits.end());
+  }
+  return all;
+}
+
+// Runs every rank of a tp x pp replica as a thread; returns each rank's
+// concatenated logits (empty for ranks that are not on the last stage).
+std::vector<std::vector<float>> RunSharded(const RandomModel& rm, int tp, int pp,
+                                           const std::vector<int64_t>& split = {}) {
+  const int world = tp * pp;
+  std::vector<std::unique_ptr<testing::ThreadGroup>> tp_groups, pp_groups;
+  for (int s = 0; s < pp; ++s) tp_groups.push_back(std::make_unique<testing::ThreadGroup>(tp));
+  for (int t = 0; t < tp; ++t) pp_groups.push_back(std::make_unique<testing::ThreadGroup>(pp));
+  std::vector<std::vector<float>> out(world);
+  std::vector<std::thread> threads;
+  for (int s = 0; s < pp; ++s) {
+    for (int t = 0; t < tp; ++t) {
+      threads.emplace_back([&, s, t] {
+        parallel::ParallelTopology topo{t, tp, s, pp};
+        ModelWeights weights = rm.weights;
+        absl::StatusOr<ModelShard> shard = PlanModelShard(rm.config, weights, topo, split);
+        ASSERT_TRUE(shard.ok()) << shard.status();
+        ASSERT_TRUE(ShardWeights(rm.config, *shard, &weights).ok());
+        auto model = LlamaModel::Create(&rm.config, &weights, *shard).value();
+        testing::ThreadCommunicator tp_comm(tp_groups[s].get(), t), pp_comm(pp_groups[t].get(), s);
+        model->BindGroups({&tp_comm, &pp_comm});
+        auto kv = MakeKv(rm.config, *shard);
+        auto pool = ThreadPool::Create(1).value();
+        std::vector<float> logits;
+        for (const ForwardBatch& b : Steps()) {
+          absl::Status st = model->Forward(b, kv.get(), pool.get(), &logits);
+          ASSERT_TRUE(st.ok()) << st;
+          if (!topo.last_stage()) ASSERT_TRUE(logits.empty());
+          out[topo.world_rank()].insert(out[topo.world_rank()].end(), logits.begin(), logits.end());
+        }
+      });
+    }
+  }
+  for (auto& th : threads) th.join();
+  return out;
+}
+
+struct Layout {
+  int tp, pp;
+  std::vector<int64_t> split;
+};
+
+class ShardedForwardTest : public ::testing::TestWithParam<Layout> {};
+
+TEST_P(ShardedForwardTest, MatchesTheWholeModel) {
+  RandomModel rm;
+  const std::vector<float> want = RunWhole(rm);
+  ASSERT_EQ(want.size(), 4u * 2 * 51);
+  float scale = 0;
+  for (float x : want) scale = std::max(scale, std::fabs(x));
+  const Layout l = GetParam();
+  const std::vector<std::vector<float>> got = RunSharded(rm, l.tp, l.pp, l.split);
+  // f32 partial sums are added in another order: tolerance relative to the
+  // largest logit.
+  const float tol = 2e-5f * scale;
+  for (int s = 0; s < l.pp; ++s) {
+    for (int t = 0; t < l.tp; ++t) {
+      const std::vector<float>& g = got[s * l.tp + t];
+      if (s != l.pp - 1) continue;
+      ASSERT_EQ(g.size(), want.size()) << "rank " << t;
+      for (size_t i = 0; i < want.size(); ++i) {
+        ASSERT_NEAR(g[i], want[i], tol) << "tp " << l.tp << " pp " << l.pp << " rank " << t << " index " << i;
+      }
+      // Every tp rank of the last stage holds the same logits.
+      EXPECT_EQ(g, got[s * l.tp]);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, ShardedForwardTest,
+                         ::testing::Values(Layout{2, 1, {}}, Layout{3, 1, {}}, Layout{6, 1, {}},
+                                           Layout{1, 2, {}}, Layout{1, 3, {}}, Layout{1, 2, {1, 2}},
+                                           Layout{2, 2, {}}, Layout{3, 3, {}}),
+                         [](const auto& info) {
+                           std::string name = "tp" + std::to_string(info.param.tp) + "_pp" +
+                                              std::to_string(info.param.pp);
+                           for (int64_t n : info.param.split) name += "_" + std::to_string(n);
+                           return name;
+                         });
+
+TEST(ModelShardTest, UnevenSplitsFollowKvGroups) {
+  RandomModel rm;
+  ModelShard s0 = PlanModelShard(rm.config, rm.weights, {0, 2, 0, 1}, {}).value();
+  ModelShard s1 = PlanModelShard(rm.config, rm.weights, {1, 2, 0, 1}, {}).value();
+  EXPECT_EQ(s0.tp.kv_begin, 0);
+  EXPECT_EQ(s0.tp.kv_end, 1);
+  EXPECT_EQ(s1.tp.kv_begin, 1);
+  EXPECT_EQ(s1.tp.kv_end, 3);
+  EXPECT_EQ(s0.tp.q_end, 2);
+  EXPECT_EQ(s1.tp.q_begin, 2);
+  EXPECT_EQ(s1.tp.q_end, 6);
+  EXPECT_EQ(s0.tp.ff_end, s1.tp.ff_begin);
+  EXPECT_EQ(s1.tp.ff_end, 96);
+  EXPECT_EQ(s0.tp.vocab_end, 25);
+  EXPECT_EQ(s0.tp.vocab_padded, 26);
+  // TP > KV heads: each KV head on 2 ranks, one query head each.
+  ModelShard r5 = PlanModelShard(rm.config, rm.weights, {5, 6, 0, 1}, {}).value();
+  EXPECT_EQ(r5.tp.kv_begin, 2);
+  EXPECT_EQ(r5.tp.q_begin, 5);
+  EXPECT_EQ(r5.tp.q_end, 6);
+}
+
+TEST(ModelShardTest, ErrorsNameWhatDoesNotSplit) {
+  RandomModel rm;
+  auto four = PlanModelShard(rm.config, rm.weights, {0, 4, 0, 1}, {});
+  ASSERT_FALSE(four.ok());
+  EXPECT_NE(four.status().message().find("tensor parallel size 4"), std::string::npos) << four.status();
+  EXPECT_NE(four.status().message().find("3 KV heads"), std::string::npos) << four.status();
+  auto deep = PlanModelShard(rm.config, rm.weights, {0, 1, 0, 4}, {});
+  ASSERT_FALSE(deep.ok());
+  EXPECT_NE(deep.status().message().find("exceeds the model's 3 layers"), std::string::npos) << deep.status();
+  auto bad_split = PlanModelShard(rm.config, rm.weights, {0, 1, 0, 2}, {2, 2});
+  ASSERT_FALSE(bad_split.ok());
+  EXPECT_NE(bad_split.status().message().find("sums to 4"), std::string::npos) << bad_split.status();
+  // Quantized blocks: Q4_K rows of 256 elements cannot be cut at 32.
+  ModelWeights q = rm.weights;
+  for (auto& l : q.layers) l.wo.type = TensorType::kQ4_K;
+  auto unaligned = PlanModelShard(rm.config, q, {0, 2, 0, 1}, {});
+  ASSERT_FALSE(unaligned.ok());
+  EXPECT_NE(unaligned.status().message().find("256-element quantization blocks"), std::string::npos)
+      << unaligned.status();
+}
+
+TEST(ModelShardTest, LayerSplitParsing) {
+  EXPECT_EQ(parallel::ParseLayerSplit("12,18").value(), (std::vector<int64_t>{12, 18}));
+  EXPECT_TRUE(parallel::ParseLayerSplit("").value().empty());
+  EXPECT_FALSE(parallel::ParseLayerSplit("12,x").ok());
+  EXPECT_FALSE(parallel::ParseLayerSplit("0,30").ok());
+}
+
+}  // namespace
+}  // namespace strata
