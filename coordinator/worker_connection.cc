@@ -67,13 +67,26 @@ void WorkerConnection::Cancel() {
 }
 
 absl::StatusOr<wire::StepResult> WorkerConnection::RunStep(const wire::StepPlan& plan) {
+  if (absl::Status s = Send(plan); !s.ok()) return s;
+  return Await(plan.step_id());
+}
+
+bool WorkerConnection::SendRegistered(const wire::Registered& registered) {
+  wire::CoordinatorMessage msg;
+  *msg.mutable_registered() = registered;
+  return Write(msg);
+}
+
+absl::Status WorkerConnection::Send(const wire::StepPlan& plan) {
   wire::CoordinatorMessage msg;
   *msg.mutable_step_plan() = plan;
-  if (!Write(msg)) {
-    absl::MutexLock lock(&mu_);
-    return end_status_.ok() ? absl::UnavailableError(absl::StrCat("worker ", worker_id_, " went away"))
-                            : end_status_;
-  }
+  if (Write(msg)) return absl::OkStatus();
+  absl::MutexLock lock(&mu_);
+  return end_status_.ok() ? absl::UnavailableError(absl::StrCat("worker ", worker_id_, " went away"))
+                          : end_status_;
+}
+
+absl::StatusOr<wire::StepResult> WorkerConnection::Await(uint64_t step_id) {
   absl::MutexLock lock(&mu_);
   for (;;) {
     auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return closed_ || !results_.empty(); };
@@ -81,9 +94,9 @@ absl::StatusOr<wire::StepResult> WorkerConnection::RunStep(const wire::StepPlan&
     if (!results_.empty()) {
       wire::StepResult r = std::move(results_.front());
       results_.pop_front();
-      if (r.step_id() != plan.step_id()) {
+      if (r.step_id() != step_id) {
         return absl::InternalError(absl::StrCat("worker ", worker_id_, " answered step ", r.step_id(),
-                                                " while step ", plan.step_id(), " was expected"));
+                                                " while step ", step_id, " was expected"));
       }
       return r;
     }

@@ -45,8 +45,15 @@ class WorkerConnection {
   // Handler thread, after ReadLoop: no more use of the stream.
   void Close();
 
-  // Engine loop: sends `plan` and waits for its StepResult.
+  // Engine loop: sends `plan` and waits for its StepResult (Send + Await).
   absl::StatusOr<wire::StepResult> RunStep(const wire::StepPlan& plan);
+  // Engine loop: the two halves of RunStep, so a group sends a plan to all of
+  // its ranks before waiting for any of them.
+  absl::Status Send(const wire::StepPlan& plan);
+  absl::StatusOr<wire::StepResult> Await(uint64_t step_id);
+  // Any thread (once, when the replica's group is complete): the Registered
+  // answer with the group's rendezvous.
+  bool SendRegistered(const wire::Registered& registered);
   // Engine loop: asks the worker to finish and close its stream.
   void Shutdown(const std::string& reason);
   // Ends the stream from the coordinator's side (the worker sees it cancelled).

@@ -1,0 +1,59 @@
+// The worker processes of one replica, as the engine loop drives them: one
+// process for TP = PP = 1, TP x PP processes otherwise. Every rank gets every
+// StepPlan (each keeps the per-sequence state); the group sends a plan to all
+// ranks, then waits for all of their StepResults and merges them:
+//
+//   tokens     from the sampling rank (last pipeline stage, tp rank 0)
+//   error      a whole-step error from any rank wins; otherwise the union of
+//              the per-sequence errors (ranks validate the same plan alike)
+//   execute    the slowest rank's time
+//
+// One rank failing fails the whole group: the replica abandons its requests
+// and cancels every rank's stream, and the ranks re-attach and form a new
+// group (a new rendezvous generation, so new communicators).
+//
+// Threading: Send/RunStep/Shutdown on the replica's engine loop thread;
+// alive()/Cancel()/accessors from any thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "coordinator/worker_connection.h"
+
+namespace strata::coordinator {
+
+class WorkerGroup {
+ public:
+  // `ranks` in world-rank order (pp_stage * tp_size + tp_rank), all non-null.
+  WorkerGroup(std::vector<std::shared_ptr<WorkerConnection>> ranks, int32_t tp_size, int32_t pp_size,
+              std::string rendezvous);
+
+  // "r0-w3" or "r0-w3+r0-w4+..." for logs and errors.
+  const std::string& worker_id() const { return id_; }
+  const std::string& rendezvous() const { return rendezvous_; }
+  const std::vector<std::shared_ptr<WorkerConnection>>& ranks() const { return ranks_; }
+  // The smallest KV pool over the ranks (the replica's capacity).
+  uint32_t kv_capacity_blocks() const;
+  bool Contains(const WorkerConnection* conn) const;
+
+  // Sends Registered (rendezvous + every rank's peer address) to each rank.
+  // False when some rank is already gone.
+  bool SendRegistered();
+  absl::StatusOr<wire::StepResult> RunStep(const wire::StepPlan& plan);
+  void Shutdown(const std::string& reason);
+  void Cancel();
+  bool alive() const;
+
+ private:
+  const std::vector<std::shared_ptr<WorkerConnection>> ranks_;
+  const int32_t tp_size_;
+  const int32_t pp_size_;
+  const std::string rendezvous_;
+  const std::string id_;
+};
+
+}  // namespace strata::coordinator
