@@ -72,7 +72,10 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Create(const ClusterConfig& co
       rc.index = replica_index++;
       rc.model = m->meta.get();
       rc.scheduler = config.scheduler;
+      rc.tp_size = config.tp_size;
+      rc.pp_size = config.pp_size;
       ReplicaHooks hooks;
+      hooks.rendezvous_retired = config.rendezvous_retired;
       hooks.retry = [self, model](PendingRequest p) { self->Route(*model, std::move(p)); };
       hooks.readiness_changed = [self] { self->ReadinessChanged(); };
       m->replicas.push_back(std::make_unique<Replica>(rc, std::move(hooks), metrics));
@@ -268,8 +271,15 @@ absl::StatusOr<Replica*> Cluster::ReplicaFor(const ::strata::worker::v1::Registe
     return absl::FailedPreconditionError(
         absl::StrCat("protocol_version ", reg.protocol_version(), " is not supported (this coordinator speaks 1)"));
   }
-  if (reg.tp_size() > 1 || reg.pp_size() > 1) {
-    return absl::UnimplementedError("tensor/pipeline parallel replicas (tp_size or pp_size > 1) are not supported yet");
+  if (static_cast<int32_t>(reg.tp_size()) != config_.tp_size ||
+      static_cast<int32_t>(reg.pp_size()) != config_.pp_size) {
+    return absl::FailedPreconditionError(absl::StrCat("the worker runs tp_size ", reg.tp_size(), " x pp_size ",
+                                                      reg.pp_size(), "; this coordinator's replicas are tp_size ",
+                                                      config_.tp_size, " x pp_size ", config_.pp_size));
+  }
+  if (reg.tp_rank() >= reg.tp_size() || reg.pp_stage() >= reg.pp_size()) {
+    return absl::InvalidArgumentError(absl::StrCat("tp_rank ", reg.tp_rank(), " / pp_stage ", reg.pp_stage(),
+                                                   " outside tp_size ", reg.tp_size(), " x pp_size ", reg.pp_size()));
   }
   for (const auto& m : models_) {
     if (m->served.name != reg.model().name()) continue;

@@ -40,6 +40,11 @@ struct ClusterConfig {
   int32_t max_tokens = 0;         // generated per request; 0: max_context - 1
   int32_t max_queue = 256;        // requests waiting to be scheduled, all replicas
   SchedulerConfig scheduler;      // per replica (num_blocks comes from the worker)
+  int32_t tp_size = 1;            // worker processes per pipeline stage of a replica
+  int32_t pp_size = 1;            // pipeline stages of a replica
+  // Called when a replica's worker group ends, with its rendezvous key prefix
+  // (the coordinator drops those keys from its store). Optional.
+  std::function<void(const std::string& prefix)> rendezvous_retired;
 };
 
 class Cluster final : public InferenceBackend {

@@ -19,7 +19,7 @@ const std::set<std::string>& ValuedFlags() {
       "port",            "worker-port",     "metrics-port",      "max-queue",      "max-num-seqs",
       "max-batched-tokens", "block-size",   "max-context",       "max-prompt-tokens", "max-tokens",
       "long-prefill-chunk", "watermark-blocks", "worker-liveness-s", "port-file",
-      "prefix-caching"};
+      "prefix-caching",  "tensor-parallel-size", "pipeline-parallel-size"};
   return flags;
 }
 
@@ -68,6 +68,7 @@ absl::StatusOr<int32_t> Int(const CliFlags& f, const std::string& name, int64_t 
 
 std::string CoordinatorUsage() {
   return "usage: strata-coordinator --model PATH [--model-name NAME] [--replicas N]\n"
+         "  [--tensor-parallel-size 1] [--pipeline-parallel-size 1] (worker processes per replica: TP x PP)\n"
          "  [--host 0.0.0.0] [--port 8001] [--worker-port 8003] [--metrics-port 8002 (0: off)]\n"
          "  [--max-queue 256] [--max-num-seqs 64] [--max-batched-tokens 256] [--block-size 16]\n"
          "  [--max-context N] [--max-prompt-tokens N] [--max-tokens N] [--long-prefill-chunk N]\n"
@@ -91,6 +92,8 @@ absl::StatusOr<CoordinatorOptions> ParseCoordinatorFlags(const std::vector<std::
   m.name = f.Get("model-name", "");
   ASSIGN_OR_RETURN(m.replicas, Int(f, "replicas", 1, 1, 1024));
   o.cluster.models.push_back(m);
+  ASSIGN_OR_RETURN(o.cluster.tp_size, Int(f, "tensor-parallel-size", 1, 1, 64));
+  ASSIGN_OR_RETURN(o.cluster.pp_size, Int(f, "pipeline-parallel-size", 1, 1, 64));
   o.host = f.Get("host", o.host);
   ASSIGN_OR_RETURN(o.port, Int(f, "port", o.port, 0, 65535));
   ASSIGN_OR_RETURN(o.worker_port, Int(f, "worker-port", o.worker_port, 0, 65535));

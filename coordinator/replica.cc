@@ -44,6 +44,10 @@ void ToWire(const GenerationRequest& r, const std::vector<int32_t>& eog, wire::S
 
 Replica::Replica(ReplicaConfig config, ReplicaHooks hooks, Metrics* metrics)
     : config_(std::move(config)), hooks_(std::move(hooks)), metrics_(metrics) {
+  {
+    absl::MutexLock lock(&mu_);
+    forming_.resize(static_cast<size_t>(config_.tp_size) * config_.pp_size);
+  }
   PublishGauges();
   thread_ = std::thread([this] { Loop(); });
 }
@@ -62,18 +66,66 @@ void Replica::Stop() {
 absl::Status Replica::Attach(std::shared_ptr<WorkerConnection> conn) {
   absl::MutexLock lock(&mu_);
   if (stop_) return absl::UnavailableError("the coordinator is shutting down");
+  const wire::Register& reg = conn->registration();
+  if (static_cast<int32_t>(reg.tp_size()) != config_.tp_size ||
+      static_cast<int32_t>(reg.pp_size()) != config_.pp_size || static_cast<int32_t>(reg.tp_rank()) >= config_.tp_size ||
+      static_cast<int32_t>(reg.pp_stage()) >= config_.pp_size) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "replica ", config_.index, " runs tp_size ", config_.tp_size, " x pp_size ", config_.pp_size,
+        "; the worker registered as tp_rank ", reg.tp_rank(), "/", reg.tp_size(), ", pp_stage ", reg.pp_stage(),
+        "/", reg.pp_size()));
+  }
   if (attached_ && attached_->alive()) {
     return absl::AlreadyExistsError(absl::StrCat("replica ", config_.index, " already has worker ",
                                                  attached_->worker_id(), " attached"));
   }
-  attached_ = std::move(conn);
+  const size_t rank = static_cast<size_t>(reg.pp_stage()) * config_.tp_size + reg.tp_rank();
+  if (forming_[rank] && forming_[rank]->alive()) {
+    return absl::AlreadyExistsError(absl::StrCat("replica ", config_.index, ": tp_rank ", reg.tp_rank(),
+                                                 ", pp_stage ", reg.pp_stage(), " is already attached as worker ",
+                                                 forming_[rank]->worker_id()));
+  }
+  for (const auto& other : forming_) {
+    if (other && other->alive() && other->registration().model().fingerprint() != reg.model().fingerprint()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "replica ", config_.index, ": model fingerprint ", reg.model().fingerprint(), " differs from worker ",
+          other->worker_id(), "'s ", other->registration().model().fingerprint()));
+    }
+  }
+  forming_[rank] = std::move(conn);
+  for (const auto& r : forming_) {
+    if (!r || !r->alive()) return absl::OkStatus();  // wait for the other ranks
+  }
+  // The group is complete: a fresh rendezvous prefix, so its ranks build new
+  // communicators, then Registered before the engine loop can send a plan.
+  ++generation_;
+  if (attached_) EndGroupLocked();
+  auto group = std::make_shared<WorkerGroup>(std::move(forming_), config_.tp_size, config_.pp_size,
+                                             absl::StrCat("replica-", config_.index, "/gen-", generation_));
+  forming_.assign(static_cast<size_t>(config_.tp_size) * config_.pp_size, nullptr);
+  if (!group->SendRegistered()) {
+    group->Cancel();
+    return absl::UnavailableError(absl::StrCat("replica ", config_.index, ": a rank of group ",
+                                               group->worker_id(), " went away while registering"));
+  }
+  attached_ = std::move(group);
+  woken_ = true;
   return absl::OkStatus();
+}
+
+void Replica::EndGroupLocked() {
+  attached_->Cancel();
+  if (hooks_.rendezvous_retired) hooks_.rendezvous_retired(attached_->rendezvous() + "/");
+  attached_.reset();
 }
 
 void Replica::Detach(const WorkerConnection* conn) {
   absl::MutexLock lock(&mu_);
-  if (attached_.get() == conn) {
-    attached_.reset();
+  for (auto& f : forming_) {
+    if (f.get() == conn) f.reset();
+  }
+  if (attached_ && attached_->Contains(conn)) {
+    EndGroupLocked();
     ready_ = false;
   }
   woken_ = true;
@@ -94,7 +146,7 @@ void Replica::Wake() {
 void Replica::Loop() {
   for (;;) {
     std::vector<PendingRequest> incoming;
-    std::shared_ptr<WorkerConnection> attached;
+    std::shared_ptr<WorkerGroup> attached;
     const bool busy = conn_ && scheduler_ && scheduler_->HasUnfinished() && !stalled_;
     {
       absl::MutexLock lock(&mu_);
@@ -130,14 +182,14 @@ void Replica::Loop() {
   ready_ = false;
 }
 
-void Replica::SyncConnection(const std::shared_ptr<WorkerConnection>& attached) {
+void Replica::SyncConnection(const std::shared_ptr<WorkerGroup>& attached) {
   if (conn_ && (conn_ != attached || !conn_->alive())) {
     Abandon(absl::UnavailableError(absl::StrCat("replica ", config_.index, ": worker ", conn_->worker_id(),
                                                 " went away")));
   }
   if (!conn_ && attached && attached->alive()) {
     SchedulerConfig sc = config_.scheduler;
-    sc.num_blocks = static_cast<int32_t>(attached->registration().kv_capacity_blocks());
+    sc.num_blocks = static_cast<int32_t>(attached->kv_capacity_blocks());
     auto sched = Scheduler::Create(sc);
     if (!sched.ok()) {
       attached->Shutdown(absl::StrCat("cannot schedule for this worker: ", sched.status().message()));

@@ -39,6 +39,7 @@
 #include "coordinator/request_stream.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/worker_connection.h"
+#include "coordinator/worker_group.h"
 
 namespace strata::coordinator {
 
@@ -54,7 +55,9 @@ struct PendingRequest {
 struct ReplicaConfig {
   int32_t index = 0;
   const ModelMetadata* model = nullptr;
-  SchedulerConfig scheduler;   // num_blocks comes from the worker
+  SchedulerConfig scheduler;   // num_blocks comes from the workers
+  int32_t tp_size = 1;         // worker processes per pipeline stage
+  int32_t pp_size = 1;         // pipeline stages
 };
 
 struct ReplicaHooks {
@@ -62,6 +65,8 @@ struct ReplicaHooks {
   std::function<void(PendingRequest)> retry;
   // The replica became ready or stopped being ready.
   std::function<void()> readiness_changed;
+  // A worker group ended: the rendezvous keys under this prefix are dead.
+  std::function<void(const std::string& prefix)> rendezvous_retired;
 };
 
 class Replica {
@@ -82,9 +87,15 @@ class Replica {
   // cache holds (a mirror of its allocator's index, updated by the loop).
   int32_t CachedPrefixBlocks(const std::vector<uint64_t>& chain) const;
 
-  // A worker registered for this replica. ALREADY_EXISTS while another is attached.
+  // A worker registered for this replica as one of its tp_size x pp_size
+  // ranks. When the last rank of a group arrives every rank gets Registered
+  // (with a fresh rendezvous prefix) and the group becomes the replica's.
+  // ALREADY_EXISTS when that rank is already attached (or the replica has a
+  // complete live group); FAILED_PRECONDITION when the rank's model
+  // fingerprint differs from the other ranks'.
   absl::Status Attach(std::shared_ptr<WorkerConnection> conn);
-  // The worker's stream ended (called by its handler after ReadLoop).
+  // The worker's stream ended (called by its handler after ReadLoop). A rank
+  // of the live group ending ends the group: every other rank is cancelled.
   void Detach(const WorkerConnection* conn);
   void Enqueue(PendingRequest request);
   // Something changed (a cancellation): run an iteration soon.
@@ -102,11 +113,12 @@ class Replica {
   };
 
   void Loop();
-  void SyncConnection(const std::shared_ptr<WorkerConnection>& attached);
+  void SyncConnection(const std::shared_ptr<WorkerGroup>& attached);
   void Admit(PendingRequest request);
   void Reap();
   void Step();
   void Abandon(const absl::Status& why);       // worker lost: retry or fail every request
+  void EndGroupLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EndWithError(int64_t seq_id, const absl::Status& status);
   void Complete(Active& a, GenerationChunk chunk);
   wire::StepPlan BuildPlan(const SchedulerOutput& out);
@@ -124,12 +136,15 @@ class Replica {
 
   absl::Mutex mu_;
   std::vector<PendingRequest> inbox_ ABSL_GUARDED_BY(mu_);
-  std::shared_ptr<WorkerConnection> attached_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<WorkerGroup> attached_ ABSL_GUARDED_BY(mu_);
+  // Ranks registered for the next group, by world rank (pp_stage * tp_size + tp_rank).
+  std::vector<std::shared_ptr<WorkerConnection>> forming_ ABSL_GUARDED_BY(mu_);
+  int64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   bool woken_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
 
   // Engine loop thread only.
-  std::shared_ptr<WorkerConnection> conn_;
+  std::shared_ptr<WorkerGroup> conn_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unordered_map<int64_t, Active> active_;
   uint64_t step_id_ = 0;

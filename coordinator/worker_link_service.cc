@@ -25,19 +25,18 @@ grpc::Status WorkerLinkService::Attach(grpc::ServerContext* context,
   }
   const std::string worker_id = absl::StrCat("r", reg.replica(), "-w", next_worker_++);
   auto conn = std::make_shared<WorkerConnection>(context, stream, reg, worker_id, liveness_timeout_);
-  wire::CoordinatorMessage registered;
-  registered.mutable_registered()->set_worker_id(worker_id);
-  registered.mutable_registered()->add_peer_addresses(reg.peer_address());
-  if (!stream->Write(registered)) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "worker went away");
+  // Registered follows once every rank of the replica's group has attached.
   absl::Status attached = (*replica)->Attach(conn);
   if (!attached.ok()) {
     std::fprintf(stderr, "[coordinator] rejected worker %s: %s\n", worker_id.c_str(),
                  std::string(attached.message()).c_str());
     return ToGrpcStatus(attached);
   }
-  std::fprintf(stderr, "[coordinator] worker %s attached: replica %u, %s, %u KV blocks of %u tokens, model %s\n",
-               worker_id.c_str(), reg.replica(), reg.device().c_str(), reg.kv_capacity_blocks(), reg.block_size(),
-               reg.model().name().c_str());
+  std::fprintf(stderr,
+               "[coordinator] worker %s attached: replica %u (tp %u/%u, pp %u/%u), %s, %u KV blocks of %u tokens, "
+               "model %s\n",
+               worker_id.c_str(), reg.replica(), reg.tp_rank(), reg.tp_size(), reg.pp_stage(), reg.pp_size(),
+               reg.device().c_str(), reg.kv_capacity_blocks(), reg.block_size(), reg.model().name().c_str());
   (*replica)->Wake();
   absl::Status ended = conn->ReadLoop();
   conn->Close();

@@ -50,6 +50,11 @@ struct WorkerScript {
   int32_t kv_blocks = 257;
   absl::Duration step_delay = absl::ZeroDuration();
   int die_at_step = -1;  // cancel the stream when this step arrives (-1: never)
+  // Place in a TP x PP replica. Only the sampling rank (last stage, tp 0)
+  // answers the rule's tokens; the others answer wrong ones, which the
+  // coordinator must ignore.
+  uint32_t tp_rank = 0, tp_size = 1, pp_stage = 0, pp_size = 1;
+  std::string fingerprint = "fp";
 };
 
 class ScriptedWorker {
@@ -64,6 +69,12 @@ class ScriptedWorker {
     thread_.join();
   }
   bool WaitRegistered() { return registered_.WaitForNotificationWithTimeout(absl::Seconds(10)); }
+  bool registered() const { return registered_.HasBeenNotified(); }
+  bool gone() const { return gone_.HasBeenNotified(); }
+  w::Registered registration() {
+    absl::MutexLock l(&mu_);
+    return registered_msg_;
+  }
   bool WaitGone() { return gone_.WaitForNotificationWithTimeout(absl::Seconds(10)); }
   int steps() const { return steps_.load(); }
   int seqs_seen() const { return seqs_seen_.load(); }
@@ -96,8 +107,12 @@ class ScriptedWorker {
     auto* r = reg.mutable_register_();
     r->set_protocol_version(1);
     r->set_replica(script_.replica);
-    r->set_pp_size(1);
-    r->set_tp_size(1);
+    r->set_pp_size(script_.pp_size);
+    r->set_tp_size(script_.tp_size);
+    r->set_pp_stage(script_.pp_stage);
+    r->set_tp_rank(script_.tp_rank);
+    r->set_peer_address(absl::StrCat("peer-", script_.pp_stage, "-", script_.tp_rank));
+    r->mutable_model()->set_fingerprint(script_.fingerprint);
     r->set_device("scripted");
     r->set_kv_capacity_blocks(script_.kv_blocks);
     r->set_block_size(kBlock);
@@ -110,7 +125,12 @@ class ScriptedWorker {
       gone_.Notify();
       return;
     }
+    {
+      absl::MutexLock l(&mu_);
+      registered_msg_ = msg.registered();
+    }
     registered_.Notify();
+    const bool samples = script_.pp_stage + 1 == script_.pp_size && script_.tp_rank == 0;
     std::map<uint64_t, Seq> seqs;
     while (stream->Read(&msg)) {
       if (msg.has_shutdown()) break;
@@ -171,7 +191,7 @@ class ScriptedWorker {
         if (s.computed == s.tokens.size()) {
           auto* t = res->add_tokens();
           t->set_seq_id(id);
-          t->set_token_id(Rule(s.tokens));
+          t->set_token_id(samples ? Rule(s.tokens) : 7);
           t->set_logprob(-1.0f);
         }
       }
@@ -190,13 +210,20 @@ class ScriptedWorker {
   absl::Mutex mu_;
   std::vector<std::string> errors_;
   std::set<uint64_t> finished_;
+  w::Registered registered_msg_;
   std::thread thread_;
 };
 
 class ClusterTest : public ::testing::Test {
  protected:
-  void Start(int replicas, int max_num_seqs = 8, int max_queue = 64) {
+  void Start(int replicas, int max_num_seqs = 8, int max_queue = 64, int tp = 1, int pp = 1) {
     ClusterConfig cfg;
+    cfg.tp_size = tp;
+    cfg.pp_size = pp;
+    cfg.rendezvous_retired = [this](const std::string& prefix) {
+      absl::MutexLock l(&retired_mu_);
+      retired_.push_back(prefix);
+    };
     cfg.models.push_back({"smol", STRATA_DEFAULT_MODEL, replicas});
     cfg.max_context = 512;
     cfg.max_queue = max_queue;
@@ -220,6 +247,16 @@ class ClusterTest : public ::testing::Test {
     workers_.clear();
     if (cluster_) cluster_->Shutdown();
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  }
+  // A rank of a TP x PP replica: does not wait for Registered (that comes
+  // when the whole group is there).
+  ScriptedWorker* AddRank(WorkerScript s) {
+    workers_.push_back(std::make_unique<ScriptedWorker>(addr_, s, *model_));
+    return workers_.back().get();
+  }
+  std::vector<std::string> Retired() {
+    absl::MutexLock l(&retired_mu_);
+    return retired_;
   }
   ScriptedWorker* AddWorker(WorkerScript s) {
     workers_.push_back(std::make_unique<ScriptedWorker>(addr_, s, *model_));
@@ -286,6 +323,8 @@ class ClusterTest : public ::testing::Test {
   std::string addr_;
   const ServedModel* model_ = nullptr;
   std::vector<std::unique_ptr<ScriptedWorker>> workers_;
+  absl::Mutex retired_mu_;
+  std::vector<std::string> retired_;
 };
 
 TEST_F(ClusterTest, OneRequestStreamsTheWorkersTokensAndText) {
@@ -493,6 +532,113 @@ TEST_F(ClusterTest, WorkerDeathRetriesUnstreamedRequestsElsewhereAndFailsStreame
   EXPECT_TRUE(ReplicaReady(0));
   auto s = *cluster_->Submit("smol", Req(Prompt(7, 9), 3));
   EXPECT_TRUE(Drain(*s).status.ok());
+}
+
+}  // namespace
+}  // namespace strata::coordinator
+
+namespace strata::coordinator {
+namespace {
+
+WorkerScript Rank(uint32_t tp_rank, uint32_t tp_size, uint32_t pp_stage, uint32_t pp_size) {
+  WorkerScript s;
+  s.tp_rank = tp_rank;
+  s.tp_size = tp_size;
+  s.pp_stage = pp_stage;
+  s.pp_size = pp_size;
+  s.step_delay = absl::Milliseconds(1);
+  return s;
+}
+
+// A 2 x 2 replica: Registered only once all four ranks are there, with one
+// rendezvous and every rank's peer address in world-rank order; every rank
+// gets every plan; tokens come from the sampling rank only.
+TEST_F(ClusterTest, TensorPipelineGroupFormsThenServesFromTheSamplingRank) {
+  Start(1, 8, 64, /*tp=*/2, /*pp=*/2);
+  std::vector<ScriptedWorker*> ranks;
+  ranks.push_back(AddRank(Rank(1, 2, 1, 2)));  // the sampling rank is (stage 1, tp 0)
+  ranks.push_back(AddRank(Rank(0, 2, 0, 2)));
+  ranks.push_back(AddRank(Rank(1, 2, 0, 2)));
+  absl::SleepFor(absl::Milliseconds(300));
+  for (ScriptedWorker* r : ranks) EXPECT_FALSE(r->registered());
+  EXPECT_FALSE(cluster_->IsReady());
+  ranks.push_back(AddRank(Rank(0, 2, 1, 2)));
+  for (ScriptedWorker* r : ranks) ASSERT_TRUE(r->WaitRegistered());
+  for (int i = 0; i < 500 && !ReplicaReady(0); ++i) absl::SleepFor(absl::Milliseconds(10));
+  ASSERT_TRUE(cluster_->IsReady());
+  for (ScriptedWorker* r : ranks) {
+    const w::Registered reg = r->registration();
+    EXPECT_EQ(reg.collective_rendezvous(), "replica-0/gen-1");
+    ASSERT_EQ(reg.peer_addresses_size(), 4);
+    EXPECT_EQ(reg.peer_addresses(0), "peer-0-0");
+    EXPECT_EQ(reg.peer_addresses(1), "peer-0-1");
+    EXPECT_EQ(reg.peer_addresses(2), "peer-1-0");
+    EXPECT_EQ(reg.peer_addresses(3), "peer-1-1");
+  }
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (int i = 0; i < 6; ++i) streams.push_back(*cluster_->Submit("smol", Req(Prompt(20 + 9 * i, i), 6 + i)));
+  for (int i = 0; i < 6; ++i) {
+    Outcome o = Drain(*streams[i]);
+    ASSERT_TRUE(o.status.ok()) << o.status;
+    EXPECT_EQ(o.tokens, Expected(Prompt(20 + 9 * i, i), 6 + i)) << i;
+  }
+  for (ScriptedWorker* r : ranks) {
+    EXPECT_TRUE(r->errors().empty()) << r->errors()[0];
+    EXPECT_EQ(r->steps(), ranks[0]->steps());
+  }
+  EXPECT_GT(ranks[0]->steps(), 6);
+}
+
+// One rank dying ends the whole group: its streaming requests fail with
+// UNAVAILABLE, the other rank's stream is ended, the old rendezvous keys are
+// retired, and a new pair of ranks forms generation 2 and serves.
+TEST_F(ClusterTest, OneRankDyingEndsTheGroupAndANewGroupServes) {
+  Start(1, 8, 64, /*tp=*/2, /*pp=*/1);
+  WorkerScript r1 = Rank(1, 2, 0, 1);
+  r1.die_at_step = 5;
+  ScriptedWorker* a = AddRank(Rank(0, 2, 0, 1));
+  ScriptedWorker* b = AddRank(r1);
+  ASSERT_TRUE(a->WaitRegistered());
+  ASSERT_TRUE(b->WaitRegistered());
+  for (int i = 0; i < 500 && !ReplicaReady(0); ++i) absl::SleepFor(absl::Milliseconds(10));
+  auto s = cluster_->Submit("smol", Req(Prompt(10, 3), 50));
+  ASSERT_TRUE(s.ok());
+  Outcome o = Drain(**s);
+  EXPECT_EQ(o.status.code(), absl::StatusCode::kUnavailable) << o.status;
+  EXPECT_FALSE(o.tokens.empty());  // it had streamed, so it is not retried
+  EXPECT_TRUE(a->WaitGone());      // the surviving rank was cut off too
+  EXPECT_EQ(Retired(), std::vector<std::string>{"replica-0/gen-1/"});
+  ScriptedWorker* c = AddRank(Rank(0, 2, 0, 1));
+  ScriptedWorker* d = AddRank(Rank(1, 2, 0, 1));
+  ASSERT_TRUE(c->WaitRegistered());
+  ASSERT_TRUE(d->WaitRegistered());
+  EXPECT_EQ(c->registration().collective_rendezvous(), "replica-0/gen-2");
+  for (int i = 0; i < 500 && !ReplicaReady(0); ++i) absl::SleepFor(absl::Milliseconds(10));
+  auto again = cluster_->Submit("smol", Req(Prompt(12, 4), 5));
+  ASSERT_TRUE(again.ok());
+  Outcome o2 = Drain(**again);
+  ASSERT_TRUE(o2.status.ok()) << o2.status;
+  EXPECT_EQ(o2.tokens, Expected(Prompt(12, 4), 5));
+}
+
+// Registrations that do not fit the replica's layout are refused.
+TEST_F(ClusterTest, RanksOutsideTheLayoutOrTwiceAreRefused) {
+  Start(1, 8, 64, /*tp=*/2, /*pp=*/1);
+  ScriptedWorker* wrong_size = AddRank(Rank(0, 4, 0, 1));
+  EXPECT_TRUE(wrong_size->WaitGone());
+  EXPECT_FALSE(wrong_size->registered());
+  ScriptedWorker* first = AddRank(Rank(0, 2, 0, 1));
+  absl::SleepFor(absl::Milliseconds(200));
+  ScriptedWorker* twice = AddRank(Rank(0, 2, 0, 1));
+  EXPECT_TRUE(twice->WaitGone());
+  WorkerScript other_model = Rank(1, 2, 0, 1);
+  other_model.fingerprint = "another-file";
+  ScriptedWorker* mismatch = AddRank(other_model);
+  EXPECT_TRUE(mismatch->WaitGone());
+  EXPECT_FALSE(first->registered());
+  ScriptedWorker* partner = AddRank(Rank(1, 2, 0, 1));
+  EXPECT_TRUE(partner->WaitRegistered());
+  EXPECT_TRUE(first->WaitRegistered());
 }
 
 }  // namespace
