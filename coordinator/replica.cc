@@ -1,6 +1,7 @@
 #include "coordinator/replica.h"
 
 #include <algorithm>
+#include <limits>
 #include <unordered_set>
 #include <utility>
 
@@ -147,7 +148,7 @@ void Replica::Loop() {
   for (;;) {
     std::vector<PendingRequest> incoming;
     std::shared_ptr<WorkerGroup> attached;
-    const bool busy = conn_ && scheduler_ && scheduler_->HasUnfinished() && !stalled_;
+    const bool busy = conn_ && scheduler_ && (scheduler_->HasUnfinished() || !in_flight_.empty()) && !stalled_;
     {
       absl::MutexLock lock(&mu_);
       auto wake = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
@@ -165,7 +166,7 @@ void Replica::Loop() {
     for (PendingRequest& p : incoming) Admit(std::move(p));
     if (conn_) {
       Reap();
-      if (scheduler_->HasUnfinished()) Step();
+      if (scheduler_->HasUnfinished() || !in_flight_.empty()) Step();
     }
     PublishGauges();
   }
@@ -222,6 +223,9 @@ int32_t Replica::CachedPrefixBlocks(const std::vector<uint64_t>& chain) const {
 
 void Replica::Abandon(const absl::Status& why) {
   conn_.reset();
+  in_flight_.clear();
+  carried_finished_.clear();
+  carried_preempted_.clear();
   scheduler_.reset();  // the worker's KV is gone with it
   {
     absl::MutexLock lock(&cache_mu_);
@@ -363,16 +367,41 @@ void Replica::Complete(Active& a, GenerationChunk chunk) {
 }
 
 void Replica::Step() {
-  SchedulerOutput out = scheduler_->Schedule();
-  if (out.empty()) {
-    // Nothing can run now (all waiting, none admissible); finished ids ride
-    // along with the next real step.
+  // Fill the pipeline: schedule and send until max_steps_in_flight plans are out.
+  const int32_t depth = config_.max_steps_in_flight > 0 ? config_.max_steps_in_flight : config_.pp_size;
+  while (static_cast<int32_t>(in_flight_.size()) < depth) {
+    int32_t cap = std::numeric_limits<int32_t>::max();
+    if (depth > 1) {
+      const int32_t seqs = scheduler_->num_running() + scheduler_->num_waiting();
+      cap = std::max(1, (seqs + depth - 1) / depth);
+    }
+    SchedulerOutput out = scheduler_->Schedule(cap);
+    carried_finished_.insert(carried_finished_.end(), out.finished_ids.begin(), out.finished_ids.end());
+    carried_preempted_.insert(carried_preempted_.end(), out.preempted_ids.begin(), out.preempted_ids.end());
+    if (out.empty()) break;  // the dropped ids ride along with the next real step
+    out.finished_ids = std::move(carried_finished_);
+    out.preempted_ids = std::move(carried_preempted_);
+    carried_finished_.clear();
+    carried_preempted_.clear();
+    const wire::StepPlan plan = BuildPlan(out);
+    if (absl::Status s = conn_->Send(plan); !s.ok()) {
+      conn_->Cancel();
+      Abandon(absl::UnavailableError(absl::StrCat("replica ", config_.index, ": ", s.message())));
+      return;
+    }
+    in_flight_.push_back({plan.step_id(), out.total_tokens,
+                          static_cast<int32_t>(out.new_sequences.size() + out.running_deltas.size()),
+                          static_cast<int32_t>(out.preempted_ids.size()), absl::Now()});
+  }
+  if (in_flight_.empty()) {
+    // Nothing can run now (all waiting, none admissible).
     stalled_ = true;
     return;
   }
-  wire::StepPlan plan = BuildPlan(out);
-  const absl::Time t0 = absl::Now();
-  absl::StatusOr<wire::StepResult> result = conn_->RunStep(plan);
+  const InFlight step = in_flight_.front();
+  in_flight_.pop_front();
+  const absl::Time t0 = step.sent;
+  absl::StatusOr<wire::StepResult> result = conn_->Await(step.step_id);
   const absl::Time t1 = absl::Now();
   if (!result.ok()) {
     conn_->Cancel();
@@ -381,9 +410,9 @@ void Replica::Step() {
   }
   if (metrics_) {
     const double round_trip = Seconds(t1 - t0);
-    metrics_->Step(out.total_tokens, static_cast<int32_t>(out.new_sequences.size() + out.running_deltas.size()),
-                   round_trip, std::max(0.0, round_trip - result->execute_micros() * 1e-6));
-    if (!out.preempted_ids.empty()) metrics_->Preempted(static_cast<int32_t>(out.preempted_ids.size()));
+    metrics_->Step(step.total_tokens, step.num_seqs, round_trip,
+                   std::max(0.0, round_trip - result->execute_micros() * 1e-6));
+    if (step.num_preempted > 0) metrics_->Preempted(step.num_preempted);
   }
   if (result->has_error()) {
     const wire::StepError& err = result->error();

@@ -8,6 +8,13 @@
 //   (StepPlan diff ─► worker ─► StepResult) ─► update (append tokens, stop
 //   checks, detokenize, stream chunks)
 //
+// With pipeline parallelism the execute part keeps up to
+// max_steps_in_flight plans outstanding: it schedules and sends plans until
+// that many are in flight (each taking about 1/max_steps_in_flight of the
+// sequences; a sequence waiting for its sample is not scheduled again), then
+// awaits the oldest and updates. The stages then work on different plans at
+// once instead of waiting for each other.
+//
 // When the worker goes away every request of the replica ends: one that has
 // not streamed anything yet goes back to the cluster to run elsewhere
 // (ReplicaHooks::retry), the others end with UNAVAILABLE. The scheduler is
@@ -20,6 +27,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -58,6 +66,9 @@ struct ReplicaConfig {
   SchedulerConfig scheduler;   // num_blocks comes from the workers
   int32_t tp_size = 1;         // worker processes per pipeline stage
   int32_t pp_size = 1;         // pipeline stages
+  // Plans sent before the oldest one's result is back (0: pp_size). With
+  // pipeline stages, k plans in flight keep k stages busy at once.
+  int32_t max_steps_in_flight = 0;
 };
 
 struct ReplicaHooks {
@@ -148,7 +159,18 @@ class Replica {
   std::unique_ptr<Scheduler> scheduler_;
   std::unordered_map<int64_t, Active> active_;
   uint64_t step_id_ = 0;
-  bool stalled_ = false;  // last Schedule() had nothing to run
+  bool stalled_ = false;  // last Schedule() had nothing to run and nothing is in flight
+  struct InFlight {
+    uint64_t step_id = 0;
+    int32_t total_tokens = 0;
+    int32_t num_seqs = 0;
+    int32_t num_preempted = 0;
+    absl::Time sent;
+  };
+  std::deque<InFlight> in_flight_;
+  // Finished / preempted ids of a schedule that had nothing to run: they go
+  // out with the next plan.
+  std::vector<int64_t> carried_finished_, carried_preempted_;
   int64_t reported_queries_ = 0;  // prefix-cache counters already added to metrics
   int64_t reported_hits_ = 0;
 

@@ -91,7 +91,7 @@ void Scheduler::Preempt(Sequence* seq, SchedulerOutput& out) {
   out.preempted_ids.push_back(seq->id());
 }
 
-SchedulerOutput Scheduler::Schedule() {
+SchedulerOutput Scheduler::Schedule(int32_t max_seqs) {
   SchedulerOutput out;
   out.finished_ids = std::move(pending_finished_);
   pending_finished_.clear();
@@ -102,7 +102,8 @@ SchedulerOutput Scheduler::Schedule() {
   // tail (the worst of those not yet scheduled this step).
   std::stable_sort(running_.begin(), running_.end(), Better);
   bool preempted = false;
-  for (size_t i = 0; i < running_.size() && budget > 0; ++i) {
+  int32_t scheduled = 0;
+  for (size_t i = 0; i < running_.size() && budget > 0 && scheduled < max_seqs; ++i) {
     Sequence* seq = running_[i];
     int32_t n = std::min(seq->num_uncomputed(), budget);
     if (seq->num_computed() < seq->num_tokens() - 1) n = std::min(n, chunk);  // prefill
@@ -130,12 +131,13 @@ SchedulerOutput Scheduler::Schedule() {
     d.new_block_ids = std::move(*blocks);
     seq->AdvanceComputed(n);
     budget -= n;
+    ++scheduled;
     out.total_tokens += n;
     out.running_deltas.push_back(std::move(d));
   }
 
   // 2. Waiting sequences, unless this step had to preempt (memory is short).
-  while (!preempted && budget > 0 && !waiting_.empty() &&
+  while (!preempted && budget > 0 && !waiting_.empty() && scheduled < max_seqs &&
          static_cast<int32_t>(running_.size()) < config_.max_num_seqs) {
     Sequence* seq = waiting_.front();
     // Prefix cache: the longest run of cached leading blocks is reused as is.
@@ -175,6 +177,7 @@ SchedulerOutput Scheduler::Schedule() {
     ns.num_new_tokens = n;
     seq->AdvanceComputed(computed + n);
     budget -= n;
+    ++scheduled;
     out.total_tokens += n;
     out.new_sequences.push_back(std::move(ns));
   }

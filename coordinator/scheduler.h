@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <unordered_map>
 #include <vector>
@@ -97,7 +98,12 @@ class Scheduler {
   // Cancels a request: its blocks are freed at once. NotFound if unknown/finished.
   absl::Status Abort(int64_t seq_id);
 
-  SchedulerOutput Schedule();
+  // At most `max_seqs` sequences (running and newly admitted) this step. A
+  // running sequence whose tokens are all computed (its sample is still on
+  // its way back: an earlier step is in flight) gets nothing; with a cap of
+  // about running / steps-in-flight, sequences alternate between the steps in
+  // flight, as pipeline-parallel micro-batches.
+  SchedulerOutput Schedule(int32_t max_seqs = std::numeric_limits<int32_t>::max());
   UpdateResult Update(const std::vector<SampledToken>& results);
 
   // Prefix caching, cumulative since Create: tokens of admitted sequences

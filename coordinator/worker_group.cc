@@ -54,17 +54,26 @@ bool WorkerGroup::SendRegistered() {
 }
 
 absl::StatusOr<wire::StepResult> WorkerGroup::RunStep(const wire::StepPlan& plan) {
-  if (ranks_.size() == 1) return ranks_[0]->RunStep(plan);
+  if (absl::Status s = Send(plan); !s.ok()) return s;
+  return Await(plan.step_id());
+}
+
+absl::Status WorkerGroup::Send(const wire::StepPlan& plan) {
   for (const auto& r : ranks_) {
     if (absl::Status s = r->Send(plan); !s.ok()) return s;
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<wire::StepResult> WorkerGroup::Await(uint64_t step_id) {
+  if (ranks_.size() == 1) return ranks_[0]->Await(step_id);
   const size_t sampler = static_cast<size_t>(pp_size_ - 1) * tp_size_;
   wire::StepResult merged;
-  merged.set_step_id(plan.step_id());
+  merged.set_step_id(step_id);
   const wire::StepError* whole = nullptr;
   std::vector<wire::StepResult> results(ranks_.size());
   for (size_t i = 0; i < ranks_.size(); ++i) {
-    absl::StatusOr<wire::StepResult> r = ranks_[i]->Await(plan.step_id());
+    absl::StatusOr<wire::StepResult> r = ranks_[i]->Await(step_id);
     if (!r.ok()) return r.status();
     results[i] = *std::move(r);
   }

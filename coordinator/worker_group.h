@@ -44,6 +44,10 @@ class WorkerGroup {
   // False when some rank is already gone.
   bool SendRegistered();
   absl::StatusOr<wire::StepResult> RunStep(const wire::StepPlan& plan);
+  // The halves of RunStep: the engine loop may Send several plans (pipeline
+  // parallelism keeps up to pp_size in flight) and Await them in order.
+  absl::Status Send(const wire::StepPlan& plan);
+  absl::StatusOr<wire::StepResult> Await(uint64_t step_id);
   void Shutdown(const std::string& reason);
   void Cancel();
   bool alive() const;

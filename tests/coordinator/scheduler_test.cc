@@ -499,5 +499,33 @@ TEST(PrefixCacheTest, PreemptedSequenceResumesFromItsOwnCachedBlocks) {
   EXPECT_GT(s->prefix_hit_tokens(), hits_before);  // a resumed sequence hit its own prefix
 }
 
+// Two plans in flight (pipeline parallelism): with a cap of half the
+// sequences the second schedule takes the other half; a sequence waiting for
+// its sample is never scheduled again before its token arrives; cohorts then
+// alternate.
+TEST(SchedulerTest, StepsInFlightAlternateCohortsAndSkipSequencesAwaitingSamples) {
+  auto s = Make(Cfg(64, 64));
+  for (int64_t id = 1; id <= 4; ++id) ASSERT_TRUE(s->Add(Req(id, 3, 10)).ok());
+  SchedulerOutput a = s->Schedule(2);
+  EXPECT_EQ(Tokens(a), (std::map<int64_t, int32_t>{{1, 3}, {2, 3}}));
+  SchedulerOutput b = s->Schedule(2);  // a still in flight
+  EXPECT_EQ(Tokens(b), (std::map<int64_t, int32_t>{{3, 3}, {4, 3}}));
+  EXPECT_TRUE(s->Schedule(2).empty());  // everyone awaits a sample
+  s->Update(Sample(*s, a));
+  SchedulerOutput c = s->Schedule(2);
+  EXPECT_EQ(Tokens(c), (std::map<int64_t, int32_t>{{1, 1}, {2, 1}}));
+  s->Update(Sample(*s, b));
+  SchedulerOutput d = s->Schedule(2);
+  EXPECT_EQ(Tokens(d), (std::map<int64_t, int32_t>{{3, 1}, {4, 1}}));
+  // A sample for a sequence preempted or aborted while in flight is dropped.
+  ASSERT_TRUE(s->Abort(1).ok());
+  UpdateResult u = s->Update(Sample(*s, c));
+  EXPECT_EQ(s->Find(2)->num_tokens(), 5);
+  EXPECT_EQ(s->Find(1), nullptr);
+  EXPECT_EQ(u.num_dropped, 0);  // Sample() skipped the aborted id; a stale one would count
+  UpdateResult stale = s->Update({{1, 9}});
+  EXPECT_EQ(stale.num_dropped, 1);
+}
+
 }  // namespace
 }  // namespace strata::coordinator
