@@ -1,0 +1,94 @@
+#include "parallel/coordinator_store_client.h"
+
+#include <algorithm>
+#include <chrono>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "grpcpp/grpcpp.h"
+#include "strata/v1/rendezvous.grpc.pb.h"
+
+namespace strata::parallel {
+namespace {
+
+namespace wire = ::strata::worker::v1;
+
+// The server waits at most this long per Get (RendezvousService::kMaxWait).
+constexpr absl::Duration kServerMaxWait = absl::Seconds(60);
+// Extra client-side deadline on top of the server-side wait, for the network.
+constexpr absl::Duration kRpcGrace = absl::Seconds(5);
+// Deadline of a Set.
+constexpr absl::Duration kSetTimeout = absl::Seconds(30);
+
+}  // namespace
+
+class CoordinatorStoreClient::Stub {
+ public:
+  explicit Stub(std::shared_ptr<grpc::Channel> channel)
+      : stub(wire::RendezvousStore::NewStub(std::move(channel))) {}
+  std::unique_ptr<wire::RendezvousStore::Stub> stub;
+};
+
+absl::StatusOr<std::unique_ptr<CoordinatorStoreClient>> CoordinatorStoreClient::Create(
+    std::string target) {
+  if (target.empty()) {
+    return absl::InvalidArgumentError("rendezvous store: empty coordinator address");
+  }
+  auto channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+  if (channel == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("rendezvous store at ", target, ": cannot create a channel"));
+  }
+  auto stub = std::make_unique<Stub>(std::move(channel));
+  return std::unique_ptr<CoordinatorStoreClient>(
+      new CoordinatorStoreClient(std::move(target), std::move(stub)));
+}
+
+CoordinatorStoreClient::CoordinatorStoreClient(std::string target, std::unique_ptr<Stub> stub)
+    : target_(std::move(target)), stub_(std::move(stub)) {}
+
+CoordinatorStoreClient::~CoordinatorStoreClient() = default;
+
+absl::Status CoordinatorStoreClient::Set(const std::string& key, const std::string& value) {
+  wire::SetRequest request;
+  request.set_key(key);
+  request.set_value(value);
+  wire::SetResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + kSetTimeout));
+  grpc::Status s = stub_->stub->Set(&context, request, &response);
+  if (s.ok()) return absl::OkStatus();
+  return absl::Status(
+      static_cast<absl::StatusCode>(s.error_code()),
+      absl::StrCat("rendezvous store at ", target_, ": Set '", key, "': ", s.error_message()));
+}
+
+absl::StatusOr<std::string> CoordinatorStoreClient::Get(const std::string& key,
+                                                        absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + std::max(timeout, absl::ZeroDuration());
+  while (true) {
+    const absl::Duration wait =
+        std::min(std::max(deadline - absl::Now(), absl::ZeroDuration()), kServerMaxWait);
+    wire::GetRequest request;
+    request.set_key(key);
+    request.set_timeout_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(wait)));
+    wire::GetResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + wait + kRpcGrace));
+    grpc::Status s = stub_->stub->Get(&context, request, &response);
+    if (s.ok()) return std::move(*response.mutable_value());
+    // The server's wait ran out: ask again while the caller's timeout lasts.
+    if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED && absl::Now() < deadline) continue;
+    if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+      return absl::DeadlineExceededError(absl::StrCat("rendezvous store at ", target_, ": key '",
+                                                      key, "' was not set within ",
+                                                      absl::FormatDuration(timeout)));
+    }
+    return absl::Status(
+        static_cast<absl::StatusCode>(s.error_code()),
+        absl::StrCat("rendezvous store at ", target_, ": Get '", key, "': ", s.error_message()));
+  }
+}
+
+}  // namespace strata::parallel
