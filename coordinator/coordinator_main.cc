@@ -16,6 +16,7 @@
 #include "coordinator/frontend/kserve_service.h"
 #include "coordinator/frontend/strata_service.h"
 #include "coordinator/metrics.h"
+#include "coordinator/rendezvous_service.h"
 #include "coordinator/worker_link_service.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
@@ -52,6 +53,12 @@ int main(int argc, char** argv) {
           : "";
   auto metrics = Metrics::Create(metrics_addr);
   if (!metrics.ok()) return Fail(std::string(metrics.status().message()));
+  // The rendezvous store TP/PP ranks meet through (served on the worker port);
+  // a replica's old worker-group keys are dropped when the group ends.
+  RendezvousService rendezvous;
+  options->cluster.rendezvous_retired = [&rendezvous](const std::string& prefix) {
+    rendezvous.ErasePrefix(prefix);
+  };
   auto cluster = Cluster::Create(options->cluster, metrics->get());
   if (!cluster.ok()) return Fail(std::string(cluster.status().message()));
 
@@ -78,6 +85,7 @@ int main(int argc, char** argv) {
   worker_builder.AddListeningPort(absl::StrCat(options->host, ":", options->worker_port),
                                   grpc::InsecureServerCredentials(), &worker_port);
   worker_builder.RegisterService(&link);
+  worker_builder.RegisterService(&rendezvous);
   worker_builder.SetMaxReceiveMessageSize(256 << 20);
   std::unique_ptr<grpc::Server> worker_server = worker_builder.BuildAndStart();
   if (!worker_server || worker_port == 0) {

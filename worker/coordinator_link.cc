@@ -56,6 +56,7 @@ wire::Register CoordinatorLink::MakeRegister() const {
   r.set_tp_rank(config_.tp_rank);
   r.set_tp_size(config_.tp_size);
   r.set_device(config_.device);
+  r.set_peer_address(config_.peer_address);
   r.set_kv_capacity_blocks(static_cast<uint32_t>(executor_->kv_capacity_blocks()));
   r.set_block_size(static_cast<uint32_t>(executor_->block_size()));
   const ModelIdentityInfo& id = executor_->model_identity();
@@ -170,11 +171,22 @@ absl::Status CoordinatorLink::Attach() {
     bool broken = false;
     while (!shutdown && !broken && stream->Read(&msg)) {
       switch (msg.kind_case()) {
-        case wire::CoordinatorMessage::kRegistered:
+        case wire::CoordinatorMessage::kRegistered: {
           registered = true;
           registered_at_ = absl::Now();
-          Log(absl::StrCat("registered as worker ", msg.registered().worker_id()));
+          Log(absl::StrCat("registered as worker ", msg.registered().worker_id(), " (",
+                           executor_->shard().topology.ToString(), ", rendezvous '",
+                           msg.registered().collective_rendezvous(), "')"));
+          const auto t0 = absl::Now();
+          if (absl::Status s = executor_->Connect(msg.registered().collective_rendezvous()); !s.ok()) {
+            Log(absl::StrCat("cannot connect to the replica's other ranks: ", s.message()));
+            context.TryCancel();
+            broken = true;
+          } else if (executor_->shard().topology.world_size() > 1) {
+            Log(absl::StrCat("communicators ready in ", absl::FormatDuration(absl::Now() - t0)));
+          }
           break;
+        }
         case wire::CoordinatorMessage::kStepPlan: {
           wire::WorkerMessage out;
           *out.mutable_step_result() = executor_->Execute(msg.step_plan());

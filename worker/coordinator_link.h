@@ -2,7 +2,8 @@
 // coordinator, registers, then executes the StepPlans it is sent.
 //
 //   Attach():  dial (retry, capped backoff, until connect_timeout)
-//              ─► Register ─► wait for Registered
+//              ─► Register ─► wait for Registered (sent once every rank of
+//              the replica registered) ─► executor.Connect(rendezvous)
 //              ─► loop { Read StepPlan ─► executor.Execute ─► Write StepResult }
 //              until Shutdown (OK), Stop() (CANCELLED) or the stream breaking
 //              (UNAVAILABLE).
@@ -50,6 +51,8 @@ struct CoordinatorLinkConfig {
   uint32_t tp_rank = 0;
   uint32_t tp_size = 1;
   std::string device = "cpu";
+  // Address the replica's other ranks reach this worker at (Register.peer_address).
+  std::string peer_address;
   // How long one attachment keeps dialing an unreachable coordinator.
   absl::Duration connect_timeout = absl::Seconds(120);
   absl::Duration heartbeat_interval = absl::Seconds(1);

@@ -111,6 +111,13 @@ absl::StatusOr<std::string> ModelFingerprint(const std::string& path) {
 }
 
 absl::StatusOr<KvPlan> PlanKv(const StepExecutorConfig& config, const ModelConfig& model) {
+  ModelShard whole;
+  whole.tp.kv_end = model.n_kv_heads;
+  whole.layers = {0, model.n_layers};
+  return PlanKv(config, model, whole);
+}
+
+absl::StatusOr<KvPlan> PlanKv(const StepExecutorConfig& config, const ModelConfig& model, const ModelShard& shard) {
   if (config.block_size < 1 || config.block_size > 1024) {
     return absl::InvalidArgumentError(
         absl::StrCat("block_size ", config.block_size, " is outside [1, 1024]"));
@@ -127,8 +134,8 @@ absl::StatusOr<KvPlan> PlanKv(const StepExecutorConfig& config, const ModelConfi
                                                    model.context_length));
   }
   KvCacheConfig kc;
-  kc.n_layers = model.n_layers;
-  kc.n_kv_heads = model.n_kv_heads;
+  kc.n_layers = shard.n_layers();
+  kc.n_kv_heads = shard.n_kv_heads();
   kc.head_dim = model.head_dim;
   kc.block_size = config.block_size;
   kc.dtype = config.kv_dtype;
@@ -195,11 +202,18 @@ absl::StatusOr<std::unique_ptr<StepExecutor>> StepExecutor::Create(const StepExe
   if (config.threads < 1) {
     return absl::InvalidArgumentError(absl::StrCat("threads ", config.threads, " must be >= 1"));
   }
+  if (config.topology.world_size() > 1 && !config.make_communicator) {
+    return absl::InvalidArgumentError(absl::StrCat("a ", config.topology.ToString(),
+                                                   " worker needs a communicator factory"));
+  }
   auto e = std::unique_ptr<StepExecutor>(new StepExecutor());
   e->config_ = config;
   e->model_ = std::move(model);
-  ASSIGN_OR_RETURN(e->kv_plan_, PlanKv(config, e->model_->config));
-  ASSIGN_OR_RETURN(e->runner_, LlamaModel::Create(&e->model_->config, &e->model_->weights));
+  ASSIGN_OR_RETURN(ModelShard shard, PlanModelShard(e->model_->config, e->model_->weights, config.topology,
+                                                    config.layer_split));
+  RETURN_IF_ERROR(ShardWeights(e->model_->config, shard, &e->model_->weights));
+  ASSIGN_OR_RETURN(e->kv_plan_, PlanKv(config, e->model_->config, shard));
+  ASSIGN_OR_RETURN(e->runner_, LlamaModel::Create(&e->model_->config, &e->model_->weights, shard));
   ASSIGN_OR_RETURN(e->pool_, ThreadPool::Create(config.threads));
   RETURN_IF_ERROR(e->Reset());
 
@@ -213,18 +227,55 @@ absl::StatusOr<std::unique_ptr<StepExecutor>> StepExecutor::Create(const StepExe
   }
   ASSIGN_OR_RETURN(id.fingerprint, ModelFingerprint(config.model_path));
   id.vocab_size = e->model_->config.vocab_size;
-  id.num_layers = e->model_->config.n_layers;
+  id.num_layers = e->model_->config.n_layers;  // the whole model's
   id.context_length = e->kv_plan_.max_context;
   return e;
+}
+
+absl::Status StepExecutor::Connect(const std::string& rendezvous) {
+  const parallel::ParallelTopology& topo = config_.topology;
+  if (topo.world_size() == 1) {
+    connected_ = true;
+    return absl::OkStatus();
+  }
+  runner_->BindGroups({});
+  tp_comm_.reset();
+  pp_comm_.reset();
+  connected_ = false;
+  if (topo.tp_size > 1) {
+    CommunicatorSpec spec;
+    spec.key_prefix = absl::StrCat(rendezvous, "/tp/stage", topo.pp_stage);
+    spec.rank = topo.tp_rank;
+    spec.size = topo.tp_size;
+    spec.label = absl::StrCat("tp group ", spec.key_prefix);
+    ASSIGN_OR_RETURN(tp_comm_, config_.make_communicator(spec));
+  }
+  if (topo.pp_size > 1) {
+    CommunicatorSpec spec;
+    spec.key_prefix = absl::StrCat(rendezvous, "/pp/lane", topo.tp_rank);
+    spec.rank = topo.pp_stage;
+    spec.size = topo.pp_size;
+    spec.label = absl::StrCat("pp group ", spec.key_prefix);
+    ASSIGN_OR_RETURN(pp_comm_, config_.make_communicator(spec));
+  }
+  runner_->BindGroups({tp_comm_.get(), pp_comm_.get()});
+  connected_ = true;
+  return absl::OkStatus();
 }
 
 absl::Status StepExecutor::Reset() {
   seqs_.clear();
   next_step_id_ = 1;
+  if (config_.topology.world_size() > 1) {
+    runner_->BindGroups({});
+    tp_comm_.reset();
+    pp_comm_.reset();
+    connected_ = false;
+  }
   kv_.reset();  // free before allocating the fresh pool
   KvCacheConfig kc;
-  kc.n_layers = model_->config.n_layers;
-  kc.n_kv_heads = model_->config.n_kv_heads;
+  kc.n_layers = runner_->shard().n_layers();
+  kc.n_kv_heads = runner_->shard().n_kv_heads();
   kc.head_dim = model_->config.head_dim;
   kc.block_size = config_.block_size;
   kc.dtype = config_.kv_dtype;
@@ -369,6 +420,13 @@ wire::StepResult StepExecutor::Execute(const wire::StepPlan& plan) {
                    &result);
     return finish();
   }
+  if (!connected_ && config_.topology.world_size() > 1) {
+    WholeStepError(absl::StatusCode::kFailedPrecondition,
+                   absl::StrCat(config_.topology.ToString(),
+                                ": the replica's communicators are not set up (no Registered rendezvous yet)"),
+                   &result);
+    return finish();
+  }
   ++next_step_id_;
 
   // 1. Validate every entry against the state as the earlier parts of the plan
@@ -475,6 +533,7 @@ wire::StepResult StepExecutor::Execute(const wire::StepPlan& plan) {
       return finish();
     }
     for (const Scheduled& w : work) w.seq->computed += w.num_tokens;
+    if (!config_.topology.samples()) sampled.clear();  // the sampling rank answers with tokens
 
     // 4. Sample for the sequences whose computed tokens reached their known tokens.
     //    Each sequence owns its sampler, so they run in parallel on the pool

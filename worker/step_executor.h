@@ -37,11 +37,22 @@
 // A running sequence with num_scheduled_tokens = 0 only has its deltas
 // appended; it samples only in a step that computed tokens for it.
 //
-// Threading: one thread (the worker's step thread) calls Execute and Reset;
-// the accessors are immutable after Create and may be read from any thread.
+// Tensor/pipeline parallel (config.topology not 1 x 1): the executor holds
+// only its shard of the model and of the KV cache (model_shard.h). Every rank
+// applies every plan (so all hold the same per-sequence state) and runs the
+// same forward pass; only the sampling rank (last stage, tp rank 0) samples
+// and fills StepResult.tokens. Connect() builds the communicators from the
+// replica's rendezvous before the first plan; a plan executed unconnected is a
+// whole-step FAILED_PRECONDITION; Reset() drops them (a peer went away, so
+// they are unusable).
+//
+// Threading: one thread (the worker's step thread) calls Execute, Connect and
+// Reset; the accessors are immutable after Create and may be read from any
+// thread.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -49,6 +60,8 @@
 
 #include "absl/status/statusor.h"
 #include "kernels/cpu/thread_pool.h"
+#include "parallel/communicator.h"
+#include "parallel/parallel_groups.h"
 #include "strata/v1/worker.pb.h"
 #include "worker/kv_cache.h"
 #include "worker/model/llama_model.h"
@@ -56,6 +69,17 @@
 #include "worker/sampler.h"
 
 namespace strata {
+
+// One communicator a rank needs: its key prefix in the rendezvous store, its
+// rank and the group's size.
+struct CommunicatorSpec {
+  std::string key_prefix;  // "<rendezvous>/tp/stage0", "<rendezvous>/pp/lane1"
+  int rank = 0;
+  int size = 1;
+  std::string label;       // for error messages
+};
+using CommunicatorFactory =
+    std::function<absl::StatusOr<std::unique_ptr<parallel::Communicator>>(const CommunicatorSpec&)>;
 
 struct StepExecutorConfig {
   std::string model_path;
@@ -72,6 +96,13 @@ struct StepExecutorConfig {
   // max_context sequence plus the null block.
   int32_t kv_blocks = 0;
   int64_t kv_cache_bytes = 0;
+  // This process's place in its replica, and the layers per pipeline stage
+  // (empty: even split).
+  parallel::ParallelTopology topology;
+  std::vector<int64_t> layer_split;
+  // Builds the tp / pp communicators in Connect (required when the topology
+  // is not 1 x 1).
+  CommunicatorFactory make_communicator;
 };
 
 // What Register reports about the model (ModelIdentity in worker.proto).
@@ -101,6 +132,8 @@ struct KvPlan {
   int32_t blocks_per_max_sequence = 0;
 };
 absl::StatusOr<KvPlan> PlanKv(const StepExecutorConfig& config, const ModelConfig& model);
+// The same for a shard: its layers and KV heads only.
+absl::StatusOr<KvPlan> PlanKv(const StepExecutorConfig& config, const ModelConfig& model, const ModelShard& shard);
 
 class StepExecutor {
  public:
@@ -118,8 +151,16 @@ class StepExecutor {
   strata::worker::v1::StepResult Execute(const strata::worker::v1::StepPlan& plan);
 
   // Back to the state after Create: no sequences, next step_id 1, KV pool
-  // zeroed (reallocated). Weights stay loaded. For a worker that re-attaches.
+  // zeroed (reallocated), no communicators. Weights stay loaded. For a
+  // worker that re-attaches.
   absl::Status Reset();
+
+  // Builds this rank's communicators under `rendezvous` (Registered's
+  // collective_rendezvous); waits for the other ranks up to the factory's
+  // timeout. A no-op for a 1 x 1 topology.
+  absl::Status Connect(const std::string& rendezvous);
+  bool connected() const { return connected_; }
+  const ModelShard& shard() const { return runner_->shard(); }
 
   // KV blocks in the pool including the null block 0.
   int32_t kv_capacity_blocks() const { return kv_plan_.num_blocks; }
@@ -169,6 +210,8 @@ class StepExecutor {
   std::unique_ptr<LlamaModel> runner_;
   std::unique_ptr<KvCache> kv_;
   std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<parallel::Communicator> tp_comm_, pp_comm_;
+  bool connected_ = false;
 
   std::unordered_map<uint64_t, Sequence> seqs_;
   uint64_t next_step_id_ = 1;

@@ -1,5 +1,7 @@
 #include "worker/worker_flags.h"
 
+#include "parallel/pipeline_stages.h"
+
 #include <filesystem>
 #include <limits>
 #include <map>
@@ -7,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "parallel/pipeline_stages.h"
 
 namespace strata {
 
@@ -57,8 +60,12 @@ std::string WorkerUsage() {
       "                           per token and KV head: about half the bytes; fp8-unscaled =\n"
       "                           E4M3 with no scale, exactly half, saturates at +-448)\n"
       "  --max-context N          longest sequence accepted (default min(model context, 4096))\n"
-      "  --tp-rank R --tp-size N  tensor parallelism (only 0 / 1 for now)\n"
-      "  --pp-stage S --pp-size N pipeline parallelism (only 0 / 1 for now)\n"
+      "  --tp-rank R --tp-size N  tensor-parallel rank and size (default 0 / 1)\n"
+      "  --pp-stage S --pp-size N pipeline stage and number of stages (default 0 / 1)\n"
+      "  --pp-layer-split A,B,..  layers per pipeline stage (default: even, earlier stages take the rest)\n"
+      "  --peer-host HOST         address the replica's other ranks reach this worker at (TP/PP only;\n"
+      "                           default: this machine's host name)\n"
+      "  --collective-timeout-s S how long a rendezvous or one collective may wait for peers (default 60)\n"
       "  --connect-timeout-s S    how long to keep dialing an unreachable coordinator (default 120)\n"
       "Exit status: 0 after Shutdown or SIGTERM/SIGINT, 1 on a runtime failure, 2 on bad flags.\n");
 }
@@ -68,7 +75,7 @@ absl::StatusOr<WorkerFlags> ParseWorkerFlags(const std::vector<std::string>& arg
       "--coordinator", "--replica",   "--model",      "--model-name", "--device",
       "--threads",     "--kv-cache-mb", "--kv-blocks", "--block-size", "--kv-dtype",
       "--max-context", "--tp-rank",   "--tp-size",    "--pp-stage",   "--pp-size",
-      "--connect-timeout-s"};
+      "--connect-timeout-s", "--pp-layer-split", "--peer-host", "--collective-timeout-s"};
   std::map<std::string, std::string> values;
   WorkerFlags f;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -177,13 +184,23 @@ absl::StatusOr<WorkerFlags> ParseWorkerFlags(const std::vector<std::string>& arg
   }
   // Tensor/pipeline parallelism is a later issue: the fields are registered,
   // but a replica is one worker for now.
-  if (f.tp_size != 1) {
-    return absl::UnimplementedError(absl::StrCat(
-        "--tp-size ", f.tp_size, ": tensor parallelism is not supported yet (only --tp-size 1)"));
+  if (const std::string* v = get("--pp-layer-split")) {
+    absl::StatusOr<std::vector<int64_t>> split = parallel::ParseLayerSplit(*v);
+    if (!split.ok()) return Bad("--pp-layer-split", *v, std::string(split.status().message()));
+    if (static_cast<int64_t>(split->size()) != f.pp_size) {
+      return Bad("--pp-layer-split", *v, absl::StrCat("needs one count per stage (--pp-size ", f.pp_size, ")"));
+    }
+    f.layer_split = *std::move(split);
   }
-  if (f.pp_size != 1) {
-    return absl::UnimplementedError(absl::StrCat(
-        "--pp-size ", f.pp_size, ": pipeline parallelism is not supported yet (only --pp-size 1)"));
+  if (const std::string* v = get("--peer-host")) {
+    if (v->empty()) return Bad("--peer-host", *v, "must not be empty");
+    f.peer_host = *v;
+  }
+  if (const std::string* v = get("--collective-timeout-s")) {
+    if (!absl::SimpleAtod(*v, &f.collective_timeout_s) || !(f.collective_timeout_s > 0) ||
+        f.collective_timeout_s > 1e6) {
+      return Bad("--collective-timeout-s", *v, "expected a positive number of seconds");
+    }
   }
   if (f.tp_rank >= f.tp_size) {
     return Bad("--tp-rank", absl::StrCat(f.tp_rank), absl::StrCat("must be < --tp-size ", f.tp_size));
@@ -204,6 +221,11 @@ StepExecutorConfig ExecutorConfigFromFlags(const WorkerFlags& f) {
   c.kv_dtype = f.kv_dtype;
   c.kv_blocks = f.kv_blocks;
   c.kv_cache_bytes = f.kv_blocks > 0 ? 0 : f.kv_cache_mb << 20;
+  c.topology.tp_rank = static_cast<int>(f.tp_rank);
+  c.topology.tp_size = static_cast<int>(f.tp_size);
+  c.topology.pp_stage = static_cast<int>(f.pp_stage);
+  c.topology.pp_size = static_cast<int>(f.pp_size);
+  c.layer_split = f.layer_split;
   return c;
 }
 
@@ -216,8 +238,10 @@ CoordinatorLinkConfig LinkConfigFromFlags(const WorkerFlags& f) {
   c.tp_rank = f.tp_rank;
   c.tp_size = f.tp_size;
   c.device = f.device;
+  c.peer_address = f.peer_host;
   c.connect_timeout = absl::Seconds(f.connect_timeout_s);
-  c.log_prefix = absl::StrCat("[worker r", f.replica, "]");
+  c.log_prefix = absl::StrCat("[worker r", f.replica,
+                              f.tp_size * f.pp_size > 1 ? absl::StrCat(" tp", f.tp_rank, " pp", f.pp_stage) : "", "]");
   return c;
 }
 

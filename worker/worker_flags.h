@@ -30,6 +30,9 @@ struct WorkerFlags {
   uint32_t tp_size = 1;           // --tp-size
   uint32_t pp_stage = 0;          // --pp-stage
   uint32_t pp_size = 1;           // --pp-size
+  std::vector<int64_t> layer_split;  // --pp-layer-split (empty: even)
+  std::string peer_host;          // --peer-host (empty: the host name)
+  double collective_timeout_s = 60;  // --collective-timeout-s
   double connect_timeout_s = 120; // --connect-timeout-s
   bool help = false;              // --help
 };
@@ -38,7 +41,7 @@ struct WorkerFlags {
 inline constexpr int64_t kDefaultKvCacheMb = 512;
 
 // args excludes argv[0]. INVALID_ARGUMENT (or UNIMPLEMENTED for --device
-// cuda:N and tp/pp sizes > 1) with a message that starts with the flag.
+// cuda:N) with a message that starts with the flag.
 absl::StatusOr<WorkerFlags> ParseWorkerFlags(const std::vector<std::string>& args);
 
 std::string WorkerUsage();

@@ -19,8 +19,11 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "parallel/coordinator_store_client.h"
+#include "parallel/gloo_communicator.h"
 #include "worker/coordinator_link.h"
 #include "worker/step_executor.h"
 #include "worker/worker_flags.h"
@@ -103,14 +106,54 @@ int Main(int argc, char** argv) {
   g_prefix = absl::StrCat("[worker r", flags->replica, "]");
   SignalWatcher signals;
 
-  const StepExecutorConfig exec_config = ExecutorConfigFromFlags(*flags);
+  StepExecutorConfig exec_config = ExecutorConfigFromFlags(*flags);
+  g_prefix = absl::StrCat("[worker r", flags->replica,
+                          exec_config.topology.world_size() > 1
+                              ? absl::StrCat(" tp", flags->tp_rank, " pp", flags->pp_stage)
+                              : "",
+                          "]");
   Log(absl::StrCat("loading ", exec_config.model_path));
   absl::StatusOr<std::unique_ptr<LoadedModel>> model = LoadModel(exec_config.model_path);
   if (!model.ok()) {
     Log(absl::StrCat("cannot load model ", exec_config.model_path, ": ", model.status().message()));
     return kExitFailure;
   }
-  if (absl::StatusOr<KvPlan> plan = PlanKv(exec_config, (*model)->config); !plan.ok()) {
+  absl::StatusOr<ModelShard> shard =
+      PlanModelShard((*model)->config, (*model)->weights, exec_config.topology, exec_config.layer_split);
+  if (!shard.ok()) {
+    const char* flag = absl::StrContains(shard.status().message(), "layer split") ? "--pp-layer-split"
+                       : absl::StrContains(shard.status().message(), "pipeline") ? "--pp-size"
+                                                                                  : "--tp-size";
+    std::fprintf(stderr, "strata-worker: %s: %s\n", flag, std::string(shard.status().message()).c_str());
+    return kExitBadFlags;
+  }
+  // TP/PP: the replica's ranks meet in the coordinator's rendezvous store and
+  // talk over Gloo's TCP transport.
+  std::shared_ptr<parallel::KeyValueStore> store;
+  if (exec_config.topology.world_size() > 1) {
+    absl::StatusOr<std::unique_ptr<parallel::CoordinatorStoreClient>> client =
+        parallel::CoordinatorStoreClient::Create(flags->coordinator);
+    if (!client.ok()) {
+      Log(absl::StrCat("cannot reach the coordinator's rendezvous store: ", client.status().message()));
+      return kExitFailure;
+    }
+    store = *std::move(client);
+    const std::string peer_host = flags->peer_host;
+    const absl::Duration timeout = absl::Seconds(flags->collective_timeout_s);
+    exec_config.make_communicator = [store, peer_host, timeout](const CommunicatorSpec& spec)
+        -> absl::StatusOr<std::unique_ptr<parallel::Communicator>> {
+      parallel::GlooCommunicatorConfig gc;
+      gc.store = store.get();
+      gc.prefix = spec.key_prefix;
+      gc.rank = spec.rank;
+      gc.size = spec.size;
+      gc.bind_address = peer_host;
+      gc.timeout = timeout;
+      gc.label = spec.label;
+      return parallel::CreateGlooCommunicator(gc);
+    };
+  }
+  if (absl::StatusOr<KvPlan> plan = PlanKv(exec_config, (*model)->config, *shard); !plan.ok()) {
     const std::string flag = FlagForKvPlanError(plan.status().message(), *flags);
     std::string value;
     if (flag == "--max-context") value = absl::StrCat(" ", flags->max_context);
@@ -128,6 +171,10 @@ int Main(int argc, char** argv) {
     return kExitFailure;
   }
   const ModelIdentityInfo& id = (*executor)->model_identity();
+  if (exec_config.topology.world_size() > 1) {
+    Log(absl::StrCat(exec_config.topology.ToString(), ": layers [", shard->layers.begin, ", ", shard->layers.end,
+                     "), ", shard->tp.ToString()));
+  }
   Log(absl::StrCat("model ", id.name, " (", id.fingerprint, "), ", id.num_layers, " layers, vocab ",
                    id.vocab_size, ", context ", id.context_length, "; KV pool ",
                    (*executor)->kv_capacity_blocks(), " blocks of ", (*executor)->block_size(),

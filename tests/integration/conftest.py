@@ -104,17 +104,27 @@ def pb(workdir):
 
 
 class Cluster:
-    """A coordinator and one worker per replica, as real processes."""
+    """A coordinator and tp x pp workers per replica, as real processes.
 
-    def __init__(self, bins, workdir, model, replicas=1, coordinator_args=(), worker_args=(), name="m"):
+    workers[r] is replica r's first rank (its only one when tp = pp = 1);
+    ranks[r][w] is rank w = pp_stage * tp + tp_rank. `rank_prefix(r, w)`
+    optionally returns a command prefix (e.g. `ip netns exec ns`) and
+    `rank_args(r, w)` extra arguments for that rank."""
+
+    def __init__(self, bins, workdir, model, replicas=1, coordinator_args=(), worker_args=(), name="m",
+                 tp=1, pp=1, coordinator_host="127.0.0.1", rank_prefix=None, rank_args=None):
         self.bins, self.model, self.replicas, self.name = bins, model, replicas, name
+        self.tp, self.pp = tp, pp
+        self.rank_prefix = rank_prefix or (lambda r, w: [])
+        self.rank_args = rank_args or (lambda r, w: ["--peer-host", "127.0.0.1"] if tp * pp > 1 else [])
         self.worker_args = list(worker_args)
         self.log_dir = tempfile.mkdtemp(prefix="cluster_", dir=workdir)
         port_file = os.path.join(self.log_dir, "ports")
         self.coordinator = self._spawn("coordinator", [
             os.path.join(bins, "strata-coordinator"), "--model", model, "--model-name", name,
-            "--replicas", str(replicas), "--host", "127.0.0.1", "--port", "0", "--worker-port", "0",
-            "--metrics-port", "0", "--port-file", port_file, *coordinator_args])
+            "--replicas", str(replicas), "--host", coordinator_host, "--port", "0", "--worker-port", "0",
+            "--metrics-port", "0", "--port-file", port_file, "--tensor-parallel-size", str(tp),
+            "--pipeline-parallel-size", str(pp), *coordinator_args])
         deadline = time.time() + 30
         while not os.path.exists(port_file):
             if self.coordinator.poll() is not None:
@@ -124,10 +134,15 @@ class Cluster:
             time.sleep(0.05)
         with open(port_file) as f:
             self.port, self.worker_port, self.metrics_port = (int(x) for x in f.read().split())
-        self.address = f"127.0.0.1:{self.port}"
-        self.workers = [None] * replicas
+        self.host = coordinator_host
+        self.address = f"{coordinator_host}:{self.port}"
+        self.ranks = [[None] * (tp * pp) for _ in range(replicas)]
         for r in range(replicas):
             self.start_worker(r)
+
+    @property
+    def workers(self):
+        return [ranks[0] for ranks in self.ranks]
 
     def _spawn(self, tag, argv):
         log = open(os.path.join(self.log_dir, f"{tag}.log"), "ab")
@@ -137,20 +152,29 @@ class Cluster:
         with open(os.path.join(self.log_dir, f"{tag}.log"), errors="replace") as f:
             return f.read()[-4000:]
 
+    def start_rank(self, r, w):
+        tag = f"worker{r}" if self.tp * self.pp == 1 else f"worker{r}.{w}"
+        self.ranks[r][w] = self._spawn(tag, [
+            *self.rank_prefix(r, w), os.path.join(self.bins, "strata-worker"),
+            "--coordinator", f"{self.host}:{self.worker_port}", "--replica", str(r), "--model", self.model,
+            "--model-name", self.name, "--threads", "1", "--tp-rank", str(w % self.tp), "--tp-size", str(self.tp),
+            "--pp-stage", str(w // self.tp), "--pp-size", str(self.pp), *self.rank_args(r, w), *self.worker_args])
+
     def start_worker(self, r, wait=True):
-        self.workers[r] = self._spawn(f"worker{r}", [
-            os.path.join(self.bins, "strata-worker"), "--coordinator", f"127.0.0.1:{self.worker_port}",
-            "--replica", str(r), "--model", self.model, "--model-name", self.name, "--threads", "1",
-            *self.worker_args])
+        for w in range(self.tp * self.pp):
+            self.start_rank(r, w)
         if wait:
             self.wait_ready(r)
 
     def kill_worker(self, r, sig=signal.SIGKILL):
-        self.workers[r].send_signal(sig)
-        self.workers[r].wait(timeout=10)
+        self.kill_rank(r, 0, sig)
+
+    def kill_rank(self, r, w, sig=signal.SIGKILL):
+        self.ranks[r][w].send_signal(sig)
+        self.ranks[r][w].wait(timeout=10)
 
     def metrics(self):
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as resp:
+        with urllib.request.urlopen(f"http://{self.host}:{self.metrics_port}/metrics", timeout=5) as resp:
             return resp.read().decode()
 
     def gauge(self, name, replica):
@@ -165,11 +189,17 @@ class Cluster:
         while time.time() < deadline:
             if self.gauge("strata_replica_ready", r) == (1.0 if ready else 0.0):
                 return
-            if ready and self.workers[r] is not None and self.workers[r].poll() is not None:
-                raise RuntimeError(f"worker {r} exited: {self.log(f'worker{r}')}")
+            for w, p in enumerate(self.ranks[r]):
+                if ready and p is not None and p.poll() is not None:
+                    raise RuntimeError(f"worker {r} rank {w} exited: {self.worker_logs(r)}")
             time.sleep(0.05)
         raise TimeoutError(f"replica {r} not {'ready' if ready else 'gone'} after {timeout} s:\n"
-                           f"{self.log('coordinator')}\n{self.log(f'worker{r}')}")
+                           f"{self.log('coordinator')}\n{self.worker_logs(r)}")
+
+    def worker_logs(self, r):
+        if self.tp * self.pp == 1:
+            return self.log(f"worker{r}")
+        return "\n".join(f"--- rank {w}:\n" + self.log(f"worker{r}.{w}") for w in range(self.tp * self.pp))
 
     def wait_blocks_free(self, r, timeout=10):
         deadline = time.time() + timeout
@@ -184,10 +214,11 @@ class Cluster:
         return grpc.insecure_channel(self.address)
 
     def stop(self):
-        for w in self.workers:
+        every = [p for ranks in self.ranks for p in ranks]
+        for w in every:
             if w is not None and w.poll() is None:
                 w.terminate()
-        for w in self.workers:
+        for w in every:
             if w is not None:
                 try:
                     w.wait(timeout=10)

@@ -497,8 +497,10 @@ TEST(WorkerFlagsTest, BadFlagsExitTwoNamingTheFlag) {
       {{"--coordinator", "localhost:1", "--model", m, "--replica", "-1"}, "--replica"},
       {{"--coordinator", "localhost:1", "--model", m, "--replica", "x"}, "--replica"},
       {{"--coordinator", "localhost:1", "--model", m, "--threads", "0"}, "--threads"},
-      {{"--coordinator", "localhost:1", "--model", m, "--tp-size", "2"}, "--tp-size"},
-      {{"--coordinator", "localhost:1", "--model", m, "--pp-size", "4"}, "--pp-size"},
+      {{"--coordinator", "localhost:1", "--model", m, "--tp-size", "0"}, "--tp-size"},
+      {{"--coordinator", "localhost:1", "--model", m, "--pp-size", "2", "--pp-layer-split", "5"}, "--pp-layer-split"},
+      {{"--coordinator", "localhost:1", "--model", m, "--pp-size", "2", "--pp-layer-split", "5,x"}, "--pp-layer-split"},
+      {{"--coordinator", "localhost:1", "--model", m, "--collective-timeout-s", "0"}, "--collective-timeout-s"},
       {{"--coordinator", "localhost:1", "--model", m, "--tp-rank", "1"}, "--tp-rank"},
       {{"--coordinator", "localhost:1", "--model", m, "--device", "cuda:0"}, "--device"},
       {{"--coordinator", "localhost:1", "--model", m, "--device", "tpu"}, "--device"},
@@ -522,6 +524,9 @@ TEST(WorkerFlagsTest, KvBudgetAndContextChecksNameTheFlag) {
       {{"--coordinator", "localhost:1", "--model", kModel, "--kv-cache-mb", "1"}, "--kv-cache-mb"},
       {{"--coordinator", "localhost:1", "--model", kModel, "--kv-blocks", "10"}, "--kv-blocks"},
       {{"--coordinator", "localhost:1", "--model", kModel, "--max-context", "100000"}, "--max-context"},
+      // 3 KV heads do not split over 4 ranks; 30 layers not over 31 stages.
+      {{"--coordinator", "localhost:1", "--model", kModel, "--tp-size", "4"}, "--tp-size"},
+      {{"--coordinator", "localhost:1", "--model", kModel, "--pp-size", "31"}, "--pp-size"},
   };
   for (const BadFlags& c : cases) {
     WorkerProcess worker(c.args);
