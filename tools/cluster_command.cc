@@ -97,7 +97,8 @@ int Usage() {
                "         [--port 8001] [--worker-port 8003] [--metrics-port 8002] [--threads N per worker]\n"
                "         [--kv-cache-mb M per worker] [--kv-dtype f16|...] [--max-num-seqs N] [--max-queue N]\n"
                "         [--max-batched-tokens N] [--long-prefill-chunk N] [--prefix-caching on|off] [--port-file FILE]\n"
-               "  starts a coordinator and N single-worker replicas here; Ctrl-C stops them all\n");
+               "         [--tensor-parallel-size T] [--pipeline-parallel-size P]\n"
+               "  starts a coordinator and N replicas of T x P worker processes here; Ctrl-C stops them all\n");
   return 2;
 }
 
@@ -109,7 +110,8 @@ int RunCluster(const std::vector<std::string>& all_args) {
   auto flags = CliFlags::Parse(args,
                                {"model", "model-name", "replicas", "port", "worker-port", "metrics-port", "threads",
                                 "kv-cache-mb", "kv-dtype", "max-num-seqs", "max-queue", "max-batched-tokens",
-                                "long-prefill-chunk", "prefix-caching", "port-file"},
+                                "long-prefill-chunk", "prefix-caching", "port-file", "tensor-parallel-size",
+                                "pipeline-parallel-size"},
                                {});
   if (!flags.ok()) {
     std::fprintf(stderr, "strata cluster: %s\n", std::string(flags.status().message()).c_str());
@@ -121,7 +123,14 @@ int RunCluster(const std::vector<std::string>& all_args) {
     std::fprintf(stderr, "strata cluster: --replicas must be in [1, 64]\n");
     return 2;
   }
-  auto threads = flags->GetInt("threads", std::max<int64_t>(1, cores / *replicas));
+  auto tp = flags->GetInt("tensor-parallel-size", 1);
+  auto pp = flags->GetInt("pipeline-parallel-size", 1);
+  if (!tp.ok() || !pp.ok() || *tp < 1 || *pp < 1 || *tp * *pp > 64) {
+    std::fprintf(stderr, "strata cluster: --tensor-parallel-size and --pipeline-parallel-size must be >= 1 (at most 64 ranks)\n");
+    return 2;
+  }
+  const int64_t ranks = *tp * *pp;
+  auto threads = flags->GetInt("threads", std::max<int64_t>(1, cores / (*replicas * ranks)));
   if (!threads.ok() || *threads < 1) {
     std::fprintf(stderr, "strata cluster: --threads must be >= 1\n");
     return 2;
@@ -143,7 +152,8 @@ int RunCluster(const std::vector<std::string>& all_args) {
               {dir + "/strata-coordinator", "--model", model, "--model-name", name, "--replicas",
                absl::StrCat(*replicas), "--host", "127.0.0.1", "--port", flags->Get("port", "8001"),
                "--worker-port", flags->Get("worker-port", "8003"), "--metrics-port",
-               flags->Get("metrics-port", "8002"), "--port-file", port_file}};
+               flags->Get("metrics-port", "8002"), "--port-file", port_file, "--tensor-parallel-size",
+               absl::StrCat(*tp), "--pipeline-parallel-size", absl::StrCat(*pp)}};
   // Scheduling flags go to the coordinator as given (it validates them).
   for (const char* f : {"max-num-seqs", "max-queue", "max-batched-tokens", "long-prefill-chunk", "prefix-caching"}) {
     if (flags->Has(f)) coord.argv.insert(coord.argv.end(), {absl::StrCat("--", f), flags->Get(f, "")});
@@ -172,16 +182,24 @@ int RunCluster(const std::vector<std::string>& all_args) {
   }
   const std::string client_addr = absl::StrCat("127.0.0.1:", ports[0]);
   for (int64_t r = 0; r < *replicas; ++r) {
-    Child w{absl::StrCat("worker ", r),
-            {dir + "/strata-worker", "--coordinator", absl::StrCat("127.0.0.1:", ports[1]), "--replica",
-             absl::StrCat(r), "--model", model, "--model-name", name, "--threads", absl::StrCat(*threads)}};
-    for (const char* f : {"kv-cache-mb", "kv-dtype"}) {
-      if (flags->Has(f)) w.argv.insert(w.argv.end(), {absl::StrCat("--", f), flags->Get(f, "")});
-    }
-    children.push_back(w);
-    if (!Spawn(children.back())) {
-      StopAll(children);
-      return 1;
+    for (int64_t rank = 0; rank < ranks; ++rank) {
+      Child w{ranks == 1 ? absl::StrCat("worker ", r) : absl::StrCat("worker ", r, " rank ", rank),
+              {dir + "/strata-worker", "--coordinator", absl::StrCat("127.0.0.1:", ports[1]), "--replica",
+               absl::StrCat(r), "--model", model, "--model-name", name, "--threads", absl::StrCat(*threads)}};
+      if (ranks > 1) {
+        // Ranks of one replica on this machine talk over loopback.
+        w.argv.insert(w.argv.end(), {"--tp-rank", absl::StrCat(rank % *tp), "--tp-size", absl::StrCat(*tp),
+                                     "--pp-stage", absl::StrCat(rank / *tp), "--pp-size", absl::StrCat(*pp),
+                                     "--peer-host", "127.0.0.1"});
+      }
+      for (const char* f : {"kv-cache-mb", "kv-dtype"}) {
+        if (flags->Has(f)) w.argv.insert(w.argv.end(), {absl::StrCat("--", f), flags->Get(f, "")});
+      }
+      children.push_back(w);
+      if (!Spawn(children.back())) {
+        StopAll(children);
+        return 1;
+      }
     }
   }
   bool announced = false;

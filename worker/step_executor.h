@@ -168,6 +168,8 @@ class StepExecutor {
   int64_t max_context() const { return kv_plan_.max_context; }
   const ModelIdentityInfo& model_identity() const { return identity_; }
   const ModelConfig& model_config() const { return model_->config; }
+  // This rank's (sharded) weights.
+  const ModelWeights& weights() const { return model_->weights; }
   // Sequences currently held (for tests and logs).
   size_t num_sequences() const { return seqs_.size(); }
   // The step_id the next plan must carry.

@@ -21,6 +21,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "parallel/coordinator_store_client.h"
 #include "parallel/gloo_communicator.h"
@@ -175,6 +176,8 @@ int Main(int argc, char** argv) {
     Log(absl::StrCat(exec_config.topology.ToString(), ": layers [", shard->layers.begin, ", ", shard->layers.end,
                      "), ", shard->tp.ToString()));
   }
+  Log(absl::StrCat("weights this rank reads: ",
+                   absl::StrFormat("%.1f", WeightBytes((*executor)->weights()) / 1048576.0), " MiB"));
   Log(absl::StrCat("model ", id.name, " (", id.fingerprint, "), ", id.num_layers, " layers, vocab ",
                    id.vocab_size, ", context ", id.context_length, "; KV pool ",
                    (*executor)->kv_capacity_blocks(), " blocks of ", (*executor)->block_size(),

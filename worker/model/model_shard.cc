@@ -127,4 +127,18 @@ absl::Status ShardWeights(const ModelConfig& c, const ModelShard& shard, ModelWe
   return absl::OkStatus();
 }
 
+int64_t WeightBytes(const ModelWeights& w) {
+  auto matrix = [](const WeightMatrix& m) { return m.data == nullptr ? 0 : m.rows * m.row_stride; };
+  int64_t bytes = matrix(w.token_embd);
+  if (w.output.data != w.token_embd.data) bytes += matrix(w.output);
+  bytes += static_cast<int64_t>(w.output_norm.size() * sizeof(float));
+  for (const LayerWeights& l : w.layers) {
+    for (const WeightMatrix* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) bytes += matrix(*m);
+    for (const std::vector<float>* v : {&l.attn_norm, &l.ffn_norm, &l.bq, &l.bk, &l.bv}) {
+      bytes += static_cast<int64_t>(v->size() * sizeof(float));
+    }
+  }
+  return bytes;
+}
+
 }  // namespace strata

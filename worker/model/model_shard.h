@@ -46,4 +46,9 @@ absl::StatusOr<ModelShard> PlanModelShard(const ModelConfig& config, const Model
 // first stage, the LM head only on the last. A no-op for the whole model.
 absl::Status ShardWeights(const ModelConfig& config, const ModelShard& shard, ModelWeights* weights);
 
+// Bytes of the weights a forward pass reads: every matrix's rows x row
+// stride (a tied LM head counted once) plus the f32 vectors. What a rank
+// keeps resident once its pages have been touched.
+int64_t WeightBytes(const ModelWeights& weights);
+
 }  // namespace strata
