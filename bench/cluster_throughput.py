@@ -61,6 +61,11 @@ class Cluster:
             self.cmd += ["--threads", str(args.threads)]
         if args.max_num_seqs:
             self.cmd += ["--max-num-seqs", str(args.max_num_seqs)]
+        if args.tensor_parallel_size > 1 or args.pipeline_parallel_size > 1:
+            self.cmd += ["--tensor-parallel-size", str(args.tensor_parallel_size),
+                         "--pipeline-parallel-size", str(args.pipeline_parallel_size)]
+        if args.collective_transport:
+            self.cmd += ["--collective-transport", args.collective_transport]
         self.proc = None
 
     def start(self, timeout):
@@ -90,6 +95,48 @@ class Cluster:
                 return "".join(f.readlines()[-n:])
         except OSError:
             return ""
+
+    def worker_memory(self):
+        """RSS and PSS (MiB) of every strata-worker in the cluster's process group, from
+        /proc/<pid>/smaps_rollup (PSS splits shared pages, e.g. a file mapping, between the
+        processes that map them), and the weight MiB each worker logged."""
+        out = []
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            pid = int(name)
+            try:
+                if os.getpgid(pid) != self.proc.pid:
+                    continue
+                with open(f"/proc/{pid}/comm") as f:
+                    if f.read().strip() != "strata-worker":
+                        continue
+                with open(f"/proc/{pid}/cmdline") as f:
+                    argv = f.read().split("\0")
+                fields = {}
+                with open(f"/proc/{pid}/smaps_rollup") as f:
+                    for line in f:
+                        parts = line.split()
+                        if len(parts) >= 2 and parts[0].endswith(":") and parts[1].isdigit():
+                            fields[parts[0][:-1]] = int(parts[1]) / 1024.0
+            except (OSError, ProcessLookupError):
+                continue
+            rank = {"tp_rank": 0, "pp_stage": 0}
+            for flag, key in (("--tp-rank", "tp_rank"), ("--pp-stage", "pp_stage")):
+                if flag in argv:
+                    rank[key] = int(argv[argv.index(flag) + 1])
+            rank.update({"pid": pid, "rss_mib": round(fields.get("Rss", 0), 1),
+                         "pss_mib": round(fields.get("Pss", 0), 1)})
+            out.append(rank)
+        weights = []
+        try:
+            with open(self.log_path, errors="replace") as f:
+                for line in f:
+                    if "weights this rank reads:" in line:
+                        weights.append(float(line.split("weights this rank reads:")[1].split()[0]))
+        except OSError:
+            pass
+        return sorted(out, key=lambda r: (r["pp_stage"], r["tp_rank"])), weights
 
     def stop(self):
         if self.proc is None or self.proc.poll() is not None:
@@ -185,6 +232,10 @@ def main():
     ap.add_argument("--replicas", type=int, default=1)
     ap.add_argument("--threads", type=int, default=0, help="threads per worker (default: strata's)")
     ap.add_argument("--max-num-seqs", type=int, default=0, help="coordinator batch bound (default: strata's)")
+    ap.add_argument("--tensor-parallel-size", type=int, default=1)
+    ap.add_argument("--pipeline-parallel-size", type=int, default=1)
+    ap.add_argument("--collective-transport", choices=["auto", "tcp", "shm"], default=None,
+                    help="TP/PP transport between the ranks (default: strata's, auto)")
     ap.add_argument("--concurrency", default="1,4,8,16", help="comma-separated stream counts")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--requests-per-stream", type=int, default=1)
@@ -235,7 +286,12 @@ def main():
                     f"{statistics.median(r['ttft_s']) * 1e3:.0f} ms, ITL median "
                     f"{statistics.median(r['itl_s']) * 1e3:.1f} ms")
 
+        ranks, weights = cluster.worker_memory()
         summary = {"command": " ".join(cluster.cmd), "replicas": args.replicas, "threads": args.threads or None,
+                   "tensor_parallel_size": args.tensor_parallel_size,
+                   "pipeline_parallel_size": args.pipeline_parallel_size,
+                   "collective_transport": args.collective_transport or "auto",
+                   "worker_memory": ranks, "weights_mib_logged": weights,
                    "max_num_seqs": args.max_num_seqs or None, "prompt_tokens": args.prompt_tokens,
                    "max_tokens": args.max_tokens, "repeats": args.repeats,
                    "requests_per_stream": args.requests_per_stream, "levels": []}
@@ -271,6 +327,12 @@ def main():
                   f"{L['ttft_ms_p90']:.0f} | {itl} |")
         s = summary["scaling"]
         print(f"\n{s['to']}-stream / {s['from']}-stream throughput: {s['throughput_ratio']:.2f}x")
+        print("\n| rank (pp stage, tp rank) | RSS MiB | PSS MiB |")
+        print("| --- | --- | --- |")
+        for r in ranks:
+            print(f"| {r['pp_stage']}, {r['tp_rank']} | {r['rss_mib']:.0f} | {r['pss_mib']:.0f} |")
+        if weights:
+            print(f"weights per rank (logged, MiB): {', '.join(f'{w:.1f}' for w in weights)}")
         return 0
     except KeyboardInterrupt:
         log("interrupted")

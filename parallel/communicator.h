@@ -1,6 +1,7 @@
 // One process group's collectives and point-to-point transfers, whatever the
 // transport: NCCL on device buffers (nccl_communicator.h), Gloo over TCP on
-// host buffers (gloo_communicator.h).
+// host buffers (gloo_communicator.h), shared memory between the ranks of one
+// host (shared_memory_communicator.h; cpu_communicator.h picks it or Gloo).
 //
 // A model replica of TP x PP ranks uses two groups per rank (see
 // parallel_groups.h): its pipeline stage's tensor-parallel group (all-reduce,
@@ -11,7 +12,9 @@
 //   - Collective calls (AllReduceSum, AllGather, Broadcast, Barrier) must be
 //     issued by every rank of the group in the same order with the same count
 //     and type. Send(peer) on one rank pairs with Recv(from) on the peer, in
-//     order.
+//     order. A Send may wait until the peer's Recv has taken it (large
+//     messages on any transport; one message in flight per pair on shared
+//     memory), so ranks must not form a cycle of Sends waiting on each other.
 //   - Buffers live where the implementation says (host memory for CPU
 //     implementations, device memory for NCCL); calls return when the buffer
 //     may be read or reused (NCCL: when the work is enqueued on the

@@ -97,7 +97,7 @@ int Usage() {
                "         [--port 8001] [--worker-port 8003] [--metrics-port 8002] [--threads N per worker]\n"
                "         [--kv-cache-mb M per worker] [--kv-dtype f16|...] [--max-num-seqs N] [--max-queue N]\n"
                "         [--max-batched-tokens N] [--long-prefill-chunk N] [--prefix-caching on|off] [--port-file FILE]\n"
-               "         [--tensor-parallel-size T] [--pipeline-parallel-size P]\n"
+               "         [--tensor-parallel-size T] [--pipeline-parallel-size P] [--collective-transport auto|tcp|shm]\n"
                "  starts a coordinator and N replicas of T x P worker processes here; Ctrl-C stops them all\n");
   return 2;
 }
@@ -111,7 +111,7 @@ int RunCluster(const std::vector<std::string>& all_args) {
                                {"model", "model-name", "replicas", "port", "worker-port", "metrics-port", "threads",
                                 "kv-cache-mb", "kv-dtype", "max-num-seqs", "max-queue", "max-batched-tokens",
                                 "long-prefill-chunk", "prefix-caching", "port-file", "tensor-parallel-size",
-                                "pipeline-parallel-size"},
+                                "pipeline-parallel-size", "collective-transport"},
                                {});
   if (!flags.ok()) {
     std::fprintf(stderr, "strata cluster: %s\n", std::string(flags.status().message()).c_str());
@@ -192,7 +192,7 @@ int RunCluster(const std::vector<std::string>& all_args) {
                                      "--pp-stage", absl::StrCat(rank / *tp), "--pp-size", absl::StrCat(*pp),
                                      "--peer-host", "127.0.0.1"});
       }
-      for (const char* f : {"kv-cache-mb", "kv-dtype"}) {
+      for (const char* f : {"kv-cache-mb", "kv-dtype", "collective-transport"}) {
         if (flags->Has(f)) w.argv.insert(w.argv.end(), {absl::StrCat("--", f), flags->Get(f, "")});
       }
       children.push_back(w);

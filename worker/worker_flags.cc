@@ -65,6 +65,9 @@ std::string WorkerUsage() {
       "  --pp-layer-split A,B,..  layers per pipeline stage (default: even, earlier stages take the rest)\n"
       "  --peer-host HOST         address the replica's other ranks reach this worker at (TP/PP only;\n"
       "                           default: this machine's host name)\n"
+      "  --collective-transport auto|tcp|shm  how a TP/PP group's ranks talk (default auto: shared\n"
+      "                           memory when every rank of the group is on this host and in this\n"
+      "                           network namespace, Gloo over TCP otherwise)\n"
       "  --collective-timeout-s S how long a rendezvous or one collective may wait for peers (default 60)\n"
       "  --connect-timeout-s S    how long to keep dialing an unreachable coordinator (default 120)\n"
       "Exit status: 0 after Shutdown or SIGTERM/SIGINT, 1 on a runtime failure, 2 on bad flags.\n");
@@ -75,7 +78,8 @@ absl::StatusOr<WorkerFlags> ParseWorkerFlags(const std::vector<std::string>& arg
       "--coordinator", "--replica",   "--model",      "--model-name", "--device",
       "--threads",     "--kv-cache-mb", "--kv-blocks", "--block-size", "--kv-dtype",
       "--max-context", "--tp-rank",   "--tp-size",    "--pp-stage",   "--pp-size",
-      "--connect-timeout-s", "--pp-layer-split", "--peer-host", "--collective-timeout-s"};
+      "--connect-timeout-s", "--pp-layer-split", "--peer-host", "--collective-timeout-s",
+      "--collective-transport"};
   std::map<std::string, std::string> values;
   WorkerFlags f;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -201,6 +205,11 @@ absl::StatusOr<WorkerFlags> ParseWorkerFlags(const std::vector<std::string>& arg
         f.collective_timeout_s > 1e6) {
       return Bad("--collective-timeout-s", *v, "expected a positive number of seconds");
     }
+  }
+  if (const std::string* v = get("--collective-transport")) {
+    absl::StatusOr<parallel::CpuTransport> t = parallel::ParseCpuTransport(*v);
+    if (!t.ok()) return Bad("--collective-transport", *v, "expected auto, tcp or shm");
+    f.collective_transport = *t;
   }
   if (f.tp_rank >= f.tp_size) {
     return Bad("--tp-rank", absl::StrCat(f.tp_rank), absl::StrCat("must be < --tp-size ", f.tp_size));

@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "parallel/cpu_communicator.h"
 #include "worker/coordinator_link.h"
 #include "worker/step_executor.h"
 
@@ -33,6 +34,7 @@ struct WorkerFlags {
   std::vector<int64_t> layer_split;  // --pp-layer-split (empty: even)
   std::string peer_host;          // --peer-host (empty: the host name)
   double collective_timeout_s = 60;  // --collective-timeout-s
+  parallel::CpuTransport collective_transport = parallel::CpuTransport::kAuto;  // --collective-transport
   double connect_timeout_s = 120; // --connect-timeout-s
   bool help = false;              // --help
 };

@@ -24,7 +24,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "parallel/coordinator_store_client.h"
-#include "parallel/gloo_communicator.h"
+#include "parallel/cpu_communicator.h"
 #include "worker/coordinator_link.h"
 #include "worker/step_executor.h"
 #include "worker/worker_flags.h"
@@ -129,7 +129,7 @@ int Main(int argc, char** argv) {
     return kExitBadFlags;
   }
   // TP/PP: the replica's ranks meet in the coordinator's rendezvous store and
-  // talk over Gloo's TCP transport.
+  // talk over shared memory (same host) or Gloo over TCP (--collective-transport).
   std::shared_ptr<parallel::KeyValueStore> store;
   if (exec_config.topology.world_size() > 1) {
     absl::StatusOr<std::unique_ptr<parallel::CoordinatorStoreClient>> client =
@@ -141,17 +141,21 @@ int Main(int argc, char** argv) {
     store = *std::move(client);
     const std::string peer_host = flags->peer_host;
     const absl::Duration timeout = absl::Seconds(flags->collective_timeout_s);
-    exec_config.make_communicator = [store, peer_host, timeout](const CommunicatorSpec& spec)
+    const parallel::CpuTransport transport = flags->collective_transport;
+    exec_config.make_communicator = [store, peer_host, timeout, transport](const CommunicatorSpec& spec)
         -> absl::StatusOr<std::unique_ptr<parallel::Communicator>> {
-      parallel::GlooCommunicatorConfig gc;
-      gc.store = store.get();
-      gc.prefix = spec.key_prefix;
-      gc.rank = spec.rank;
-      gc.size = spec.size;
-      gc.bind_address = peer_host;
-      gc.timeout = timeout;
-      gc.label = spec.label;
-      return parallel::CreateGlooCommunicator(gc);
+      parallel::CpuCommunicatorConfig cc;
+      cc.store = store.get();
+      cc.prefix = spec.key_prefix;
+      cc.rank = spec.rank;
+      cc.size = spec.size;
+      cc.bind_address = peer_host;
+      cc.timeout = timeout;
+      cc.label = spec.label;
+      cc.transport = transport;
+      absl::StatusOr<std::unique_ptr<parallel::Communicator>> comm = parallel::CreateCpuCommunicator(cc);
+      if (comm.ok()) Log(absl::StrCat("connected: ", (*comm)->Describe()));
+      return comm;
     };
   }
   if (absl::StatusOr<KvPlan> plan = PlanKv(exec_config, (*model)->config, *shard); !plan.ok()) {
