@@ -1,6 +1,7 @@
 """Tensor and pipeline parallelism with real worker processes on loopback
-(Gloo over TCP, the coordinator's rendezvous store): TP=2, PP=2 and TP=2 x
-PP=2 replicas of a tiny model produce the single-process engine's greedy and
+(the coordinator's rendezvous store; shared memory between the ranks, which
+--collective-transport auto picks on one host, and Gloo over TCP when asked
+for): TP=2, PP=2 and TP=2 x PP=2 replicas of a tiny model produce the single-process engine's greedy and
 seeded tokens, and, with F16 weights (no int8 activation rounding, see
 tests/worker/model/model_shard_test.cc), logprobs within 1e-3 of a TP=1 x
 PP=1 replica's; concurrent requests give the same tokens as sequential ones;
@@ -8,7 +9,7 @@ one
 rank dying takes its replica down (its streams end UNAVAILABLE) while another
 replica keeps serving, and the restarted rank rejoins under a new
 communicator. A multi-host variant puts each rank in its own network
-namespace so the collectives cross veth interfaces.
+namespace so the collectives cross veth interfaces (auto picks TCP there).
 """
 import os
 import signal
@@ -27,7 +28,7 @@ from test_native_api import generate, prompt_of
 # of f32 partial sums differs (all-reduce of per-rank sums).
 LOGPROB_TOL = 1e-3
 
-LAYOUTS = [(2, 1), (1, 2), (2, 2)]
+LAYOUTS = [(2, 1, "auto"), (1, 2, "auto"), (2, 2, "auto"), (2, 1, "tcp"), (2, 2, "tcp")]
 
 
 def run_cases(c, pb, cases, max_tokens=24):
@@ -62,14 +63,18 @@ def model_and_reference(request, bins, tiny_model, f16_model, cases):
 
 
 @pytest.mark.time_limit(240)
-@pytest.mark.parametrize("tp,pp", LAYOUTS, ids=[f"tp{t}_pp{p}" for t, p in LAYOUTS])
-def test_parallel_replica_matches_the_single_process_engine(make_cluster, pb, cases, model_and_reference, tp, pp):
+@pytest.mark.parametrize("tp,pp,transport", LAYOUTS, ids=[f"tp{t}_pp{p}_{x}" for t, p, x in LAYOUTS])
+def test_parallel_replica_matches_the_single_process_engine(make_cluster, pb, cases, model_and_reference, tp, pp,
+                                                            transport):
     kind, model, reference = model_and_reference
     whole = make_cluster(model, name="whole")
     base = run_cases(whole, pb, cases)
     whole.stop()
-    c = make_cluster(model, tp=tp, pp=pp)
+    c = make_cluster(model, tp=tp, pp=pp, worker_args=["--collective-transport", transport])
     got = run_cases(c, pb, cases)
+    logs = c.worker_logs(0)
+    want_transport = "connected: shm rank" if transport == "auto" else "connected: gloo/tcp rank"
+    assert logs.count(want_transport) == (tp * pp if tp > 1 else 0) + (tp * pp if pp > 1 else 0), logs[-3000:]
     for i, ((ids, lps), (base_ids, base_lps), want) in enumerate(zip(got, base, reference)):
         assert ids == want, f"case {i}: tp={tp} pp={pp} {kind}: tokens differ from the engine's"
         assert base_ids == want
@@ -209,6 +214,8 @@ def test_tp2_across_two_network_namespaces(bins, tiny_model, make_cluster, pb, c
     after = [tx_bytes(ns, dev) for ns, _, dev in hosts]
     for i, ((ids, _), want) in enumerate(zip(got, reference)):
         assert ids == want, f"case {i}: tokens differ across hosts"
+    # Different network namespaces count as different hosts: auto chose TCP.
+    assert c.worker_logs(0).count("connected: gloo/tcp rank") == 2, c.worker_logs(0)[-3000:]
     # Every all-reduce of every layer crossed each rank's interface: 3 layers x
     # 2 all-reduces + embedding, x 72 steps, of 192 floats per token.
     for (ns, _, dev), b, a in zip(hosts, before, after):
