@@ -61,6 +61,17 @@
 #define gridDim (::strata::cuda_host::GridDim())
 #define warpSize 32
 
+// Vector types with CUDA's alignment.
+struct alignas(8) float2 {
+  float x, y;
+};
+struct alignas(16) float4 {
+  float x, y, z, w;
+};
+struct alignas(16) int4 {
+  int x, y, z, w;
+};
+
 #define STRATA_DYNAMIC_SHARED(T, name) \
   T* name = reinterpret_cast<T*>(::strata::cuda_host::DynamicShared())
 
