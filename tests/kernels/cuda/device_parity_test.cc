@@ -10,9 +10,11 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "kernels/cpu/paged_attention.h"
 #include "kernels/cpu/rms_norm.h"
 #include "kernels/cpu/rope.h"
 #include "kernels/cpu/swiglu.h"
+#include "kernels/cuda/cuda_status.h"
 #include "kernels/cuda/launchers.h"
 
 namespace strata::cuda {
@@ -113,11 +115,87 @@ TEST(CudaDevice, SwiGluMatchesCpu) {
   ExpectClose(dout.Read(), want, 1e-5f, 1e-6f);
 }
 
+TEST(CudaDevice, EmbeddingMatchesRowCopy) {
+  SKIP_WITHOUT_GPU();
+  const int64_t vocab = 53, dim = 577, tokens = 7;
+  const auto table = RandomNonZero(vocab * dim, 7);
+  const std::vector<int32_t> ids = {5, 0, 52, 17, 17, 60, 3};  // 60 is out of range
+  DeviceBuffer<float> dt(table),
+      dout(std::vector<float>(tokens * dim, std::numeric_limits<float>::quiet_NaN()));
+  DeviceBuffer<int32_t> dids(ids);
+  DeviceBuffer<int> dbad(std::vector<int>(1, 0));
+  ASSERT_EQ(LaunchEmbedding({dt.ptr, dids.ptr, dout.ptr, tokens, vocab, dim, 0, dbad.ptr}, nullptr),
+            cudaSuccess);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const auto out = dout.Read();
+  EXPECT_EQ(dbad.Read()[0], 1);
+  for (int64_t t = 0; t < tokens; ++t) {
+    for (int64_t d = 0; d < dim; ++d) {
+      if (ids[t] >= vocab) {
+        EXPECT_TRUE(std::isnan(out[t * dim + d]));
+      } else {
+        ASSERT_EQ(out[t * dim + d], table[ids[t] * dim + d]);
+      }
+    }
+  }
+}
+
+TEST(CudaDevice, KvWriteF16MatchesCpuBits) {
+  SKIP_WITHOUT_GPU();
+  const int32_t num_blocks = 9, block_size = 5, n_kv = 3, head_dim = 34, max_blocks = 3;
+  const int64_t tokens = 7, row = n_kv * head_dim;
+  const std::vector<int32_t> tables = {3, 7, 1, 8, 2, 5}, seq = {0, 0, 1, 1, 1, 0, 1},
+                             pos = {0, 6, 4, 5, 14, 11, 9};
+  // Magnitudes from 1e-6 (f16 subnormals) to 7e4 (overflow to inf): every rounding path.
+  std::vector<float> k = RandomNonZero(tokens * row, 8), v = RandomNonZero(tokens * row, 9);
+  for (size_t i = 0; i < k.size(); ++i) k[i] *= std::pow(10.0f, static_cast<float>(i % 12) - 6.0f);
+  const size_t pool = static_cast<size_t>(num_blocks) * n_kv * block_size * head_dim;
+  std::vector<uint16_t> kw(pool, 0x7E01), vw(pool, 0x7E01);
+  PagedKvView kv;
+  kv.dtype = KvDtype::kF16;
+  kv.num_blocks = num_blocks;
+  kv.block_size = block_size;
+  kv.n_kv_heads = n_kv;
+  kv.head_dim = head_dim;
+  kv.max_blocks_per_seq = max_blocks;
+  kv.n_seqs = 2;
+  PagedKvView host_kv = kv;
+  host_kv.k = kw.data();
+  host_kv.v = vw.data();
+  host_kv.block_tables = tables.data();
+  strata::KvWriteParams cp;
+  cp.kv = host_kv;
+  cp.k = k.data();
+  cp.v = v.data();
+  cp.k_stride = cp.v_stride = row;
+  cp.tokens = tokens;
+  cp.token_seq = seq.data();
+  cp.positions = pos.data();
+  ASSERT_TRUE(strata::LaunchKvWrite(cp).ok());
+  DeviceBuffer<uint16_t> dkp(std::vector<uint16_t>(pool, 0x7E01)), dvp(std::vector<uint16_t>(pool, 0x7E01));
+  DeviceBuffer<int32_t> dtab(tables), dseq(seq), dpos(pos);
+  DeviceBuffer<float> dk(k), dv(v);
+  DeviceBuffer<int> dbad(std::vector<int>(1, 0));
+  kv.k = dkp.ptr;
+  kv.v = dvp.ptr;
+  kv.block_tables = dtab.ptr;
+  ASSERT_TRUE(CudaStatus(LaunchKvWriteF16({kv, dk.ptr, dv.ptr, row, row, tokens, dseq.ptr, dpos.ptr,
+                                           dbad.ptr}, nullptr), "KvWriteF16").ok());
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  EXPECT_EQ(dbad.Read()[0], 0);
+  EXPECT_EQ(dkp.Read(), kw);
+  EXPECT_EQ(dvp.Read(), vw);
+}
+
 TEST(CudaDevice, BadParamsAreInvalidValue) {
   // Validation happens before any CUDA call, so this runs without a GPU too.
   EXPECT_EQ(LaunchSwiGlu({nullptr, nullptr, nullptr, 4}, nullptr), cudaErrorInvalidValue);
   EXPECT_EQ(LaunchRope({nullptr, 1, 1, 3, 0, nullptr, nullptr, false}, nullptr),
             cudaErrorInvalidValue);
+  const absl::Status st = CudaStatus(cudaErrorInvalidValue, "Rope");
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("Rope"), std::string::npos) << st;
+  EXPECT_TRUE(CudaStatus(cudaSuccess, "Rope").ok());
 }
 
 }  // namespace
