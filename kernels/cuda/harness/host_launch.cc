@@ -1,6 +1,8 @@
 #include "kernels/cuda/harness/host_launch.h"
 
+#include <sys/mman.h>
 #include <ucontext.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -11,6 +13,36 @@
 
 namespace strata::cuda_host {
 namespace {
+
+// Fiber stacks in one mapping, each with a PROT_NONE guard page below it, so a fiber
+// that overflows its 64 KiB stack faults at once instead of corrupting a neighbour.
+class FiberStacks {
+ public:
+  FiberStacks() = default;
+  FiberStacks(const FiberStacks&) = delete;
+  FiberStacks& operator=(const FiberStacks&) = delete;
+  static absl::Status Map(int n, FiberStacks* out) {
+    out->page_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    out->stride_ = kFiberStackBytes + out->page_;
+    out->bytes_ = static_cast<size_t>(n) * out->stride_;
+    void* p = mmap(nullptr, out->bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+      return absl::ResourceExhaustedError(absl::StrCat("HostLaunch: cannot map ", out->bytes_,
+                                                       " bytes of fiber stacks"));
+    }
+    out->base_ = static_cast<char*>(p);
+    for (int i = 0; i < n; ++i) mprotect(out->base_ + i * out->stride_, out->page_, PROT_NONE);
+    return absl::OkStatus();
+  }
+  ~FiberStacks() {
+    if (base_) munmap(base_, bytes_);
+  }
+  char* Stack(int i) const { return base_ + static_cast<size_t>(i) * stride_ + page_; }
+
+ private:
+  char* base_ = nullptr;
+  size_t page_ = 0, stride_ = 0, bytes_ = 0;
+};
 
 enum class FiberState { kRunnable, kAtBlockBarrier, kAtWarpBarrier, kDone };
 
@@ -28,7 +60,7 @@ struct Launch {
   int current = -1;  // running fiber, -1 in the scheduler
   ucontext_t scheduler;
   std::vector<Fiber> fibers;
-  std::unique_ptr<char[]> stacks;
+  FiberStacks stacks;
   std::unique_ptr<uint64_t[]> shared;  // dynamic shared memory, 16-byte aligned
   size_t shared_bytes = 0;
   std::vector<uint64_t> warp_slots;   // 32 per warp
@@ -67,7 +99,7 @@ absl::Status RunBlock(Launch& l) {
                   static_cast<unsigned>((i / l.block.x) % l.block.y),
                   static_cast<unsigned>(i / (l.block.x * l.block.y))};
     getcontext(&f.ctx);
-    f.ctx.uc_stack.ss_sp = l.stacks.get() + static_cast<size_t>(i) * kFiberStackBytes;
+    f.ctx.uc_stack.ss_sp = l.stacks.Stack(i);
     f.ctx.uc_stack.ss_size = kFiberStackBytes;
     f.ctx.uc_link = &l.scheduler;
     makecontext(&f.ctx, &FiberMain, 0);
@@ -148,7 +180,7 @@ absl::Status HostLaunch(dim3 grid, dim3 block, size_t dynamic_shared_bytes,
   l.block = block;
   l.threads = static_cast<int>(threads);
   l.fibers.resize(l.threads);
-  l.stacks.reset(new char[static_cast<size_t>(l.threads) * kFiberStackBytes]);
+  if (absl::Status st = FiberStacks::Map(l.threads, &l.stacks); !st.ok()) return st;
   l.shared_bytes = dynamic_shared_bytes;
   if (dynamic_shared_bytes) l.shared.reset(new uint64_t[(dynamic_shared_bytes + 15) / 8]);
   l.warp_slots.assign(static_cast<size_t>((l.threads + 31) / 32) * 32, 0);

@@ -2,6 +2,7 @@
 // The kernels are written exactly as CUDA code, through cuda_compat.h.
 #include <cmath>
 #include <numeric>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -164,6 +165,49 @@ TEST(HostLaunch, DivergentBarriersAreReportedNotHung) {
   EXPECT_NE(s.message().find("warp"), std::string::npos) << s;
   // The harness is usable again after a failed launch.
   EXPECT_TRUE(HostLaunch(dim3(1), dim3(32), 0, [] {}).ok());
+}
+
+// Two OS threads launching at once: each running block has its own __shared__ arrays
+// (thread_local) and its own scheduler, so the results do not mix.
+TEST(HostLaunch, ConcurrentLaunchesOnTwoThreadsAreIndependent) {
+  const int blocks = 40, threads = 256;
+  std::vector<float> in_a(blocks * threads, 1.0f), in_b(blocks * threads, 3.0f);
+  std::vector<float> out_a(blocks, NAN), out_b(blocks, NAN);
+  absl::Status sa, sb;
+  std::thread ta([&] {
+    sa = HostLaunch(dim3(blocks), dim3(threads), 0, [&] { TreeSumKernel(in_a.data(), out_a.data()); });
+  });
+  std::thread tb([&] {
+    sb = HostLaunch(dim3(blocks), dim3(threads), 0, [&] { TreeSumKernel(in_b.data(), out_b.data()); });
+  });
+  ta.join();
+  tb.join();
+  ASSERT_TRUE(sa.ok()) << sa;
+  ASSERT_TRUE(sb.ok()) << sb;
+  for (int b = 0; b < blocks; ++b) {
+    EXPECT_EQ(out_a[b], 256.0f);
+    EXPECT_EQ(out_b[b], 768.0f);
+  }
+}
+
+// A 2-D block whose warps span rows: warps are formed from the linear thread id.
+__global__ void WarpIdKernel(int* out) {
+  const unsigned lin = threadIdx.x + blockDim.x * threadIdx.y;
+  int v = static_cast<int>(lin);
+  for (int o = 16; o > 0; o >>= 1) v = max(v, __shfl_xor_sync(0xffffffffu, v, o));
+  out[lin] = v;  // the largest linear id of the caller's warp
+}
+
+TEST(HostLaunch, WarpsFollowLinearThreadIdIn2dBlocks) {
+  std::vector<int> out(48 * 4, -1);
+  ASSERT_TRUE(HostLaunch(dim3(1), dim3(48, 4), 0, [&] { WarpIdKernel(out.data()); }).ok());
+  for (int i = 0; i < 48 * 4; ++i) EXPECT_EQ(out[i], (i / 32) * 32 + 31) << i;
+}
+
+TEST(HostLaunch, NestedLaunchIsRefused) {
+  absl::Status inner;
+  ASSERT_TRUE(HostLaunch(dim3(1), dim3(1), 0, [&] { inner = HostLaunch(dim3(1), dim3(1), 0, [] {}); }).ok());
+  EXPECT_EQ(inner.code(), absl::StatusCode::kFailedPrecondition);
 }
 
 }  // namespace
