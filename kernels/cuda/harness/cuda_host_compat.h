@@ -19,17 +19,25 @@
 //     at a warp collective (divergent barrier): the launch fails with an error instead
 //     of hanging; likewise a warp collective missed by a lane of the warp;
 //   - bad launch shapes (zero dims, > 1024 threads, grid.y/z > 65535, dynamic shared
-//     memory > kMaxDynamicSharedBytes) return InvalidArgument.
+//     memory > kMaxDynamicSharedBytes = 227 KiB, the sm_90 opt-in maximum; sm_80 allows
+//     only 163 KiB and any size over 48 KiB needs cudaFuncSetAttribute on the device,
+//     which the harness does not model) return InvalidArgument.
 // What it CANNOT check:
 //   - real concurrency: threads of a warp do not run in lock step and nothing runs in
 //     parallel, so data races, missing __syncthreads() between a write and a read by
 //     another thread *that happened to run earlier*, memory-model/fence bugs and
 //     atomics contention are not exercised (the schedule is one fixed interleaving);
+//   - threads waiting at *different* __syncthreads() call sites at the same time
+//     (if/else with a barrier in each branch): they are released together;
 //   - the `mask` argument of *_sync collectives (all existing lanes of the warp must
 //     take part; partial masks are not modelled);
 //   - tensor cores, inline PTX, cp.async, TMA, cooperative groups, clusters;
-//   - __half/bf16 rounding of device intrinsics beyond what cuda_fp16.h's host path does,
-//     fast-math intrinsics (__expf etc. are the exact libm functions here);
+//   - device f16/bf16 intrinsics: there is no host __half here; a kernel picks a host
+//     conversion itself (kv_write_f16_kernel.cuh uses the CPU F32ToF16), so only the
+//     device tests compare against the real intrinsics; fast-math intrinsics
+//     (__expf, rsqrtf, ...) are the exact libm functions here;
+//   - AddressSanitizer builds: fibers switch stacks with swapcontext, which ASan does
+//     not follow without annotations (expect false reports under -fsanitize=address);
 //   - timing, occupancy, register pressure, bank conflicts, out-of-bounds accesses to
 //     shared memory (no sanitizer); a fiber overflowing its 64 KiB stack
 //     hits a guard page (SIGSEGV), it is not reported as a Status.
