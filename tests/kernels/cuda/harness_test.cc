@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "kernels/cuda/block_reduce.cuh"
 #include "kernels/cuda/harness/cuda_compat.h"
 
 namespace strata::cuda_host {
@@ -208,6 +209,34 @@ TEST(HostLaunch, NestedLaunchIsRefused) {
   absl::Status inner;
   ASSERT_TRUE(HostLaunch(dim3(1), dim3(1), 0, [&] { inner = HostLaunch(dim3(1), dim3(1), 0, [] {}); }).ok());
   EXPECT_EQ(inner.code(), absl::StatusCode::kFailedPrecondition);
+}
+
+// kernels/cuda/block_reduce.cuh at every legal block size, called twice in a row (the
+// trailing barrier must keep the second call from clobbering the first).
+__global__ void BlockReduceTwiceKernel(const float* in, float* out) {
+  const float v = in[blockIdx.x * blockDim.x + threadIdx.x];
+  const float a = strata::cuda::BlockReduceSum(v);
+  const float b = strata::cuda::BlockReduceSum(v * 2.0f);
+  out[2 * (blockIdx.x * blockDim.x + threadIdx.x)] = a;
+  out[2 * (blockIdx.x * blockDim.x + threadIdx.x) + 1] = b;
+}
+
+TEST(HostLaunch, BlockReduceSumAllBlockSizes) {
+  for (unsigned threads = 32; threads <= 1024; threads += 32) {
+    const unsigned blocks = 2;
+    std::vector<float> in(blocks * threads), out(2 * blocks * threads, NAN);
+    for (size_t i = 0; i < in.size(); ++i) in[i] = static_cast<float>(i % 13) + 1.0f;
+    ASSERT_TRUE(HostLaunch(dim3(blocks), dim3(threads), 0,
+                           [&] { BlockReduceTwiceKernel(in.data(), out.data()); }).ok());
+    for (unsigned b = 0; b < blocks; ++b) {
+      float want = 0;
+      for (unsigned t = 0; t < threads; ++t) want += in[b * threads + t];
+      for (unsigned t = 0; t < threads; ++t) {
+        ASSERT_EQ(out[2 * (b * threads + t)], want) << threads << " " << b << " " << t;
+        ASSERT_EQ(out[2 * (b * threads + t) + 1], 2 * want) << threads;
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -46,7 +46,7 @@ void ExpectClose(const std::vector<float>& got, const std::vector<float>& want, 
 }
 
 TEST(CudaHostParity, RmsNormResidualMatchesCpu) {
-  for (int64_t cols : {577, 64, 2048 + 3}) {
+  for (int64_t cols : {577, 64, 2048 + 3, 1}) {
     const int64_t rows = 7;
     const auto x = RandomNonZero(rows * cols, 1 + cols);
     const auto res0 = RandomNonZero(rows * cols, 2 + cols);
