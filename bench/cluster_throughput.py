@@ -64,6 +64,8 @@ class Cluster:
         if args.tensor_parallel_size > 1 or args.pipeline_parallel_size > 1:
             self.cmd += ["--tensor-parallel-size", str(args.tensor_parallel_size),
                          "--pipeline-parallel-size", str(args.pipeline_parallel_size)]
+        if args.kv_cache_mb:
+            self.cmd += ["--kv-cache-mb", str(args.kv_cache_mb)]
         if args.collective_transport:
             self.cmd += ["--collective-transport", args.collective_transport]
         self.proc = None
@@ -126,7 +128,9 @@ class Cluster:
                 if flag in argv:
                     rank[key] = int(argv[argv.index(flag) + 1])
             rank.update({"pid": pid, "rss_mib": round(fields.get("Rss", 0), 1),
-                         "pss_mib": round(fields.get("Pss", 0), 1)})
+                         "pss_mib": round(fields.get("Pss", 0), 1),
+                         "pss_anon_mib": round(fields.get("Pss_Anon", 0), 1),
+                         "pss_file_mib": round(fields.get("Pss_File", 0), 1)})
             out.append(rank)
         weights = []
         try:
@@ -232,6 +236,7 @@ def main():
     ap.add_argument("--replicas", type=int, default=1)
     ap.add_argument("--threads", type=int, default=0, help="threads per worker (default: strata's)")
     ap.add_argument("--max-num-seqs", type=int, default=0, help="coordinator batch bound (default: strata's)")
+    ap.add_argument("--kv-cache-mb", type=int, default=0, help="KV budget per worker (default: strata's)")
     ap.add_argument("--tensor-parallel-size", type=int, default=1)
     ap.add_argument("--pipeline-parallel-size", type=int, default=1)
     ap.add_argument("--collective-transport", choices=["auto", "tcp", "shm"], default=None,
@@ -327,10 +332,11 @@ def main():
                   f"{L['ttft_ms_p90']:.0f} | {itl} |")
         s = summary["scaling"]
         print(f"\n{s['to']}-stream / {s['from']}-stream throughput: {s['throughput_ratio']:.2f}x")
-        print("\n| rank (pp stage, tp rank) | RSS MiB | PSS MiB |")
-        print("| --- | --- | --- |")
+        print("\n| rank (pp stage, tp rank) | RSS MiB | PSS MiB | PSS anonymous MiB | PSS file-backed MiB |")
+        print("| --- | --- | --- | --- | --- |")
         for r in ranks:
-            print(f"| {r['pp_stage']}, {r['tp_rank']} | {r['rss_mib']:.0f} | {r['pss_mib']:.0f} |")
+            print(f"| {r['pp_stage']}, {r['tp_rank']} | {r['rss_mib']:.0f} | {r['pss_mib']:.0f} | "
+                  f"{r['pss_anon_mib']:.0f} | {r['pss_file_mib']:.0f} |")
         if weights:
             print(f"weights per rank (logged, MiB): {', '.join(f'{w:.1f}' for w in weights)}")
         return 0

@@ -30,7 +30,7 @@
 // returns FAILED_PRECONDITION, as for the other communicators.
 //
 // Only for ranks that share /dev/shm and a PID namespace: see
-// host_identity.h for how the worker decides.
+// cpu_communicator.h for how the worker decides.
 //
 // Threading: as Communicator: one thread at a time; Create blocks for the
 // rendezvous.
@@ -55,7 +55,7 @@ struct SharedMemoryCommunicatorConfig {
   absl::Duration timeout = absl::Seconds(60);  // rendezvous and per wait
   std::string label;                           // for Describe()
   // Segment size: size * 2 * collective_slot_bytes + size^2 * p2p_slot_bytes
-  // (+ a few KiB). Defaults: 10 MiB for 4 ranks.
+  // (+ a few KiB). Defaults: 12 MiB for 4 ranks.
   int64_t collective_slot_bytes = int64_t{1} << 20;
   int64_t p2p_slot_bytes = int64_t{256} << 10;
 };
