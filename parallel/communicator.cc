@@ -1,6 +1,14 @@
 #include "parallel/communicator.h"
 
+#include <unistd.h>
+
 namespace strata::parallel {
+
+std::string HostName() {
+  char buffer[256] = {};
+  if (gethostname(buffer, sizeof(buffer) - 1) != 0 || buffer[0] == '\0') return "unknown-host";
+  return buffer;
+}
 
 size_t DataTypeSize(DataType type) {
   switch (type) {

@@ -40,6 +40,8 @@ namespace strata::parallel {
 enum class DataType { kF32, kF16, kBF16, kI32, kU8 };
 
 size_t DataTypeSize(DataType type);
+// This machine's host name for Describe() ("unknown-host" if it has none).
+std::string HostName();
 const char* DataTypeName(DataType type);
 
 class Communicator {

@@ -53,11 +53,6 @@ constexpr int64_t kMaxCachedPlanBytes = int64_t{512} << 20;
 // so the n-th Send to a peer pairs with its n-th Recv from us.
 constexpr uint64_t kSendRecvSlotPrefix = uint64_t{0x53} << 56;
 
-std::string HostName() {
-  char buffer[256] = {};
-  if (gethostname(buffer, sizeof(buffer) - 1) != 0 || buffer[0] == '\0') return "unknown-host";
-  return buffer;
-}
 
 std::chrono::milliseconds ToChrono(absl::Duration d) {
   return std::chrono::milliseconds(std::max<int64_t>(1, absl::ToInt64Milliseconds(d)));

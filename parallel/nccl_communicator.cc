@@ -150,11 +150,7 @@ absl::StatusOr<ncclUniqueId> ParseNcclUniqueId(absl::string_view bytes) {
   return id;
 }
 
-std::string NcclHostName() {
-  char name[256] = {};
-  if (gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0') return "unknown-host";
-  return name;
-}
+std::string NcclHostName() { return HostName(); }
 
 // ---- NcclCommunicator ----
 

@@ -121,11 +121,6 @@ bool ProcessExited(int32_t pid) {
   return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'Z';
 }
 
-std::string HostName() {
-  char buffer[256] = {};
-  if (gethostname(buffer, sizeof(buffer) - 1) != 0 || buffer[0] == '\0') return "unknown-host";
-  return buffer;
-}
 
 class SharedMemoryCommunicator final : public Communicator {
  public:
@@ -159,22 +154,18 @@ class SharedMemoryCommunicator final : public Communicator {
     if (absl::Status s = CheckBuffer("AllReduceSum", buffer, count, type); !s.ok()) return s;
     if (size_ == 1 || count == 0) return absl::OkStatus();
     const int64_t elem = static_cast<int64_t>(DataTypeSize(type));
-    const int64_t per_chunk = collective_slot_bytes_ / elem;
     char* bytes = static_cast<char*>(buffer);
-    for (int64_t done = 0; done < count; done += per_chunk) {
-      const int64_t n = std::min(per_chunk, count - done);
-      char* chunk = bytes + done * elem;
-      std::memcpy(MySlot(), chunk, n * elem);
-      if (absl::Status s = Arrive("AllReduceSum"); !s.ok()) return s;
-      const char* slots[64] = {};
-      for (int q = 0; q < size_; ++q) slots[q] = Slot(q, op_);
-      if (type == DataType::kF32) {
-        SumSlots(reinterpret_cast<float*>(chunk), slots, size_, n);
-      } else {
-        SumSlots(reinterpret_cast<int32_t*>(chunk), slots, size_, n);
-      }
-    }
-    return absl::OkStatus();
+    return Chunked(
+        "AllReduceSum", count, elem, [&](int64_t done, int64_t n) { std::memcpy(MySlot(), bytes + done * elem, n * elem); },
+        [&](int64_t done, int64_t n) {
+          const char* slots[64] = {};
+          for (int q = 0; q < size_; ++q) slots[q] = Slot(q, op_);
+          if (type == DataType::kF32) {
+            SumSlots(reinterpret_cast<float*>(bytes + done * elem), slots, size_, n);
+          } else {
+            SumSlots(reinterpret_cast<int32_t*>(bytes + done * elem), slots, size_, n);
+          }
+        });
   }
 
   absl::Status AllGather(const void* in, void* out, int64_t count, DataType type) override {
@@ -185,18 +176,13 @@ class SharedMemoryCommunicator final : public Communicator {
       if (count > 0) std::memcpy(out, in, count * elem);
       return absl::OkStatus();
     }
-    const int64_t per_chunk = collective_slot_bytes_ / elem;
     const char* src = static_cast<const char*>(in);
     char* dst = static_cast<char*>(out);
-    for (int64_t done = 0; done < count; done += per_chunk) {
-      const int64_t n = std::min(per_chunk, count - done);
-      std::memcpy(MySlot(), src + done * elem, n * elem);
-      if (absl::Status s = Arrive("AllGather"); !s.ok()) return s;
-      for (int q = 0; q < size_; ++q) {
-        std::memcpy(dst + (q * count + done) * elem, Slot(q, op_), n * elem);
-      }
-    }
-    return absl::OkStatus();
+    return Chunked(
+        "AllGather", count, elem, [&](int64_t done, int64_t n) { std::memcpy(MySlot(), src + done * elem, n * elem); },
+        [&](int64_t done, int64_t n) {
+          for (int q = 0; q < size_; ++q) std::memcpy(dst + (q * count + done) * elem, Slot(q, op_), n * elem);
+        });
   }
 
   absl::Status Broadcast(void* buffer, int64_t count, DataType type, int root) override {
@@ -207,15 +193,15 @@ class SharedMemoryCommunicator final : public Communicator {
     if (absl::Status s = CheckBuffer("Broadcast", buffer, count, type); !s.ok()) return s;
     if (size_ == 1 || count == 0) return absl::OkStatus();
     const int64_t elem = static_cast<int64_t>(DataTypeSize(type));
-    const int64_t per_chunk = collective_slot_bytes_ / elem;
     char* bytes = static_cast<char*>(buffer);
-    for (int64_t done = 0; done < count; done += per_chunk) {
-      const int64_t n = std::min(per_chunk, count - done);
-      if (rank_ == root) std::memcpy(MySlot(), bytes + done * elem, n * elem);
-      if (absl::Status s = Arrive("Broadcast"); !s.ok()) return s;
-      if (rank_ != root) std::memcpy(bytes + done * elem, Slot(root, op_), n * elem);
-    }
-    return absl::OkStatus();
+    return Chunked(
+        "Broadcast", count, elem,
+        [&](int64_t done, int64_t n) {
+          if (rank_ == root) std::memcpy(MySlot(), bytes + done * elem, n * elem);
+        },
+        [&](int64_t done, int64_t n) {
+          if (rank_ != root) std::memcpy(bytes + done * elem, Slot(root, op_), n * elem);
+        });
   }
 
   absl::Status Barrier() override {
@@ -277,6 +263,21 @@ class SharedMemoryCommunicator final : public Communicator {
   char* MySlot() { return Slot(rank_, op_ + 1); }
   char* P2pSlot(int src, int dst) {
     return base_ + layout_.p2p + (static_cast<int64_t>(src) * size_ + dst) * p2p_slot_bytes_;
+  }
+
+  // Runs a collective over `count` elements of `elem` bytes in slot-sized
+  // chunks: put(done, n) fills this rank's slot for the next op, every rank
+  // arrives, then take(done, n) reads the slots of that op.
+  template <typename Put, typename Take>
+  absl::Status Chunked(absl::string_view op, int64_t count, int64_t elem, Put put, Take take) {
+    const int64_t per_chunk = collective_slot_bytes_ / elem;
+    for (int64_t done = 0; done < count; done += per_chunk) {
+      const int64_t n = std::min(per_chunk, count - done);
+      put(done, n);
+      if (absl::Status s = Arrive(op); !s.ok()) return s;
+      take(done, n);
+    }
+    return absl::OkStatus();
   }
 
   // Posts the next collective op and waits until every rank has posted it;
