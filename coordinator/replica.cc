@@ -115,8 +115,10 @@ absl::Status Replica::Attach(std::shared_ptr<WorkerConnection> conn) {
 }
 
 void Replica::EndGroupLocked() {
-  attached_->Cancel();
+  // Retire the group's rendezvous keys before its ranks are cut off, so a
+  // rank that sees its stream end never finds its old keys still served.
   if (hooks_.rendezvous_retired) hooks_.rendezvous_retired(attached_->rendezvous() + "/");
+  attached_->Cancel();
   attached_.reset();
 }
 
