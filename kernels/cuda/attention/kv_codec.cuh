@@ -1,0 +1,132 @@
+// Encode and decode of one KV-cache element for every KvDtype
+// (kernels/paged_kv_view.h), as __host__ __device__ functions shared by the KV
+// write, decode attention and prefill attention kernels. The arithmetic is the
+// CPU reference's (kernels/cpu/kv_quant.h, kernels/cpu/float16.h) bit for bit:
+// no device intrinsics, so the host harness and the GPU decode the same values.
+//
+//   dtype             bytes  element                        value
+//   kF32              4      float                          x
+//   kF16              2      IEEE half bits                 half(x)
+//   kBF16             2      top 16 bits of f32 (RNE)       bf16(x)
+//   kFp8E4M3          1      E4M3 code, row scale           scale * e4m3(code)
+//   kFp8E4M3Unscaled  1      E4M3 code                      e4m3(code)
+//   kInt8             1      int8 code, row scale           scale * code
+//
+// A "row" is one (token, KV head): head_dim elements plus, for the scaled
+// dtypes, one f32 at PagedKvView::ScaleOffset.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/cuda/harness/cuda_compat.h"
+#include "kernels/paged_kv_view.h"
+
+namespace strata::cuda {
+
+__host__ __device__ __forceinline__ float KvBitsToF32(uint32_t b) {
+#ifdef __CUDA_ARCH__
+  return __uint_as_float(b);
+#else
+  float f;
+  __builtin_memcpy(&f, &b, sizeof(f));
+  return f;
+#endif
+}
+
+__host__ __device__ __forceinline__ uint32_t KvF32ToBits(float f) {
+#ifdef __CUDA_ARCH__
+  return __float_as_uint(f);
+#else
+  uint32_t b;
+  __builtin_memcpy(&b, &f, sizeof(b));
+  return b;
+#endif
+}
+
+// IEEE half bits -> f32 (exact).
+__host__ __device__ __forceinline__ float KvF16ToF32(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t e = (h >> 10) & 0x1Fu;
+  uint32_t m = h & 0x3FFu;
+  if (e == 0) {
+    if (m == 0) return KvBitsToF32(sign);
+    // Subnormal: m * 2^-24.
+    const float v = static_cast<float>(m) * 5.9604644775390625e-08f;
+    return (h & 0x8000u) ? -v : v;
+  }
+  if (e == 31) return KvBitsToF32(sign | 0x7F800000u | (m << 13));  // inf / NaN
+  return KvBitsToF32(sign | ((e + 112u) << 23) | (m << 13));
+}
+
+__host__ __device__ __forceinline__ float KvBF16ToF32(uint16_t b) {
+  return KvBitsToF32(static_cast<uint32_t>(b) << 16);
+}
+
+// f32 -> bf16 bits, round to nearest even; NaN stays a quiet NaN.
+__host__ __device__ __forceinline__ uint16_t KvF32ToBF16(float f) {
+  const uint32_t x = KvF32ToBits(f);
+  if ((x & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<uint16_t>((x >> 16) | 0x0040u);
+  return static_cast<uint16_t>((x + 0x7FFFu + ((x >> 16) & 1u)) >> 16);
+}
+
+// E4M3 ("e4m3fn") code -> f32; 0x7F / 0xFF are NaN.
+__host__ __device__ __forceinline__ float KvE4M3ToF32(uint8_t c) {
+  const uint32_t e = (c >> 3) & 0xFu;
+  const uint32_t m = c & 7u;
+  float v;
+  if (e == 15 && m == 7) {
+    v = KvBitsToF32(0x7FC00000u);
+  } else if (e == 0) {
+    v = static_cast<float>(m) * (1.0f / 512.0f);
+  } else {
+    v = KvBitsToF32(((e + 120u) << 23) | (m << 20));  // (1 + m/8) * 2^(e-7)
+  }
+  return (c & 0x80) ? -v : v;
+}
+
+// f32 -> E4M3, round to nearest even, saturating at +-448 (inf too), NaN -> 0x7F|sign.
+__host__ __device__ __forceinline__ uint8_t KvF32ToE4M3(float f) {
+  const uint32_t x = KvF32ToBits(f);
+  const uint8_t sign = static_cast<uint8_t>((x >> 24) & 0x80u);
+  const uint32_t ax = x & 0x7FFFFFFFu;
+  if (ax > 0x7F800000u) return sign | 0x7F;
+  const float a = KvBitsToF32(ax);
+  if (a >= 448.0f) return sign | 0x7E;
+  if (ax < 0x3C800000u) {  // a < 2^-6: subnormal, units of 2^-9
+    const float s = a * 512.0f;
+    uint32_t n = static_cast<uint32_t>(s);
+    const float frac = s - static_cast<float>(n);
+    if (frac > 0.5f || (frac == 0.5f && (n & 1u))) ++n;
+    return static_cast<uint8_t>(sign | n);
+  }
+  const uint32_t e = (ax >> 23) - 127u + 7u;
+  const uint32_t m = ax & 0x7FFFFFu;
+  uint32_t code = (e << 3) | (m >> 20);
+  const uint32_t rem = m & 0xFFFFFu;
+  if (rem > 0x80000u || (rem == 0x80000u && (code & 1u))) ++code;
+  return static_cast<uint8_t>(sign | code);
+}
+
+// Element `i` (flat index into the pool) of a KV pool of dtype `dtype`, before
+// the row scale (the caller multiplies by the row's scale for kFp8E4M3/kInt8).
+__host__ __device__ __forceinline__ float KvLoadElement(const void* pool, KvDtype dtype, int64_t i) {
+  switch (dtype) {
+    case KvDtype::kF32: return static_cast<const float*>(pool)[i];
+    case KvDtype::kF16: return KvF16ToF32(static_cast<const uint16_t*>(pool)[i]);
+    case KvDtype::kBF16: return KvBF16ToF32(static_cast<const uint16_t*>(pool)[i]);
+    case KvDtype::kFp8E4M3:
+    case KvDtype::kFp8E4M3Unscaled: return KvE4M3ToF32(static_cast<const uint8_t*>(pool)[i]);
+    case KvDtype::kInt8: return static_cast<float>(static_cast<const int8_t*>(pool)[i]);
+  }
+  return 0.0f;
+}
+
+// The scale of row (block, head, slot): its f32 from the scale pool for the
+// scaled dtypes, 1 for the others.
+__host__ __device__ __forceinline__ float KvRowScale(const PagedKvView& kv, const float* scale_pool,
+                                                     int64_t block, int64_t head, int64_t slot) {
+  if (kv.dtype != KvDtype::kFp8E4M3 && kv.dtype != KvDtype::kInt8) return 1.0f;
+  return scale_pool[(block * kv.n_kv_heads + head) * kv.block_size + slot];
+}
+
+}  // namespace strata::cuda
