@@ -107,6 +107,65 @@ __host__ __device__ __forceinline__ uint8_t KvF32ToE4M3(float f) {
   return static_cast<uint8_t>(sign | code);
 }
 
+// f32 -> IEEE half bits, round to nearest even, NaN -> quiet NaN with the sign,
+// overflow -> inf: the CPU F32ToF16 (kernels/cpu/float16.h) bit for bit.
+__host__ __device__ __forceinline__ uint16_t KvF32ToF16(float f) {
+  const uint32_t x = KvF32ToBits(f);
+  const uint32_t sign = (x >> 16) & 0x8000u;
+  const uint32_t ax = x & 0x7FFFFFFFu;
+  if (ax > 0x7F800000u) return static_cast<uint16_t>(sign | 0x7E00u);
+  if (ax >= 0x47800000u) return static_cast<uint16_t>(sign | 0x7C00u);
+  if (ax < 0x38800000u) {  // subnormal or zero: units of 2^-24
+    const float scaled = KvBitsToF32(ax) * 16777216.0f;
+    const uint32_t n = static_cast<uint32_t>(scaled);
+    const float frac = scaled - static_cast<float>(n);
+    const uint32_t r = n + ((frac > 0.5f || (frac == 0.5f && (n & 1u))) ? 1u : 0u);
+    return static_cast<uint16_t>(sign | r);
+  }
+  uint32_t h = (ax >> 13) - (112u << 10);
+  const uint32_t rem = ax & 0x1FFFu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ++h;
+  return static_cast<uint16_t>(sign | h);
+}
+
+// Branch-free decodes for the attention inner loops, equal in value to
+// KvF16ToF32 / KvE4M3ToF32 for every code (tested exhaustively on the host):
+// the code's exponent and mantissa bits are placed in an f32 whose exponent
+// bias is too small by 112 (f16) / 120 (E4M3) and fixed by one exact multiply
+// by 2^112 / 2^120; the codes with the smallest exponent land on f32
+// subnormals, which the multiply (no flush-to-zero) scales exactly. Only
+// inf/NaN need a select. NaN payloads may differ from the exact decodes.
+__host__ __device__ __forceinline__ float KvF16ToF32Fast(uint32_t h) {
+  const uint32_t sign = (h & 0x8000u) << 16;
+  const uint32_t em = h & 0x7FFFu;
+  const float v = KvBitsToF32(em << 13) * 5.192296858534828e+33f;  // 2^112
+  const float special = KvBitsToF32(0x7F800000u | ((h & 0x3FFu) << 13));
+  return KvBitsToF32(KvF32ToBits(em >= 0x7C00u ? special : v) | sign);
+}
+
+__host__ __device__ __forceinline__ float KvE4M3ToF32Fast(uint32_t c) {
+  const uint32_t sign = (c & 0x80u) << 24;
+  const uint32_t em = c & 0x7Fu;
+  const float v = KvBitsToF32(em << 20) * 1.329227995784916e+36f;  // 2^120
+  return KvBitsToF32(KvF32ToBits(em == 0x7Fu ? KvBitsToF32(0x7FC00000u) : v) | sign);
+}
+
+// KvDtypeBytes as a constant expression for templates and device code.
+__host__ __device__ constexpr int KvDtypeBytesConst(KvDtype d) {
+  return d == KvDtype::kF32 ? 4 : (d == KvDtype::kF16 || d == KvDtype::kBF16) ? 2 : 1;
+}
+
+// PagedKvView::Offset / ScaleOffset for device code (the view's members are
+// host functions): element offset and scale index of row (block, head, slot).
+__host__ __device__ __forceinline__ int64_t KvRowOffset(const PagedKvView& kv, int64_t block, int64_t head,
+                                                        int64_t slot) {
+  return ((block * kv.n_kv_heads + head) * kv.block_size + slot) * kv.head_dim;
+}
+__host__ __device__ __forceinline__ int64_t KvScaleIndex(const PagedKvView& kv, int64_t block, int64_t head,
+                                                         int64_t slot) {
+  return (block * kv.n_kv_heads + head) * kv.block_size + slot;
+}
+
 // Element `i` (flat index into the pool) of a KV pool of dtype `dtype`, before
 // the row scale (the caller multiplies by the row's scale for kFp8E4M3/kInt8).
 __host__ __device__ __forceinline__ float KvLoadElement(const void* pool, KvDtype dtype, int64_t i) {

@@ -1,0 +1,2 @@
+#include <cstdio>
+int main() { std::fprintf(stderr, "no CUDA device\n"); return 2; }

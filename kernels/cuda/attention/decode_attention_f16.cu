@@ -1,0 +1,7 @@
+#include "kernels/cuda/attention/decode_attention_launch.cuh"
+
+namespace strata::cuda {
+
+STRATA_DECODE_ATTENTION_MAIN(KvDtype::kF16);
+
+}  // namespace strata::cuda

@@ -1,0 +1,380 @@
+// Paged decode attention (split-KV, GQA): the kernel bodies, shared by the nvcc
+// launchers and the host harness.
+//
+// Main kernel: one CTA of 128 threads per (token, KV head, head chunk, partition):
+//
+//   grid.x = tokens   grid.y = n_kv_heads * head_chunks   grid.z = partitions
+//
+// A CTA serves kHeads query heads of one GQA group (all of them when the group has
+// <= 8 heads), so each K/V element it loads is used kHeads times. Lanes cover
+// head_dim in slices of 8 elements (one 16-byte load for f16/bf16, 8 bytes for
+// fp8/int8, 32 bytes for f32): L = pow2ceil(head_dim / 8) lanes per KV token, so the
+// CTA works on 128 / L tokens at once (head_dim 128: L = 16, 8 tokens per step, a
+// half-warp reads one 256-byte K row, coalesced):
+//
+//   lane:   0        1        ...  15     | 16  ...  31
+//   dims:   0..7     8..15    ...  120..127| 0..7 ... 120..127
+//   token:  j                              | j + 1
+//
+// The CTA walks its positions [begin, end) in chunks of kDecodeChunk:
+//   1. QK: per lane 8 decoded K values x kHeads q slices (registers), reduced over
+//      the L lanes with xor shuffles; logits (times scale and the row scale) go to
+//      shared memory.
+//   2. Online softmax per head (one warp per head): chunk max, running max m,
+//      rescale factor alpha = exp(m_old - m_new), p = exp(logit - m), running sum l.
+//   3. PV: acc[kHeads][8] per lane in registers, rescaled by alpha, += p * V.
+// At the end the 128 / L token groups' accumulators are summed through shared
+// memory; without a split the CTA writes out = acc / l, with one it writes
+// (m, l, acc) to the workspace and DecodeAttentionReduceKernel merges partitions:
+//   out = sum_p exp(m_p - M) acc_p / sum_p exp(m_p - M) l_p,  M = max_p m_p.
+//
+// Scaled dtypes (fp8, int8) fold the row scale into the logit / the weight p, so the
+// inner loops work on raw codes. Softmax uses expf (not __expf) to stay close to the
+// CPU reference's std::exp.
+//
+// Tuning notes (not measured on a GPU here): kDecodeUnroll tokens per group are
+// loaded before use to keep several 16-byte loads in flight per lane; the QK shuffle
+// reduction costs log2(L) shuffles per head per token, fine for kHeads <= 8 at
+// head_dim 128. Candidates if the bench shows a gap to copy bandwidth: cp.async /
+// TMA double buffering of K/V tiles into shared memory (not harness-checkable),
+// hardware cvt for fp8 (cvt.rn.f16x2.e4m3x2 on sm_89+), a larger partition for short
+// batches, or a persistent grid.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/cuda/attention/decode_attention_params.h"
+#include "kernels/cuda/attention/kv_codec.cuh"
+#include "kernels/cuda/harness/cuda_compat.h"
+#include "kernels/cuda/kernel_shape.h"
+
+// `#pragma unroll` for nvcc only (g++ warns about pragmas it does not know).
+#ifdef __CUDACC__
+#define STRATA_ATTN_UNROLL _Pragma("unroll")
+#else
+#define STRATA_ATTN_UNROLL
+#endif
+
+namespace strata::cuda {
+
+inline constexpr int kDecodeThreads = 128;
+inline constexpr int kDecodeChunk = 256;  // positions per online-softmax step
+inline constexpr int kDecodeUnroll = 2;   // tokens per lane group loaded before use
+inline constexpr int kDecodeMaxHeadDim = 256;
+
+// How a launch runs: heads per CTA, head chunks per KV head, partitions, shapes.
+struct DecodeAttentionPlan {
+  int heads_per_cta = 1;   // 1, 2, 4 or 8 (the template argument kHeads)
+  int head_chunks = 1;     // ceil(group / heads_per_cta)
+  int64_t partitions = 1;  // > 1: split, the reduce kernel runs
+  KernelShape main;
+  KernelShape reduce;
+};
+
+inline const char* CheckDecodeAttention(const DecodeAttentionParams& p) {
+  const PagedKvView& kv = p.kv;
+  if (KvDtypeBytes(kv.dtype) == 0) return "DecodeAttention: unknown dtype";
+  if (!kv.k || !kv.v || !kv.block_tables || !p.q || !p.out || !p.token_seq || !p.positions) {
+    return "DecodeAttention: null pointer";
+  }
+  if (KvDtypeHasScales(kv.dtype) && (!kv.k_scale || !kv.v_scale)) {
+    return "DecodeAttention: fp8/int8 view without k_scale/v_scale";
+  }
+  if (kv.num_blocks <= 1 || kv.block_size <= 0 || kv.n_kv_heads <= 0 || kv.max_blocks_per_seq <= 0 ||
+      kv.n_seqs < 0 || p.tokens < 0 || p.n_heads <= 0 || p.max_context <= 0 || p.partition_tokens < 0) {
+    return "DecodeAttention: bad shape";
+  }
+  if (kv.head_dim <= 0 || kv.head_dim % 8 != 0 || kv.head_dim > kDecodeMaxHeadDim) {
+    return "DecodeAttention: head_dim must be a multiple of 8 in [8, 256]";
+  }
+  if (p.n_heads % kv.n_kv_heads != 0) return "DecodeAttention: n_heads not a multiple of n_kv_heads";
+  if (p.q_stride < static_cast<int64_t>(p.n_heads) * kv.head_dim) return "DecodeAttention: q_stride too small";
+  if (p.tokens > 0x7fffffff) return "DecodeAttention: more than 2^31-1 tokens";
+  // Vector loads: a row starts at a multiple of 8 elements, so 16-byte pools suffice.
+  if ((reinterpret_cast<uintptr_t>(kv.k) | reinterpret_cast<uintptr_t>(kv.v)) % 16 != 0) {
+    return "DecodeAttention: K/V pools not 16-byte aligned";
+  }
+  const int64_t parts = DecodeAttentionPartitions(p);
+  if (parts > 65535) return "DecodeAttention: more than 65535 partitions (raise partition_tokens)";
+  if (parts > 1 && (!p.workspace || reinterpret_cast<uintptr_t>(p.workspace) % 16 != 0)) {
+    return "DecodeAttention: split needs a 16-byte aligned workspace";
+  }
+  return nullptr;
+}
+
+// Precondition: CheckDecodeAttention(p) == nullptr.
+inline DecodeAttentionPlan PlanDecodeAttention(const DecodeAttentionParams& p) {
+  DecodeAttentionPlan plan;
+  const int group = p.n_heads / p.kv.n_kv_heads;
+  // 1, 2, 4 or 8 heads per CTA; a group of 3 or 5..7 runs with idle head slots,
+  // a group above 8 in several chunks (each reading the KV head again).
+  plan.heads_per_cta = group == 1 ? 1 : group == 2 ? 2 : group <= 4 ? 4 : 8;
+  plan.head_chunks = (group + plan.heads_per_cta - 1) / plan.heads_per_cta;
+  plan.partitions = DecodeAttentionPartitions(p);
+  plan.main = KernelShape{dim3(static_cast<unsigned>(p.tokens),
+                               static_cast<unsigned>(p.kv.n_kv_heads * plan.head_chunks),
+                               static_cast<unsigned>(plan.partitions)),
+                          dim3(kDecodeThreads), 0};
+  plan.reduce = KernelShape{dim3(static_cast<unsigned>(p.tokens), static_cast<unsigned>(p.n_heads)),
+                            dim3(kDecodeThreads), 0};
+  return plan;
+}
+
+// 8 stored elements of one row: 32, 16 or 8 bytes.
+template <KvDtype kDtype>
+struct alignas(KvDtypeBytesConst(kDtype) * 8 >= 16 ? 16 : 8) KvRaw8 {
+  uint32_t w[KvDtypeBytesConst(kDtype) * 2];
+};
+
+// Loads and decodes elements [i, i + 8) of `pool` (i a multiple of 8), before the
+// row scale.
+template <KvDtype kDtype>
+__device__ __forceinline__ void KvLoad8(const void* pool, int64_t i, float x[8]) {
+  const KvRaw8<kDtype> r =
+      *reinterpret_cast<const KvRaw8<kDtype>*>(static_cast<const uint8_t*>(pool) + i * KvDtypeBytesConst(kDtype));
+STRATA_ATTN_UNROLL
+  for (int e = 0; e < 8; ++e) {
+    if constexpr (kDtype == KvDtype::kF32) {
+      x[e] = KvBitsToF32(r.w[e]);
+    } else if constexpr (kDtype == KvDtype::kF16) {
+      x[e] = KvF16ToF32Fast((r.w[e / 2] >> (16 * (e % 2))) & 0xFFFFu);
+    } else if constexpr (kDtype == KvDtype::kBF16) {
+      x[e] = KvBitsToF32(e % 2 == 0 ? r.w[e / 2] << 16 : r.w[e / 2] & 0xFFFF0000u);
+    } else if constexpr (kDtype == KvDtype::kInt8) {
+      x[e] = static_cast<float>(static_cast<int8_t>((r.w[e / 4] >> (8 * (e % 4))) & 0xFFu));
+    } else {  // kFp8E4M3, kFp8E4M3Unscaled
+      x[e] = KvE4M3ToF32Fast((r.w[e / 4] >> (8 * (e % 4))) & 0xFFu);
+    }
+  }
+}
+
+// Whether token t (sequence s, position pos) may be attended at all; its blocks are
+// checked separately.
+__device__ __forceinline__ bool DecodeTokenOk(const DecodeAttentionParams& p, int32_t s, int32_t pos) {
+  return s >= 0 && s < p.kv.n_seqs && pos >= 0 && pos < p.max_context &&
+         pos / p.kv.block_size < p.kv.max_blocks_per_seq;
+}
+
+__device__ __forceinline__ float DecodeNaN() { return KvBitsToF32(0x7FC00000u); }
+
+template <KvDtype kDtype, int kHeads>
+__global__ void __launch_bounds__(kDecodeThreads) DecodeAttentionKernel(DecodeAttentionParams p) {
+  // Logits [kHeads][kDecodeChunk] during the walk; then [groups][kHeads][head_dim]
+  // accumulators (groups * head_dim <= 128 * 8 = 1024).
+  constexpr int kSharedFloats = kHeads * 1024 > kHeads * kDecodeChunk ? kHeads * 1024 : kHeads * kDecodeChunk;
+  __shared__ float s_buf[kSharedFloats];
+  __shared__ float s_m[kHeads], s_l[kHeads], s_alpha[kHeads];
+  __shared__ int s_bad;
+
+  const PagedKvView& kv = p.kv;
+  const int64_t t = blockIdx.x;
+  const int group = p.n_heads / kv.n_kv_heads;
+  const int chunks = (group + kHeads - 1) / kHeads;
+  const int kvh = static_cast<int>(blockIdx.y) / chunks;
+  const int h0 = kvh * group + (static_cast<int>(blockIdx.y) % chunks) * kHeads;
+  const int gc = kHeads < kvh * group + group - h0 ? kHeads : kvh * group + group - h0;  // heads here
+  const int tid = static_cast<int>(threadIdx.x);
+  const int hd = kv.head_dim;
+  const bool split = gridDim.z > 1;
+  const int64_t parts = gridDim.z;
+  const int32_t s = p.token_seq[t];
+  const int32_t pos = p.positions[t];
+  float* out_row = p.out + t * static_cast<int64_t>(p.n_heads) * hd;
+  float* ws_ml = static_cast<float*>(p.workspace);
+  float* ws_acc = ws_ml ? ws_ml + p.tokens * p.n_heads * parts * 2 : nullptr;
+  // (m, l) and acc of head h of this token for this CTA's partition.
+  auto ml_index = [&](int h) { return ((t * p.n_heads + h) * parts + blockIdx.z) * 2; };
+
+  if (!DecodeTokenOk(p, s, pos)) {  // uniform over the CTA
+    if (!split) {
+      for (int i = tid; i < gc * hd; i += kDecodeThreads) out_row[h0 * hd + i] = DecodeNaN();
+      if (blockIdx.y == 0 && tid == 0 && p.bad_tokens) atomicAdd(p.bad_tokens, 1);
+    }
+    return;  // split: the reduce kernel re-checks the token and writes the NaN row
+  }
+  const int64_t ctx = static_cast<int64_t>(pos) + 1;
+  const int64_t begin = split ? static_cast<int64_t>(blockIdx.z) * p.partition_tokens : 0;
+  const int64_t end = split && begin + p.partition_tokens < ctx ? begin + p.partition_tokens : ctx;
+  if (begin >= end) return;  // a partition past this token's context: nothing to merge
+
+  const int32_t* table = kv.block_tables + static_cast<int64_t>(s) * kv.max_blocks_per_seq;
+  if (tid == 0) s_bad = 0;
+  if (tid < kHeads) {
+    s_m[tid] = -INFINITY;
+    s_l[tid] = 0.0f;
+  }
+  __syncthreads();
+  for (int64_t b = begin / kv.block_size + tid; b <= (end - 1) / kv.block_size; b += kDecodeThreads) {
+    const int32_t id = table[b];
+    if (id <= 0 || id >= kv.num_blocks) s_bad = 1;
+  }
+  __syncthreads();
+  if (s_bad) {  // uniform
+    if (!split) {
+      for (int i = tid; i < gc * hd; i += kDecodeThreads) out_row[h0 * hd + i] = DecodeNaN();
+      if (blockIdx.y == 0 && tid == 0 && p.bad_tokens) atomicAdd(p.bad_tokens, 1);
+    } else if (tid < gc) {
+      ws_ml[ml_index(h0 + tid) + 1] = -1.0f;  // a negative sum flags a bad partition
+    }
+    return;
+  }
+
+  // Lane groups: L lanes per KV token, each lane 8 dims.
+  int lanes = 1;
+  while (lanes * 8 < hd) lanes *= 2;
+  const int li = tid % lanes;
+  const int gi = tid / lanes;
+  const int n_groups = kDecodeThreads / lanes;
+  const int d0 = li * 8;
+  const bool active = d0 < hd;
+  constexpr bool kScaled = kDtype == KvDtype::kFp8E4M3 || kDtype == KvDtype::kInt8;
+
+  float qr[kHeads][8];
+  float acc[kHeads][8];
+STRATA_ATTN_UNROLL
+  for (int g = 0; g < kHeads; ++g) {
+STRATA_ATTN_UNROLL
+    for (int e = 0; e < 8; ++e) {
+      qr[g][e] = (active && g < gc) ? p.q[t * p.q_stride + static_cast<int64_t>(h0 + g) * hd + d0 + e] : 0.0f;
+      acc[g][e] = 0.0f;
+    }
+  }
+
+  float* logits = s_buf;  // [kHeads][kDecodeChunk]
+  for (int64_t c0 = begin; c0 < end; c0 += kDecodeChunk) {
+    const int n = static_cast<int>(end - c0 < kDecodeChunk ? end - c0 : kDecodeChunk);
+    // 1. QK. Every thread runs the same trip count: the shuffles need whole warps.
+    for (int j0 = 0; j0 < n; j0 += n_groups * kDecodeUnroll) {
+      float x[kDecodeUnroll][8];
+      float rs[kDecodeUnroll];
+STRATA_ATTN_UNROLL
+      for (int u = 0; u < kDecodeUnroll; ++u) {
+        const int j = j0 + u * n_groups + gi;
+        rs[u] = 1.0f;
+        if (j < n && active) {
+          const int64_t jp = c0 + j;
+          const int64_t b = table[jp / kv.block_size], slot = jp % kv.block_size;
+          KvLoad8<kDtype>(kv.k, KvRowOffset(kv, b, kvh, slot) + d0, x[u]);
+          if constexpr (kScaled) rs[u] = kv.k_scale[KvScaleIndex(kv, b, kvh, slot)];
+        } else {
+STRATA_ATTN_UNROLL
+          for (int e = 0; e < 8; ++e) x[u][e] = 0.0f;
+        }
+      }
+STRATA_ATTN_UNROLL
+      for (int u = 0; u < kDecodeUnroll; ++u) {
+        const int j = j0 + u * n_groups + gi;
+STRATA_ATTN_UNROLL
+        for (int g = 0; g < kHeads; ++g) {
+          float dot = 0.0f;
+STRATA_ATTN_UNROLL
+          for (int e = 0; e < 8; ++e) dot += qr[g][e] * x[u][e];
+          for (int o = lanes / 2; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
+          if (li == 0 && j < n && g < gc) logits[g * kDecodeChunk + j] = dot * p.scale * rs[u];
+        }
+      }
+    }
+    __syncthreads();
+    // 2. Online softmax, one warp per head.
+    const int lane = tid % 32;
+    for (int g = tid / 32; g < gc; g += kDecodeThreads / 32) {
+      float mx = -INFINITY;
+      for (int j = lane; j < n; j += 32) mx = fmaxf(mx, logits[g * kDecodeChunk + j]);
+      for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+      const float m_old = s_m[g];
+      const float m_new = fmaxf(m_old, mx);
+      float sum = 0.0f;
+      for (int j = lane; j < n; j += 32) {
+        const float e = expf(logits[g * kDecodeChunk + j] - m_new);
+        logits[g * kDecodeChunk + j] = e;
+        sum += e;
+      }
+      for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+      if (lane == 0) {
+        const float alpha = expf(m_old - m_new);  // 0 on the first chunk (m_old = -inf)
+        s_alpha[g] = alpha;
+        s_l[g] = s_l[g] * alpha + sum;
+        s_m[g] = m_new;
+      }
+    }
+    __syncthreads();
+    // 3. PV.
+STRATA_ATTN_UNROLL
+    for (int g = 0; g < kHeads; ++g) {
+      const float a = g < gc ? s_alpha[g] : 1.0f;
+STRATA_ATTN_UNROLL
+      for (int e = 0; e < 8; ++e) acc[g][e] *= a;
+    }
+    if (active) {
+      for (int j0 = 0; j0 < n; j0 += n_groups * kDecodeUnroll) {
+        float x[kDecodeUnroll][8];
+        float rs[kDecodeUnroll];
+STRATA_ATTN_UNROLL
+        for (int u = 0; u < kDecodeUnroll; ++u) {
+          const int j = j0 + u * n_groups + gi;
+          rs[u] = 0.0f;
+          if (j < n) {
+            const int64_t jp = c0 + j;
+            const int64_t b = table[jp / kv.block_size], slot = jp % kv.block_size;
+            KvLoad8<kDtype>(kv.v, KvRowOffset(kv, b, kvh, slot) + d0, x[u]);
+            rs[u] = kScaled ? kv.v_scale[KvScaleIndex(kv, b, kvh, slot)] : 1.0f;
+          } else {
+STRATA_ATTN_UNROLL
+            for (int e = 0; e < 8; ++e) x[u][e] = 0.0f;
+          }
+        }
+STRATA_ATTN_UNROLL
+        for (int u = 0; u < kDecodeUnroll; ++u) {
+          const int j = j0 + u * n_groups + gi;
+          if (j >= n) continue;
+STRATA_ATTN_UNROLL
+          for (int g = 0; g < kHeads; ++g) {
+            if (g >= gc) continue;
+            const float w = logits[g * kDecodeChunk + j] * rs[u];
+STRATA_ATTN_UNROLL
+            for (int e = 0; e < 8; ++e) acc[g][e] += w * x[u][e];
+          }
+        }
+      }
+    }
+    __syncthreads();  // the next chunk overwrites the logits
+  }
+
+  // Sum the lane groups' accumulators: s_buf[group][kHeads][head_dim].
+  if (active) {
+STRATA_ATTN_UNROLL
+    for (int g = 0; g < kHeads; ++g) {
+STRATA_ATTN_UNROLL
+      for (int e = 0; e < 8; ++e) s_buf[(gi * kHeads + g) * hd + d0 + e] = acc[g][e];
+    }
+  }
+  __syncthreads();
+  for (int i = tid; i < gc * hd; i += kDecodeThreads) {
+    const int g = i / hd, d = i % hd;
+    float a = 0.0f;
+    for (int k = 0; k < n_groups; ++k) a += s_buf[(k * kHeads + g) * hd + d];
+    if (!split) {
+      out_row[static_cast<int64_t>(h0 + g) * hd + d] = a / s_l[g];
+    } else {
+      ws_acc[(ml_index(h0 + g) / 2) * hd + d] = a;
+    }
+  }
+  if (split && tid < gc) {
+    ws_ml[ml_index(h0 + tid)] = s_m[tid];
+    ws_ml[ml_index(h0 + tid) + 1] = s_l[tid];
+  }
+}
+
+// Calls f(kernel) with the DecodeAttentionKernel instantiation of a plan.
+template <KvDtype kDtype, typename F>
+auto DispatchDecodeAttentionHeads(int heads_per_cta, F&& f) {
+  switch (heads_per_cta) {
+    case 1: return f(DecodeAttentionKernel<kDtype, 1>);
+    case 2: return f(DecodeAttentionKernel<kDtype, 2>);
+    case 4: return f(DecodeAttentionKernel<kDtype, 4>);
+    default: return f(DecodeAttentionKernel<kDtype, 8>);
+  }
+}
+
+}  // namespace strata::cuda
