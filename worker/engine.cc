@@ -35,8 +35,9 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineConfig& confi
   if (config.max_sequences < 1) return absl::InvalidArgumentError("max_sequences must be >= 1");
   if (config.prefill_chunk < 1) return absl::InvalidArgumentError("prefill_chunk must be >= 1");
   ASSIGN_OR_RETURN(e->model_, LoadModel(config.model_path));
-  ASSIGN_OR_RETURN(e->runner_, LlamaModel::Create(&e->model_->config, &e->model_->weights));
   ASSIGN_OR_RETURN(e->pool_, ThreadPool::Create(config.threads));
+  e->backend_ = std::make_unique<CpuBackend>(e->pool_.get());
+  ASSIGN_OR_RETURN(e->runner_, LlamaModel::Create(&e->model_->config, &e->model_->weights, e->backend_.get()));
   const ModelConfig& mc = e->model_->config;
   e->max_context_ = config.max_context > 0 ? config.max_context : std::min<int64_t>(mc.context_length, 4096);
   if (e->max_context_ > mc.context_length) {
@@ -129,7 +130,7 @@ absl::StatusOr<std::vector<GenerateResult>> Engine::Generate(
     }
     if (batch.tokens.empty()) break;
     // Execute.
-    RETURN_IF_ERROR(runner_->Forward(batch, kv_.get(), pool_.get(), &logits));
+    RETURN_IF_ERROR(runner_->Forward(batch, kv_.get(), &logits));
     // Update: sample, append, check stops.
     for (size_t r = 0; r < sampled.size(); ++r) {
       Sequence& s = *sampled[r];
@@ -184,7 +185,7 @@ absl::StatusOr<std::vector<float>> Engine::EvalLogits(absl::Span<const int32_t> 
       batch.token_seq.push_back(0);
       batch.logit_rows.push_back(static_cast<int32_t>(i - start));
     }
-    RETURN_IF_ERROR(runner_->Forward(batch, kv_.get(), pool_.get(), &logits));
+    RETURN_IF_ERROR(runner_->Forward(batch, kv_.get(), &logits));
     all.insert(all.end(), logits.begin(), logits.end());
   }
   return all;

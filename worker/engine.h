@@ -17,6 +17,7 @@
 #include "absl/types/span.h"
 #include "common/tokenizer/tokenizer.h"
 #include "kernels/cpu/thread_pool.h"
+#include "worker/backend/cpu_backend.h"
 #include "worker/kv_cache.h"
 #include "worker/model/llama_model.h"
 #include "worker/model/model_loader.h"
@@ -86,9 +87,10 @@ class Engine {
   int64_t max_context_ = 0;
   int32_t blocks_per_seq_ = 0;
   std::unique_ptr<LoadedModel> model_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<Backend> backend_;  // outlives runner_ (its buffers)
   std::unique_ptr<LlamaModel> runner_;
   std::unique_ptr<KvCache> kv_;
-  std::unique_ptr<ThreadPool> pool_;
 };
 
 }  // namespace strata

@@ -1,5 +1,7 @@
 #include "worker/step_executor.h"
 
+#include "worker/backend/backend_factory.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cinttypes>
@@ -213,8 +215,9 @@ absl::StatusOr<std::unique_ptr<StepExecutor>> StepExecutor::Create(const StepExe
                                                     config.layer_split));
   RETURN_IF_ERROR(ShardWeights(e->model_->config, shard, &e->model_->weights));
   ASSIGN_OR_RETURN(e->kv_plan_, PlanKv(config, e->model_->config, shard));
-  ASSIGN_OR_RETURN(e->runner_, LlamaModel::Create(&e->model_->config, &e->model_->weights, shard));
   ASSIGN_OR_RETURN(e->pool_, ThreadPool::Create(config.threads));
+  ASSIGN_OR_RETURN(e->backend_, CreateBackend(config.device, e->pool_.get()));
+  ASSIGN_OR_RETURN(e->runner_, LlamaModel::Create(&e->model_->config, &e->model_->weights, shard, e->backend_.get()));
   RETURN_IF_ERROR(e->Reset());
 
   ModelIdentityInfo& id = e->identity_;
@@ -527,7 +530,7 @@ wire::StepResult StepExecutor::Execute(const wire::StepPlan& plan) {
         sampled.push_back(&w);
       }
     }
-    if (absl::Status s = runner_->Forward(b, kv_.get(), pool_.get(), &logits_); !s.ok()) {
+    if (absl::Status s = runner_->Forward(b, kv_.get(), &logits_); !s.ok()) {
       WholeStepError(absl::StatusCode::kInternal, absl::StrCat("forward pass failed: ", s.message()),
                      &result);
       return finish();

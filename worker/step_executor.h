@@ -63,6 +63,8 @@
 #include "parallel/communicator.h"
 #include "parallel/parallel_groups.h"
 #include "strata/v1/worker.pb.h"
+#include "worker/backend/backend.h"
+#include "worker/backend/device_spec.h"
 #include "worker/kv_cache.h"
 #include "worker/model/llama_model.h"
 #include "worker/model/model_loader.h"
@@ -87,6 +89,8 @@ struct StepExecutorConfig {
   // name for a Hugging Face checkpoint).
   std::string model_name;
   int threads = 1;
+  // Where the model runs (--device): cpu, or cuda:N (CreateBackend).
+  DeviceSpec device;
   // Longest sequence the worker accepts; 0 = min(model context, 4096).
   int64_t max_context = 0;
   int32_t block_size = 16;
@@ -209,9 +213,10 @@ class StepExecutor {
   KvPlan kv_plan_;
   ModelIdentityInfo identity_;
   std::unique_ptr<LoadedModel> model_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<Backend> backend_;  // outlives runner_ and kv_ (their buffers)
   std::unique_ptr<LlamaModel> runner_;
   std::unique_ptr<KvCache> kv_;
-  std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<parallel::Communicator> tp_comm_, pp_comm_;
   bool connected_ = false;
 

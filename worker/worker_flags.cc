@@ -1,7 +1,5 @@
 #include "worker/worker_flags.h"
 
-#include "parallel/pipeline_stages.h"
-
 #include <filesystem>
 #include <limits>
 #include <map>
@@ -10,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "parallel/pipeline_stages.h"
+#include "worker/backend/device_spec.h"
 
 namespace strata {
 
@@ -50,7 +49,7 @@ std::string WorkerUsage() {
       "  --model PATH             GGUF file or Hugging Face checkpoint directory (required)\n"
       "  --model-name NAME        served model name (default: the file stem)\n"
       "  --replica R              replica index (default 0)\n"
-      "  --device cpu             device (cuda:N is not supported yet)\n"
+      "  --device cpu|cuda:N      where the model runs (default cpu)\n"
       "  --threads N              compute threads (default 1)\n"
       "  --kv-cache-mb M          KV cache budget in MiB (default ", kDefaultKvCacheMb, ")\n"
       "  --kv-blocks N            KV pool size in blocks incl. the null block (instead of --kv-cache-mb)\n"
@@ -179,15 +178,10 @@ absl::StatusOr<WorkerFlags> ParseWorkerFlags(const std::vector<std::string>& arg
     }
   }
   if (const std::string* v = get("--device")) {
-    if (absl::StartsWith(*v, "cuda")) {
-      return absl::UnimplementedError(absl::StrCat(
-          "--device ", *v, ": CUDA devices are not supported by strata-worker yet (only cpu)"));
-    }
-    if (*v != "cpu") return Bad("--device", *v, "expected cpu (or cuda:N once supported)");
-    f.device = *v;
+    absl::StatusOr<DeviceSpec> spec = ParseDeviceSpec(*v);
+    if (!spec.ok()) return Bad("--device", *v, "expected cpu, cuda or cuda:N");
+    f.device = spec->ToString();
   }
-  // Tensor/pipeline parallelism is a later issue: the fields are registered,
-  // but a replica is one worker for now.
   if (const std::string* v = get("--pp-layer-split")) {
     absl::StatusOr<std::vector<int64_t>> split = parallel::ParseLayerSplit(*v);
     if (!split.ok()) return Bad("--pp-layer-split", *v, std::string(split.status().message()));
@@ -225,6 +219,7 @@ StepExecutorConfig ExecutorConfigFromFlags(const WorkerFlags& f) {
   c.model_path = f.model;
   c.model_name = f.model_name;
   c.threads = f.threads;
+  c.device = *ParseDeviceSpec(f.device);  // validated by ParseWorkerFlags
   c.max_context = f.max_context;
   c.block_size = f.block_size;
   c.kv_dtype = f.kv_dtype;

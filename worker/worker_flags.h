@@ -42,8 +42,9 @@ struct WorkerFlags {
 // KV budget when neither --kv-cache-mb nor --kv-blocks is given.
 inline constexpr int64_t kDefaultKvCacheMb = 512;
 
-// args excludes argv[0]. INVALID_ARGUMENT (or UNIMPLEMENTED for --device
-// cuda:N) with a message that starts with the flag.
+// args excludes argv[0]. INVALID_ARGUMENT with a message that starts with
+// the flag. `--device cuda:N` parses here; whether the device exists is
+// checked when the backend is created (worker_main exits with that error).
 absl::StatusOr<WorkerFlags> ParseWorkerFlags(const std::vector<std::string>& args);
 
 std::string WorkerUsage();

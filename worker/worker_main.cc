@@ -25,6 +25,7 @@
 #include "absl/synchronization/mutex.h"
 #include "parallel/coordinator_store_client.h"
 #include "parallel/cpu_communicator.h"
+#include "worker/backend/backend_factory.h"
 #include "worker/coordinator_link.h"
 #include "worker/step_executor.h"
 #include "worker/worker_flags.h"
@@ -108,6 +109,13 @@ int Main(int argc, char** argv) {
   SignalWatcher signals;
 
   StepExecutorConfig exec_config = ExecutorConfigFromFlags(*flags);
+  // Before the model is loaded: a worker asked for a GPU it does not have
+  // says so at once.
+  if (absl::Status device = CheckDevice(exec_config.device); !device.ok()) {
+    // The message starts with the device ("cuda:0: no CUDA device is visible ...").
+    std::fprintf(stderr, "strata-worker: --device %s\n", std::string(device.message()).c_str());
+    return kExitBadFlags;
+  }
   g_prefix = absl::StrCat("[worker r", flags->replica,
                           exec_config.topology.world_size() > 1
                               ? absl::StrCat(" tp", flags->tp_rank, " pp", flags->pp_stage)

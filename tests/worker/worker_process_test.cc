@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "strata/v1/worker.grpc.pb.h"
+#include "worker/backend/backend_factory.h"
 #include "worker/engine.h"
 #include "worker/step_executor.h"
 
@@ -502,7 +503,9 @@ TEST(WorkerFlagsTest, BadFlagsExitTwoNamingTheFlag) {
       {{"--coordinator", "localhost:1", "--model", m, "--pp-size", "2", "--pp-layer-split", "5,x"}, "--pp-layer-split"},
       {{"--coordinator", "localhost:1", "--model", m, "--collective-timeout-s", "0"}, "--collective-timeout-s"},
       {{"--coordinator", "localhost:1", "--model", m, "--tp-rank", "1"}, "--tp-rank"},
-      {{"--coordinator", "localhost:1", "--model", m, "--device", "cuda:0"}, "--device"},
+      {{"--coordinator", "localhost:1", "--model", m, "--device", "cuda:x"}, "--device"},
+      // Parses, but no machine has 1000 GPUs: refused before the model loads.
+      {{"--coordinator", "localhost:1", "--model", m, "--device", "cuda:999"}, "--device cuda:999"},
       {{"--coordinator", "localhost:1", "--model", m, "--device", "tpu"}, "--device"},
       {{"--coordinator", "localhost:1", "--model", m, "--kv-dtype", "q8"}, "--kv-dtype"},
       {{"--coordinator", "localhost:1", "--model", m, "--kv-blocks", "9", "--kv-cache-mb", "9"}, "--kv-blocks"},
@@ -515,6 +518,17 @@ TEST(WorkerFlagsTest, BadFlagsExitTwoNamingTheFlag) {
     EXPECT_EQ(worker.ExitCode(seconds(20)), 2) << c.flag << ": " << worker.Output();
     EXPECT_THAT(worker.Output(), HasSubstr(c.flag));
   }
+}
+
+// A worker started for a GPU on a machine without one exits 2 at once (before
+// loading the model) with a message naming the device and the reason.
+TEST(WorkerFlagsTest, CudaDeviceWithoutAGpuIsAClearError) {
+  if (CheckDevice(DeviceSpec{DeviceKind::kCuda, 0}).ok()) GTEST_SKIP() << "this machine has CUDA device 0";
+  WorkerProcess worker({"--coordinator", "localhost:1", "--model", kModel, "--device", "cuda:0"});
+  EXPECT_EQ(worker.ExitCode(seconds(20)), 2) << worker.Output();
+  EXPECT_THAT(worker.Output(), HasSubstr("--device cuda:0"));
+  EXPECT_THAT(worker.Output(), ::testing::AnyOf(HasSubstr("no CUDA device"), HasSubstr("no CUDA backend")));
+  EXPECT_THAT(worker.Output(), ::testing::Not(HasSubstr("loading")));
 }
 
 // Flags whose check needs the model (KV budget, context) also exit 2.

@@ -1,22 +1,16 @@
 #include "worker/model/llama_model.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "kernels/cpu/dequantize.h"
-#include "kernels/cpu/matmul.h"
-#include "kernels/cpu/paged_attention.h"
-#include "kernels/cpu/rms_norm.h"
-#include "kernels/cpu/rope.h"
-#include "kernels/cpu/swiglu.h"
 
 namespace strata {
 
 namespace {
 
-MatMulParams MatMulFor(const WeightMatrix& w, const float* in, int64_t tokens, float* out,
-                       ThreadPool* pool) {
+MatMulParams MatMulFor(const WeightMatrix& w, const float* in, int64_t tokens, float* out) {
   MatMulParams p;
   p.weight_type = w.type;
   p.weight = w.data;
@@ -27,45 +21,78 @@ MatMulParams MatMulFor(const WeightMatrix& w, const float* in, int64_t tokens, f
   p.tokens = tokens;
   p.output = out;
   p.output_stride = w.rows;
-  p.pool = pool;
   return p;
-}
-
-absl::Status MatMul(const WeightMatrix& w, const float* in, int64_t tokens, float* out,
-                    ThreadPool* pool) {
-  return LaunchMatMul(MatMulFor(w, in, tokens, out, pool));
-}
-
-void AddBias(float* x, const std::vector<float>& b, int64_t tokens) {
-  if (b.empty()) return;
-  const int64_t n = static_cast<int64_t>(b.size());
-  for (int64_t t = 0; t < tokens; ++t) {
-    for (int64_t i = 0; i < n; ++i) x[t * n + i] += b[i];
-  }
-}
-
-void AddInPlace(float* x, const float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] += y[i];
 }
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Create(const ModelConfig* config,
-                                                               const ModelWeights* weights) {
+                                                               const ModelWeights* weights, Backend* backend) {
   if (config == nullptr || weights == nullptr) return absl::InvalidArgumentError("null model");
   ASSIGN_OR_RETURN(ModelShard whole, PlanModelShard(*config, *weights, {}, {}));
-  return Create(config, weights, whole);
+  return Create(config, weights, whole, backend);
 }
 
 absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Create(const ModelConfig* config,
                                                                const ModelWeights* weights,
-                                                               const ModelShard& shard) {
+                                                               const ModelShard& shard, Backend* backend) {
   if (config == nullptr || weights == nullptr) return absl::InvalidArgumentError("null model");
+  if (backend == nullptr) return absl::InvalidArgumentError("null backend");
   if (static_cast<int64_t>(weights->layers.size()) != shard.n_layers()) {
     return absl::InvalidArgumentError(absl::StrCat("weights hold ", weights->layers.size(),
                                                    " layers, the shard has ", shard.n_layers()));
   }
-  return std::unique_ptr<LlamaModel>(new LlamaModel(config, weights, shard));
+  auto model = std::unique_ptr<LlamaModel>(new LlamaModel(config, weights, shard, backend));
+  ASSIGN_OR_RETURN(model->bw_, backend->PrepareWeights(*weights));
+  return model;
+}
+
+absl::Status LlamaModel::Reserve(Scratch& s, int64_t bytes) {
+  if (s.buffer.bytes() >= bytes && s.buffer.data() != nullptr) return absl::OkStatus();
+  s.buffer.Reset();
+  ASSIGN_OR_RETURN(s.buffer, backend_->Allocate(std::max<int64_t>(bytes, 64)));
+  return absl::OkStatus();
+}
+
+absl::Status LlamaModel::ReserveScratch(int64_t T, int64_t R) {
+  const ModelConfig& c = *config_;
+  const int64_t f = sizeof(float);
+  RETURN_IF_ERROR(Reserve(x_, T * c.d_model * f));
+  RETURN_IF_ERROR(Reserve(xn_, T * c.d_model * f));
+  RETURN_IF_ERROR(Reserve(q_, T * shard_.n_heads() * c.head_dim * f));
+  RETURN_IF_ERROR(Reserve(k_, T * shard_.n_kv_heads() * c.head_dim * f));
+  RETURN_IF_ERROR(Reserve(v_, T * shard_.n_kv_heads() * c.head_dim * f));
+  RETURN_IF_ERROR(Reserve(att_, T * shard_.n_heads() * c.head_dim * f));
+  RETURN_IF_ERROR(Reserve(gate_, T * shard_.d_ff() * f));
+  RETURN_IF_ERROR(Reserve(up_, T * shard_.d_ff() * f));
+  const int tp = shard_.topology.tp_size;
+  if (shard_.topology.last_stage() && tp > 1) {
+    RETURN_IF_ERROR(Reserve(local_logits_, R * shard_.tp.vocab_padded * f));
+    RETURN_IF_ERROR(Reserve(gathered_logits_, tp * R * shard_.tp.vocab_padded * f));
+  } else if (shard_.topology.last_stage()) {
+    RETURN_IF_ERROR(Reserve(local_logits_, R * c.vocab_size * f));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<LlamaModel::BatchInputs> LlamaModel::UploadInputs(const ForwardBatch& b) {
+  if (backend_->host_memory()) {
+    return BatchInputs{b.tokens.data(), b.positions.data(), b.token_seq.data(), b.block_tables.data()};
+  }
+  // One device buffer: [tokens][positions][token_seq][block tables], 64-byte aligned parts.
+  const auto part = [](size_t n) { return static_cast<int64_t>((n * sizeof(int32_t) + 63) / 64 * 64); };
+  const int64_t t = part(b.tokens.size()), bt = part(b.block_tables.size());
+  RETURN_IF_ERROR(Reserve(inputs_, 3 * t + bt));
+  auto* base = inputs_.get<uint8_t>();
+  BatchInputs in{reinterpret_cast<const int32_t*>(base), reinterpret_cast<const int32_t*>(base + t),
+                 reinterpret_cast<const int32_t*>(base + 2 * t), reinterpret_cast<const int32_t*>(base + 3 * t)};
+  const int64_t n = static_cast<int64_t>(b.tokens.size() * sizeof(int32_t));
+  RETURN_IF_ERROR(backend_->CopyToDevice(base, b.tokens.data(), n));
+  RETURN_IF_ERROR(backend_->CopyToDevice(base + t, b.positions.data(), n));
+  RETURN_IF_ERROR(backend_->CopyToDevice(base + 2 * t, b.token_seq.data(), n));
+  RETURN_IF_ERROR(backend_->CopyToDevice(base + 3 * t, b.block_tables.data(),
+                                         static_cast<int64_t>(b.block_tables.size() * sizeof(int32_t))));
+  return in;
 }
 
 absl::Status LlamaModel::TpAllReduce(float* data, int64_t count) {
@@ -74,54 +101,59 @@ absl::Status LlamaModel::TpAllReduce(float* data, int64_t count) {
   return groups_.tp->AllReduceSum(data, count, parallel::DataType::kF32);
 }
 
-absl::Status LlamaModel::Embed(const ForwardBatch& b) {
+absl::Status LlamaModel::Embed(const ForwardBatch& b, const BatchInputs& in) {
   const int64_t T = static_cast<int64_t>(b.tokens.size());
   const int64_t d = config_->d_model;
   const parallel::ParallelTopology& topo = shard_.topology;
   if (!topo.first_stage()) {
     // Hidden states of the previous stage (same tp lane).
     if (groups_.pp == nullptr) return absl::FailedPreconditionError("pipeline stage has no pp group bound");
-    return groups_.pp->Recv(x_.data(), T * d, parallel::DataType::kF32, topo.pp_stage - 1);
+    return groups_.pp->Recv(x_.get<float>(), T * d, parallel::DataType::kF32, topo.pp_stage - 1);
   }
   // Vocab-parallel: this rank holds rows [vocab_begin, vocab_end); others add 0.
-  const WeightMatrix& embd = weights_->token_embd;
-  for (int64_t t = 0; t < T; ++t) {
-    const int64_t row = b.tokens[t] - shard_.tp.vocab_begin;
-    float* out = x_.data() + t * d;
-    if (row < 0 || row >= shard_.tp.vocab()) {
-      std::fill_n(out, d, 0.0f);
-      continue;
-    }
-    RETURN_IF_ERROR(DequantizeRow(embd.type, static_cast<const uint8_t*>(embd.data) + row * embd.row_stride, out, d));
-  }
-  return TpAllReduce(x_.data(), T * d);
+  EmbeddingLookupParams p;
+  p.table = bw_.token_embd;
+  p.ids = in.tokens;
+  p.out = x_.get<float>();
+  p.tokens = T;
+  p.vocab_begin = shard_.tp.vocab_begin;
+  p.vocab_end = shard_.tp.vocab_begin + shard_.tp.vocab();
+  RETURN_IF_ERROR(backend_->EmbeddingLookup(p));
+  return TpAllReduce(x_.get<float>(), T * d);
 }
 
-absl::Status LlamaModel::LmHead(const ForwardBatch& b, ThreadPool* pool, std::vector<float>* logits) {
+absl::Status LlamaModel::LmHead(const ForwardBatch& b, std::vector<float>* logits) {
   const int64_t d = config_->d_model;
   const int64_t vocab = config_->vocab_size;
   const int64_t R = static_cast<int64_t>(b.logit_rows.size());
-  for (int64_t r = 0; r < R; ++r) {
-    std::copy_n(x_.data() + b.logit_rows[r] * d, d, xn_.data() + r * d);
-  }
-  RETURN_IF_ERROR(LaunchRmsNorm({xn_.data(), weights_->output_norm.data(), xn_.data(), R, d, config_->rms_eps}));
+  float* rows = xn_.get<float>();
+  RETURN_IF_ERROR(backend_->GatherRows(x_.get<float>(), b.logit_rows, d, rows));
+  RETURN_IF_ERROR(backend_->RmsNorm({rows, bw_.output_norm, rows, R, d, config_->rms_eps}));
   logits->resize(R * vocab);
   const int tp = shard_.topology.tp_size;
-  if (tp == 1) return MatMul(weights_->output, xn_.data(), R, logits->data(), pool);
+  if (tp == 1) {
+    RETURN_IF_ERROR(backend_->MatMul(MatMulFor(bw_.output, rows, R, local_logits_.get<float>())));
+    return backend_->CopyToHost(logits->data(), local_logits_.get<float>(), R * vocab * sizeof(float));
+  }
   if (groups_.tp == nullptr) return absl::FailedPreconditionError("tensor-parallel model has no tp group bound");
   // Vocab-parallel: [R, vocab_padded] per rank, gathered as [tp][R][vocab_padded].
   const int64_t pad = shard_.tp.vocab_padded;
-  local_logits_.assign(R * pad, 0.0f);
-  MatMulParams p = MatMulFor(weights_->output, xn_.data(), R, local_logits_.data(), pool);
+  MatMulParams p = MatMulFor(bw_.output, rows, R, local_logits_.get<float>());
   p.output_stride = pad;
-  RETURN_IF_ERROR(LaunchMatMul(p));
-  gathered_logits_.resize(tp * R * pad);
-  RETURN_IF_ERROR(groups_.tp->AllGather(local_logits_.data(), gathered_logits_.data(), R * pad,
+  RETURN_IF_ERROR(backend_->MatMul(p));
+  RETURN_IF_ERROR(backend_->Synchronize());  // the collective reads what the stream wrote
+  RETURN_IF_ERROR(groups_.tp->AllGather(local_logits_.get<float>(), gathered_logits_.get<float>(), R * pad,
                                         parallel::DataType::kF32));
+  const float* gathered = gathered_logits_.get<float>();
+  if (!backend_->host_memory()) {
+    host_gathered_.resize(tp * R * pad);
+    RETURN_IF_ERROR(backend_->CopyToHost(host_gathered_.data(), gathered, tp * R * pad * sizeof(float)));
+    gathered = host_gathered_.data();
+  }
   for (int rank = 0; rank < tp; ++rank) {
     const int64_t begin = vocab * rank / tp, end = vocab * (rank + 1) / tp;  // PlanTensorParallelShard's split
     for (int64_t r = 0; r < R; ++r) {
-      std::copy_n(gathered_logits_.data() + (rank * R + r) * pad, end - begin, logits->data() + r * vocab + begin);
+      std::copy_n(gathered + (rank * R + r) * pad, end - begin, logits->data() + r * vocab + begin);
     }
   }
   return absl::OkStatus();
@@ -158,94 +190,92 @@ absl::Status LlamaModel::Validate(const ForwardBatch& b, const KvCache& kv) cons
   return absl::OkStatus();
 }
 
-absl::Status LlamaModel::Forward(const ForwardBatch& b, KvCache* kv, ThreadPool* pool,
-                                 std::vector<float>* logits) {
+absl::Status LlamaModel::Forward(const ForwardBatch& b, KvCache* kv, std::vector<float>* logits) {
   RETURN_IF_ERROR(Validate(b, *kv));
-  const ModelConfig& c = *config_;
   const int64_t T = static_cast<int64_t>(b.tokens.size());
-  const int64_t d = c.d_model;
-  x_.resize(T * d);
-  xn_.resize(T * d);
-  q_.resize(T * shard_.n_heads() * c.head_dim);
-  k_.resize(T * shard_.n_kv_heads() * c.head_dim);
-  v_.resize(T * shard_.n_kv_heads() * c.head_dim);
-  att_.resize(T * shard_.n_heads() * c.head_dim);
-  gate_.resize(T * shard_.d_ff());
-  up_.resize(T * shard_.d_ff());
+  const int64_t d = config_->d_model;
+  RETURN_IF_ERROR(ReserveScratch(T, static_cast<int64_t>(b.logit_rows.size())));
+  ASSIGN_OR_RETURN(const BatchInputs in, UploadInputs(b));
 
-  RETURN_IF_ERROR(Embed(b));
-  for (int64_t l = 0; l < shard_.n_layers(); ++l) RETURN_IF_ERROR(Layer(l, b, kv, pool));
+  RETURN_IF_ERROR(Embed(b, in));
+  for (int64_t l = 0; l < shard_.n_layers(); ++l) RETURN_IF_ERROR(Layer(l, b, in, kv));
   const parallel::ParallelTopology& topo = shard_.topology;
   if (!topo.last_stage()) {
     logits->clear();
     if (groups_.pp == nullptr) return absl::FailedPreconditionError("pipeline stage has no pp group bound");
-    return groups_.pp->Send(x_.data(), T * d, parallel::DataType::kF32, topo.pp_stage + 1);
+    RETURN_IF_ERROR(backend_->Synchronize());
+    return groups_.pp->Send(x_.get<float>(), T * d, parallel::DataType::kF32, topo.pp_stage + 1);
   }
-  return LmHead(b, pool, logits);
+  return LmHead(b, logits);
 }
 
-absl::Status LlamaModel::Layer(int64_t l, const ForwardBatch& b, KvCache* kv, ThreadPool* pool) {
+absl::Status LlamaModel::Layer(int64_t l, const ForwardBatch& b, const BatchInputs& in, KvCache* kv) {
   const ModelConfig& c = *config_;
-  const LayerWeights& w = weights_->layers[l];
+  const BackendLayerWeights& w = bw_.layers[l];
+  Backend& be = *backend_;
   const int64_t T = static_cast<int64_t>(b.tokens.size());
   const int64_t d = c.d_model;
   const int64_t n_heads = shard_.n_heads();
   const int64_t n_kv_heads = shard_.n_kv_heads();
   const int64_t q_dim = n_heads * c.head_dim;
   const int64_t kv_dim = n_kv_heads * c.head_dim;
+  float* x = x_.get<float>();
+  float* xn = xn_.get<float>();
+  float* q = q_.get<float>();
+  float* k = k_.get<float>();
+  float* v = v_.get<float>();
+  float* att = att_.get<float>();
+  float* gate = gate_.get<float>();
+  float* up = up_.get<float>();
 
   // Attention block: x += Wo . attn(rope(Wq xn), rope(Wk xn), Wv xn)
-  RETURN_IF_ERROR(LaunchRmsNorm({x_.data(), w.attn_norm.data(), xn_.data(), T, d, c.rms_eps}));
+  RETURN_IF_ERROR(be.RmsNorm({x, w.attn_norm, xn, T, d, c.rms_eps}));
   // Q, K and V read the same input: one quantization, one parallel pass.
-  const MatMulParams qkv[] = {MatMulFor(w.wq, xn_.data(), T, q_.data(), pool),
-                              MatMulFor(w.wk, xn_.data(), T, k_.data(), pool),
-                              MatMulFor(w.wv, xn_.data(), T, v_.data(), pool)};
-  RETURN_IF_ERROR(LaunchMatMuls(qkv));
-  AddBias(q_.data(), w.bq, T);
-  AddBias(k_.data(), w.bk, T);
-  AddBias(v_.data(), w.bv, T);
+  const MatMulParams qkv[] = {MatMulFor(w.wq, xn, T, q), MatMulFor(w.wk, xn, T, k), MatMulFor(w.wv, xn, T, v)};
+  RETURN_IF_ERROR(be.MatMuls(qkv));
+  if (w.bq != nullptr) RETURN_IF_ERROR(be.AddBias(q, w.bq, T, q_dim));
+  if (w.bk != nullptr) RETURN_IF_ERROR(be.AddBias(k, w.bk, T, kv_dim));
+  if (w.bv != nullptr) RETURN_IF_ERROR(be.AddBias(v, w.bv, T, kv_dim));
   const bool neox = c.rope_style == RopeStyle::kNeox;
-  const float* inv_freq = weights_->rope_inv_freq.data();
-  RETURN_IF_ERROR(LaunchRope({q_.data(), T, n_heads, c.head_dim, q_dim, b.positions.data(), inv_freq, neox}));
-  RETURN_IF_ERROR(LaunchRope({k_.data(), T, n_kv_heads, c.head_dim, kv_dim, b.positions.data(), inv_freq, neox}));
+  RETURN_IF_ERROR(be.Rope({q, T, n_heads, c.head_dim, q_dim, in.positions, bw_.rope_inv_freq, neox}));
+  RETURN_IF_ERROR(be.Rope({k, T, n_kv_heads, c.head_dim, kv_dim, in.positions, bw_.rope_inv_freq, neox}));
 
-  const PagedKvView view = kv->LayerView(l, b.block_tables.data(), b.max_blocks_per_seq, b.n_seqs);
+  const PagedKvView view = kv->LayerView(l, in.block_tables, b.max_blocks_per_seq, b.n_seqs);
   KvWriteParams wp;
   wp.kv = view;
-  wp.k = k_.data();
-  wp.v = v_.data();
+  wp.k = k;
+  wp.v = v;
   wp.k_stride = kv_dim;
   wp.v_stride = kv_dim;
   wp.tokens = T;
-  wp.token_seq = b.token_seq.data();
-  wp.positions = b.positions.data();
-  RETURN_IF_ERROR(LaunchKvWrite(wp));
+  wp.token_seq = in.token_seq;
+  wp.positions = in.positions;
+  RETURN_IF_ERROR(be.KvWrite(wp));
   PagedAttentionParams ap;
   ap.kv = view;
-  ap.q = q_.data();
+  ap.q = q;
   ap.q_stride = q_dim;
-  ap.out = att_.data();
+  ap.out = att;
   ap.tokens = T;
   ap.n_heads = static_cast<int32_t>(n_heads);
-  ap.token_seq = b.token_seq.data();
-  ap.positions = b.positions.data();
+  ap.token_seq = in.token_seq;
+  ap.positions = in.positions;
   ap.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-  ap.pool = pool;
-  RETURN_IF_ERROR(LaunchPagedAttention(ap));
-  RETURN_IF_ERROR(MatMul(w.wo, att_.data(), T, xn_.data(), pool));
-  RETURN_IF_ERROR(TpAllReduce(xn_.data(), T * d));
-  AddInPlace(x_.data(), xn_.data(), T * d);
+  RETURN_IF_ERROR(be.Attention(ap));
+  RETURN_IF_ERROR(be.MatMul(MatMulFor(w.wo, att, T, xn)));
+  if (shard_.topology.tp_size > 1) RETURN_IF_ERROR(be.Synchronize());
+  RETURN_IF_ERROR(TpAllReduce(xn, T * d));
+  RETURN_IF_ERROR(be.Add(x, xn, T * d));
 
   // MLP block: x += Wdown . (silu(Wgate xn) * Wup xn)
-  RETURN_IF_ERROR(LaunchRmsNorm({x_.data(), w.ffn_norm.data(), xn_.data(), T, d, c.rms_eps}));
-  const MatMulParams gate_up[] = {MatMulFor(w.w_gate, xn_.data(), T, gate_.data(), pool),
-                                  MatMulFor(w.w_up, xn_.data(), T, up_.data(), pool)};
-  RETURN_IF_ERROR(LaunchMatMuls(gate_up));
-  RETURN_IF_ERROR(LaunchSwiGlu({gate_.data(), up_.data(), gate_.data(), T * shard_.d_ff()}));
-  RETURN_IF_ERROR(MatMul(w.w_down, gate_.data(), T, xn_.data(), pool));
-  RETURN_IF_ERROR(TpAllReduce(xn_.data(), T * d));
-  AddInPlace(x_.data(), xn_.data(), T * d);
-  return absl::OkStatus();
+  RETURN_IF_ERROR(be.RmsNorm({x, w.ffn_norm, xn, T, d, c.rms_eps}));
+  const MatMulParams gate_up[] = {MatMulFor(w.w_gate, xn, T, gate), MatMulFor(w.w_up, xn, T, up)};
+  RETURN_IF_ERROR(be.MatMuls(gate_up));
+  RETURN_IF_ERROR(be.SwiGlu({gate, up, gate, T * shard_.d_ff()}));
+  RETURN_IF_ERROR(be.MatMul(MatMulFor(w.w_down, gate, T, xn)));
+  if (shard_.topology.tp_size > 1) RETURN_IF_ERROR(be.Synchronize());
+  RETURN_IF_ERROR(TpAllReduce(xn, T * d));
+  return be.Add(x, xn, T * d);
 }
 
 }  // namespace strata

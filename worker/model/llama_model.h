@@ -10,9 +10,14 @@
 // all-gathers the vocab-parallel logits. Every rank of the replica must call
 // Forward with the same batch.
 //
-// Threading: Forward is called from one thread at a time (the step thread);
-// it uses the given pool for data parallelism inside each op. Scratch buffers
-// are owned by the model and reused across steps.
+// Every op runs on a Backend (worker/backend/backend.h): CpuBackend or
+// CudaBackend. The model holds the weights in the backend's form
+// (PrepareWeights) and its scratch in backend memory; only the batch's
+// inputs go in and the logits come out through host memory.
+//
+// Threading: Forward is called from one thread at a time (the step thread),
+// which is also the only user of the backend. Scratch buffers are owned by
+// the model, grown on demand and reused across steps.
 #pragma once
 
 #include <memory>
@@ -20,7 +25,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/model_config.h"
-#include "kernels/cpu/thread_pool.h"
+#include "worker/backend/backend.h"
 #include "worker/kv_cache.h"
 #include "worker/model/forward_batch.h"
 #include "parallel/parallel_groups.h"
@@ -31,13 +36,14 @@ namespace strata {
 
 class LlamaModel {
  public:
-  // `config` and `weights` must outlive the model. `weights` are the whole
-  // model's, or the shard's (ShardWeights) when `shard` is not the whole model.
+  // `config`, `weights` and `backend` must outlive the model. `weights` are
+  // the whole model's, or the shard's (ShardWeights) when `shard` is not the
+  // whole model.
   static absl::StatusOr<std::unique_ptr<LlamaModel>> Create(const ModelConfig* config,
-                                                            const ModelWeights* weights);
+                                                            const ModelWeights* weights, Backend* backend);
   static absl::StatusOr<std::unique_ptr<LlamaModel>> Create(const ModelConfig* config,
                                                             const ModelWeights* weights,
-                                                            const ModelShard& shard);
+                                                            const ModelShard& shard, Backend* backend);
 
   // The communicators a sharded model uses (must outlive their use; rebound
   // when the replica's collective is rebuilt). A group of size 1 may be null.
@@ -47,29 +53,52 @@ class LlamaModel {
   // heads) and, on the last pipeline stage, the logits of batch.logit_rows
   // into `logits` ([logit_rows.size(), vocab], every rank of the tp group);
   // other stages leave `logits` empty.
-  absl::Status Forward(const ForwardBatch& batch, KvCache* kv, ThreadPool* pool,
-                       std::vector<float>* logits);
+  absl::Status Forward(const ForwardBatch& batch, KvCache* kv, std::vector<float>* logits);
 
   const ModelConfig& config() const { return *config_; }
   const ModelShard& shard() const { return shard_; }
+  Backend* backend() const { return backend_; }
+  // Bytes the weights take on the backend's device (0 on the CPU: they stay mapped).
+  int64_t device_weight_bytes() const { return bw_.device_bytes; }
 
  private:
-  LlamaModel(const ModelConfig* config, const ModelWeights* weights, const ModelShard& shard)
-      : config_(config), weights_(weights), shard_(shard) {}
-  absl::Status Embed(const ForwardBatch& batch);
-  absl::Status LmHead(const ForwardBatch& batch, ThreadPool* pool, std::vector<float>* logits);
+  // Backend scratch: grown (never shrunk) to the largest batch seen.
+  struct Scratch {
+    DeviceBuffer buffer;
+    template <typename T>
+    T* get() const { return buffer.as<T>(); }
+  };
+  // The batch's integer inputs where the backend's ops read them.
+  struct BatchInputs {
+    const int32_t* tokens = nullptr;
+    const int32_t* positions = nullptr;
+    const int32_t* token_seq = nullptr;
+    const int32_t* block_tables = nullptr;
+  };
+
+  LlamaModel(const ModelConfig* config, const ModelWeights* weights, const ModelShard& shard, Backend* backend)
+      : config_(config), weights_(weights), shard_(shard), backend_(backend) {}
+  absl::Status Reserve(Scratch& s, int64_t bytes);
+  absl::Status ReserveScratch(int64_t tokens, int64_t logit_rows);
+  absl::StatusOr<BatchInputs> UploadInputs(const ForwardBatch& batch);
+  absl::Status Embed(const ForwardBatch& batch, const BatchInputs& in);
+  absl::Status LmHead(const ForwardBatch& batch, std::vector<float>* logits);
   // Sums a row-parallel projection's partial output over the tp group.
   absl::Status TpAllReduce(float* data, int64_t count);
   absl::Status Validate(const ForwardBatch& batch, const KvCache& kv) const;
-  absl::Status Layer(int64_t layer, const ForwardBatch& batch, KvCache* kv, ThreadPool* pool);
+  absl::Status Layer(int64_t layer, const ForwardBatch& batch, const BatchInputs& in, KvCache* kv);
 
   const ModelConfig* config_;
   const ModelWeights* weights_;
   const ModelShard shard_;
+  Backend* backend_;
+  BackendWeights bw_;
   parallel::ParallelGroups groups_;
-  // Scratch, [tokens, width] each.
-  std::vector<float> x_, xn_, q_, k_, v_, att_, gate_, up_;
-  std::vector<float> local_logits_, gathered_logits_;
+  // [tokens, width] each, in backend memory.
+  Scratch x_, xn_, q_, k_, v_, att_, gate_, up_;
+  Scratch local_logits_, gathered_logits_;
+  Scratch inputs_;  // tokens, positions, token_seq, block tables (device backends)
+  std::vector<float> host_gathered_;
 };
 
 }  // namespace strata

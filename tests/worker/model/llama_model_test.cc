@@ -9,6 +9,7 @@
 #include <numeric>
 #include <random>
 
+#include "worker/backend/cpu_backend.h"
 #include "worker/model/model_loader.h"
 
 namespace strata {
@@ -77,7 +78,9 @@ struct RandomModel {
 class LlamaModelTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    model_ = LlamaModel::Create(&rm_.config, &rm_.weights).value();
+    pool_ = ThreadPool::Create(2).value();
+    backend_ = std::make_unique<CpuBackend>(pool_.get());
+    model_ = LlamaModel::Create(&rm_.config, &rm_.weights, backend_.get()).value();
     KvCacheConfig kc;
     kc.n_layers = rm_.config.n_layers;
     kc.n_kv_heads = rm_.config.n_kv_heads;
@@ -86,7 +89,6 @@ class LlamaModelTest : public ::testing::Test {
     kc.num_blocks = 64;
     kc.dtype = KvDtype::kF32;
     kv_ = KvCache::Create(kc).value();
-    pool_ = ThreadPool::Create(2).value();
   }
 
   // Runs `tokens` of one sequence from position 0 in chunks; returns the
@@ -105,16 +107,17 @@ class LlamaModelTest : public ::testing::Test {
         b.token_seq.push_back(0);
         b.logit_rows.push_back(static_cast<int32_t>(i - start));
       }
-      EXPECT_TRUE(model_->Forward(b, kv_.get(), pool_.get(), &logits).ok());
+      EXPECT_TRUE(model_->Forward(b, kv_.get(), &logits).ok());
       all.insert(all.end(), logits.begin(), logits.end());
     }
     return all;
   }
 
   RandomModel rm_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<CpuBackend> backend_;
   std::unique_ptr<LlamaModel> model_;
   std::unique_ptr<KvCache> kv_;
-  std::unique_ptr<ThreadPool> pool_;
 };
 
 const std::vector<int32_t> kPrompt = {3, 17, 42, 8, 8, 1, 0, 49, 23, 11, 5};
@@ -145,7 +148,7 @@ TEST_F(LlamaModelTest, LogitsDoNotDependOnBatchNeighbours) {
     pre.token_seq.push_back(1);
   }
   pre.logit_rows = {5};
-  ASSERT_TRUE(model_->Forward(pre, kv_.get(), pool_.get(), &logits).ok());
+  ASSERT_TRUE(model_->Forward(pre, kv_.get(), &logits).ok());
   // Now one batch: the whole prompt of sequence 0 plus a decode of sequence 1.
   ForwardBatch b = pre;
   b.tokens.clear();
@@ -162,7 +165,7 @@ TEST_F(LlamaModelTest, LogitsDoNotDependOnBatchNeighbours) {
   b.block_tables = {40, 41, 42, 20, 21, 22};
   b.logit_rows.clear();
   for (size_t i = 0; i < kPrompt.size(); ++i) b.logit_rows.push_back(static_cast<int32_t>(i + 1));
-  ASSERT_TRUE(model_->Forward(b, kv_.get(), pool_.get(), &logits).ok());
+  ASSERT_TRUE(model_->Forward(b, kv_.get(), &logits).ok());
   ExpectClose(logits, alone, 2e-4f);
 }
 
@@ -176,19 +179,19 @@ TEST_F(LlamaModelTest, RejectsBadBatches) {
   b.positions = {0};
   b.token_seq = {0};
   b.logit_rows = {0};
-  absl::Status st = model_->Forward(b, kv_.get(), pool_.get(), &logits);
+  absl::Status st = model_->Forward(b, kv_.get(), &logits);
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(st.message().find("outside the vocabulary"), absl::string_view::npos) << st;
   b.tokens = {1};
   b.positions = {256};
-  st = model_->Forward(b, kv_.get(), pool_.get(), &logits);
+  st = model_->Forward(b, kv_.get(), &logits);
   EXPECT_NE(st.message().find("context length"), absl::string_view::npos) << st;
   b.positions = {9};  // past the 2-block table of 4-token blocks
-  st = model_->Forward(b, kv_.get(), pool_.get(), &logits);
+  st = model_->Forward(b, kv_.get(), &logits);
   EXPECT_NE(st.message().find("block table"), absl::string_view::npos) << st;
   b.positions = {0};
   b.logit_rows = {1};
-  EXPECT_FALSE(model_->Forward(b, kv_.get(), pool_.get(), &logits).ok());
+  EXPECT_FALSE(model_->Forward(b, kv_.get(), &logits).ok());
 }
 
 TEST(RopeInverseFrequencies, Llama3ScalingMatchesTransformersRule) {

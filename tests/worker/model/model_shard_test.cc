@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "tests/testing/thread_communicator.h"
+#include "worker/backend/cpu_backend.h"
 #include "worker/model/llama_model.h"
 #include "worker/model/model_loader.h"
 
@@ -119,13 +120,14 @@ std::unique_ptr<KvCache> MakeKv(const ModelConfig& c, const ModelShard& shard) {
 }
 
 std::vector<float> RunWhole(const RandomModel& rm) {
-  auto model = LlamaModel::Create(&rm.config, &rm.weights).value();
+  auto pool = ThreadPool::Create(1).value();
+  CpuBackend backend(pool.get());
+  auto model = LlamaModel::Create(&rm.config, &rm.weights, &backend).value();
   ModelShard whole = PlanModelShard(rm.config, rm.weights, {}, {}).value();
   auto kv = MakeKv(rm.config, whole);
-  auto pool = ThreadPool::Create(1).value();
   std::vector<float> all, logits;
   for (const ForwardBatch& b : Steps()) {
-    EXPECT_TRUE(model->Forward(b, kv.get(), pool.get(), &logits).ok());
+    EXPECT_TRUE(model->Forward(b, kv.get(), &logits).ok());
     all.insert(all.end(), logits.begin(), logits.end());
   }
   return all;
@@ -149,14 +151,15 @@ std::vector<std::vector<float>> RunSharded(const RandomModel& rm, int tp, int pp
         absl::StatusOr<ModelShard> shard = PlanModelShard(rm.config, weights, topo, split);
         ASSERT_TRUE(shard.ok()) << shard.status();
         ASSERT_TRUE(ShardWeights(rm.config, *shard, &weights).ok());
-        auto model = LlamaModel::Create(&rm.config, &weights, *shard).value();
+        auto pool = ThreadPool::Create(1).value();
+        CpuBackend backend(pool.get());
+        auto model = LlamaModel::Create(&rm.config, &weights, *shard, &backend).value();
         testing::ThreadCommunicator tp_comm(tp_groups[s].get(), t), pp_comm(pp_groups[t].get(), s);
         model->BindGroups({&tp_comm, &pp_comm});
         auto kv = MakeKv(rm.config, *shard);
-        auto pool = ThreadPool::Create(1).value();
         std::vector<float> logits;
         for (const ForwardBatch& b : Steps()) {
-          absl::Status st = model->Forward(b, kv.get(), pool.get(), &logits);
+          absl::Status st = model->Forward(b, kv.get(), &logits);
           ASSERT_TRUE(st.ok()) << st;
           if (!topo.last_stage()) ASSERT_TRUE(logits.empty());
           out[topo.world_rank()].insert(out[topo.world_rank()].end(), logits.begin(), logits.end());
@@ -248,11 +251,12 @@ std::vector<std::pair<std::pair<int, int>, ShardDeviation>> CompareShards(const 
   };
   std::vector<float> want;
   {
-    auto model = LlamaModel::Create(&c, &(*loaded)->weights).value();
+    auto pool = ThreadPool::Create(2).value();
+    CpuBackend backend(pool.get());
+    auto model = LlamaModel::Create(&c, &(*loaded)->weights, &backend).value();
     ModelShard whole = PlanModelShard(c, (*loaded)->weights, {}, {}).value();
     auto kv = kv_for(whole);
-    auto pool = ThreadPool::Create(2).value();
-    EXPECT_TRUE(model->Forward(b, kv.get(), pool.get(), &want).ok());
+    EXPECT_TRUE(model->Forward(b, kv.get(), &want).ok());
   }
   double mean = 0, var = 0;
   for (float x : want) mean += x;
@@ -272,13 +276,14 @@ std::vector<std::pair<std::pair<int, int>, ShardDeviation>> CompareShards(const 
           ModelWeights weights = (*loaded)->weights;
           ModelShard shard = PlanModelShard(c, weights, topo, {}).value();
           ASSERT_TRUE(ShardWeights(c, shard, &weights).ok());
-          auto model = LlamaModel::Create(&c, &weights, shard).value();
+          auto pool = ThreadPool::Create(1).value();
+          CpuBackend backend(pool.get());
+          auto model = LlamaModel::Create(&c, &weights, shard, &backend).value();
           testing::ThreadCommunicator tpc(tp_groups[s].get(), t), ppc(pp_groups[t].get(), s);
           model->BindGroups({&tpc, &ppc});
           auto kv = kv_for(shard);
-          auto pool = ThreadPool::Create(1).value();
           std::vector<float> logits;
-          absl::Status st = model->Forward(b, kv.get(), pool.get(), &logits);
+          absl::Status st = model->Forward(b, kv.get(), &logits);
           ASSERT_TRUE(st.ok()) << st;
           if (topo.samples()) got = logits;
         });

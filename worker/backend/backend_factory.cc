@@ -1,0 +1,51 @@
+#include "worker/backend/backend_factory.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "worker/backend/cpu_backend.h"
+
+#ifdef STRATA_WITH_CUDA_BACKEND
+#include "worker/backend/cuda/cuda_backend.h"
+#endif
+
+namespace strata {
+
+bool BuiltWithCuda() {
+#ifdef STRATA_WITH_CUDA_BACKEND
+  return true;
+#else
+  return false;
+#endif
+}
+
+absl::Status CheckDevice(const DeviceSpec& device) {
+  if (device.kind == DeviceKind::kCpu) return absl::OkStatus();
+#ifdef STRATA_WITH_CUDA_BACKEND
+  return CudaBackend::CheckDevice(device.index).status();
+#else
+  return absl::FailedPreconditionError(absl::StrCat(
+      device.ToString(), ": this build has no CUDA backend (nvcc was not found when it was built)"));
+#endif
+}
+
+absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(const DeviceSpec& device, ThreadPool* pool) {
+  switch (device.kind) {
+    case DeviceKind::kCpu:
+      return std::make_unique<CpuBackend>(pool);
+    case DeviceKind::kCuda:
+#ifdef STRATA_WITH_CUDA_BACKEND
+    {
+      CudaBackendConfig config;
+      config.device = device.index;
+      ASSIGN_OR_RETURN(std::unique_ptr<CudaBackend> cuda, CudaBackend::Create(config));
+      return std::unique_ptr<Backend>(std::move(cuda));
+    }
+#else
+      return absl::FailedPreconditionError(absl::StrCat(
+          device.ToString(), ": this build has no CUDA backend (nvcc was not found when it was built)"));
+#endif
+  }
+  return absl::InvalidArgumentError("unknown device kind");
+}
+
+}  // namespace strata
