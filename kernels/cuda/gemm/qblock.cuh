@@ -1,5 +1,5 @@
-// Decode of one 32-value block of a weight_quant.h type, shared by the dequantise and
-// the weight-only GEMV kernels. The arithmetic is kernels/cpu/dequantize.cc's, in the
+// Decode of values of a 32-value block of a weight_quant.h type, shared by the
+// dequantise and the weight-only GEMV kernels. The arithmetic is kernels/cpu/dequantize.cc's, in the
 // same order and without FMA contraction (__fmul_rn/__fadd_rn on the device), so each
 // value is bit-identical to the CPU DequantizeRow.
 //
@@ -58,38 +58,29 @@ __device__ __forceinline__ float QBlockValue(const uint8_t* blk, WeightQuant q, 
   return 0.0f;
 }
 
-// All 32 values of the block at `blk` into w[0..32).
-__device__ __forceinline__ void QDecodeBlock(const uint8_t* blk, WeightQuant q, float* w) {
-  const uint16_t* h = reinterpret_cast<const uint16_t*>(blk);
-  const float d = KvF16ToF32(h[0]);
+// The two values of the block at `blk` that lane l < 16 of a half-warp owns, so
+// that the 16 lanes read the block's quants as one contiguous run:
+//   Q8_0:       elements 2l and 2l + 1   (the 16-bit word at qs + 2l)
+//   Q4_0/Q4_1:  elements l and l + 16    (the low and high nibble of byte qs[l])
+struct QPair {
+  int e0, e1;    // element indices within the block
+  float w0, w1;  // their values
+};
+
+__device__ __forceinline__ QPair QBlockPair(const uint8_t* blk, WeightQuant q, int l) {
+  const float d = KvF16ToF32(*reinterpret_cast<const uint16_t*>(blk));
   if (q == WeightQuant::kQ8_0) {
-STRATA_GEMM_UNROLL
-    for (int i = 0; i < 16; ++i) {
-      const uint16_t two = h[1 + i];
-      w[2 * i] = QMul(static_cast<float>(static_cast<int8_t>(two & 0xFF)), d);
-      w[2 * i + 1] = QMul(static_cast<float>(static_cast<int8_t>(two >> 8)), d);
-    }
-    return;
+    const uint16_t two = *reinterpret_cast<const uint16_t*>(blk + 2 + 2 * l);
+    return {2 * l, 2 * l + 1, QMul(static_cast<float>(static_cast<int8_t>(two & 0xFF)), d),
+            QMul(static_cast<float>(static_cast<int8_t>(two >> 8)), d)};
   }
-  const bool q41 = q == WeightQuant::kQ4_1;
-  const float m = q41 ? KvF16ToF32(h[1]) : 0.0f;
-  const uint16_t* qs = h + (q41 ? 2 : 1);
-STRATA_GEMM_UNROLL
-  for (int i = 0; i < 8; ++i) {
-    const uint16_t two = qs[i];
-    const int lo0 = two & 0xF, hi0 = (two >> 4) & 0xF, lo1 = (two >> 8) & 0xF, hi1 = two >> 12;
-    if (q41) {
-      w[2 * i] = QAdd(QMul(d, static_cast<float>(lo0)), m);
-      w[2 * i + 16] = QAdd(QMul(d, static_cast<float>(hi0)), m);
-      w[2 * i + 1] = QAdd(QMul(d, static_cast<float>(lo1)), m);
-      w[2 * i + 17] = QAdd(QMul(d, static_cast<float>(hi1)), m);
-    } else {
-      w[2 * i] = QMul(d, static_cast<float>(lo0 - 8));
-      w[2 * i + 16] = QMul(d, static_cast<float>(hi0 - 8));
-      w[2 * i + 1] = QMul(d, static_cast<float>(lo1 - 8));
-      w[2 * i + 17] = QMul(d, static_cast<float>(hi1 - 8));
-    }
+  if (q == WeightQuant::kQ4_0) {
+    const uint8_t b = blk[2 + l];
+    return {l, l + 16, QMul(d, static_cast<float>((b & 0xF) - 8)), QMul(d, static_cast<float>((b >> 4) - 8))};
   }
+  const float m = KvF16ToF32(*reinterpret_cast<const uint16_t*>(blk + 2));
+  const uint8_t b = blk[4 + l];
+  return {l, l + 16, QAdd(QMul(d, static_cast<float>(b & 0xF)), m), QAdd(QMul(d, static_cast<float>(b >> 4)), m)};
 }
 
 // Common checks of a quantised weight operand; nullptr when fine.

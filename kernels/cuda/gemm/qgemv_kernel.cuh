@@ -1,13 +1,16 @@
 // Weight-only quantised GEMV / skinny GEMM (m <= 8): one warp per output row, four
-// warps per CTA. Lane l takes blocks l, l + 32, ... of the row: it decodes the block's
-// 32 weights into registers (qblock.cuh) and multiplies them with the same 32 inputs
-// of each token row, accumulating in f32; a warp shuffle reduction ends the row.
+// warps per CTA. Each half-warp takes one 32-value block at a time (half-warp h of
+// the warp: blocks h, h + 2, h + 4, ...); lane l < 16 of the half-warp dequantises
+// its two values in registers (qblock.cuh QBlockPair) and multiplies them with the
+// same two inputs of each token row, accumulating in f32. A warp shuffle reduction
+// ends the row.
 //
-//   row r:  | blk 0 | blk 1 | ... | blk 31 | blk 32 | ...      lane = blk % 32
+//   row r:  | blk 0 | blk 1 | blk 2 | blk 3 | ...     half-warp = blk % 2
+//   blk:    | d | qs ...... |   lanes 0..15 read qs as one contiguous run
 //
-// Adjacent lanes read adjacent blocks, so a warp streams 32 consecutive blocks of the
-// row (1088 B for Q8_0) per iteration. The inputs (m x k f32, at most 8 rows) stay in
-// L1/L2 and are shared by every row.
+// So a warp streams two consecutive blocks (68 B of Q8_0) per iteration with
+// coalesced 16-bit loads, and the matching inputs (m x k f32, at most 8 rows, shared
+// by every row: L1/L2 resident) with coalesced 64 B loads per half-warp.
 #pragma once
 
 #include <cstdint>
@@ -44,28 +47,26 @@ __global__ void __launch_bounds__(32 * kQGemvWarps) QGemvKernel(QGemvParams p) {
   const int64_t bb = WeightQuantBlockBytes(p.quant);
   const uint8_t* wrow = static_cast<const uint8_t*>(p.w) + row * p.w_row_stride;
   const int64_t nb = p.k / kWeightQuantBlock;
+  const int half = lane / 16, l = lane % 16;
   float acc[kQGemvMaxM];
-STRATA_GEMM_UNROLL
+  STRATA_GEMM_UNROLL
   for (int t = 0; t < kQGemvMaxM; ++t) acc[t] = 0.0f;
-  for (int64_t b = lane; b < nb; b += 32) {
-    float w[kWeightQuantBlock];
-    QDecodeBlock(wrow + b * bb, p.quant, w);
-STRATA_GEMM_UNROLL
+  for (int64_t b = half; b < nb; b += 2) {
+    const QPair w = QBlockPair(wrow + b * bb, p.quant, l);
+    const float* x = p.x + b * kWeightQuantBlock;
+    STRATA_GEMM_UNROLL
     for (int t = 0; t < kQGemvMaxM; ++t) {
       if (t < p.m) {
-        const float* x = p.x + t * p.x_stride + b * kWeightQuantBlock;
-        float s = 0.0f;
-STRATA_GEMM_UNROLL
-        for (int j = 0; j < kWeightQuantBlock; ++j) s += w[j] * x[j];
-        acc[t] += s;
+        const float* xt = x + t * p.x_stride;
+        acc[t] += w.w0 * xt[w.e0] + w.w1 * xt[w.e1];
       }
     }
   }
-STRATA_GEMM_UNROLL
+  STRATA_GEMM_UNROLL
   for (int t = 0; t < kQGemvMaxM; ++t) {
     if (t < p.m) {  // uniform over the warp
       float v = acc[t];
-STRATA_GEMM_UNROLL
+      STRATA_GEMM_UNROLL
       for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
       if (lane == 0) p.y[t * p.y_stride + row] = v;
     }

@@ -106,7 +106,7 @@ TEST(CudaGemmHostParity, DequantBf16MatchesDequantizeRowExactly) {
 
 TEST(CudaGemmHostParity, QGemvMatchesReferenceMatMul) {
   for (const QuantCase& qc : kQuants) {
-    for (int64_t k : {96, 1056}) {  // 3 blocks (idle lanes) and 33 (lanes wrap)
+    for (int64_t k : {32, 96, 1056}) {  // 1, 3 and 33 blocks: half-warps idle or uneven
       for (int64_t m : {1, 3, 8}) {
         const int64_t n = 37;
         const int64_t w_stride = k / 32 * WeightQuantBlockBytes(qc.quant) + 2;
