@@ -1,7 +1,10 @@
 // Decode of values of a 32-value block of a weight_quant.h type, shared by the
-// dequantise and the weight-only GEMV kernels. The arithmetic is kernels/cpu/dequantize.cc's, in the
-// same order and without FMA contraction (__fmul_rn/__fadd_rn on the device), so each
-// value is bit-identical to the CPU DequantizeRow.
+// dequantise and the weight-only GEMV kernels. The arithmetic is
+// kernels/cpu/dequantize.cc's, in the same order and without FMA contraction
+// (__fmul_rn/__fadd_rn on the device), and the f16 scales decode with the
+// branch-free KvF16ToF32Fast (equal in value to F16ToF32, subnormals included), so
+// each value is bit-identical to the CPU DequantizeRow (NaN scales: NaN, payload
+// may differ).
 //
 // Blocks are only 2-byte aligned (34/18/20 bytes): read with 16-bit loads.
 #pragma once
@@ -39,7 +42,7 @@ __host__ __device__ __forceinline__ float QAdd(float a, float b) {
 
 // Value j < 32 of the block at `blk`.
 __device__ __forceinline__ float QBlockValue(const uint8_t* blk, WeightQuant q, int j) {
-  const float d = KvF16ToF32(*reinterpret_cast<const uint16_t*>(blk));
+  const float d = KvF16ToF32Fast(*reinterpret_cast<const uint16_t*>(blk));
   switch (q) {
     case WeightQuant::kQ8_0:
       return QMul(static_cast<float>(static_cast<int8_t>(blk[2 + j])), d);
@@ -49,7 +52,7 @@ __device__ __forceinline__ float QBlockValue(const uint8_t* blk, WeightQuant q, 
       return QMul(d, static_cast<float>(nib - 8));
     }
     case WeightQuant::kQ4_1: {
-      const float m = KvF16ToF32(*reinterpret_cast<const uint16_t*>(blk + 2));
+      const float m = KvF16ToF32Fast(*reinterpret_cast<const uint16_t*>(blk + 2));
       const uint8_t b = blk[4 + (j & 15)];
       const int nib = j < 16 ? (b & 0xF) : (b >> 4);
       return QAdd(QMul(d, static_cast<float>(nib)), m);
@@ -68,7 +71,7 @@ struct QPair {
 };
 
 __device__ __forceinline__ QPair QBlockPair(const uint8_t* blk, WeightQuant q, int l) {
-  const float d = KvF16ToF32(*reinterpret_cast<const uint16_t*>(blk));
+  const float d = KvF16ToF32Fast(*reinterpret_cast<const uint16_t*>(blk));
   if (q == WeightQuant::kQ8_0) {
     const uint16_t two = *reinterpret_cast<const uint16_t*>(blk + 2 + 2 * l);
     return {2 * l, 2 * l + 1, QMul(static_cast<float>(static_cast<int8_t>(two & 0xFF)), d),
@@ -78,7 +81,7 @@ __device__ __forceinline__ QPair QBlockPair(const uint8_t* blk, WeightQuant q, i
     const uint8_t b = blk[2 + l];
     return {l, l + 16, QMul(d, static_cast<float>((b & 0xF) - 8)), QMul(d, static_cast<float>((b >> 4) - 8))};
   }
-  const float m = KvF16ToF32(*reinterpret_cast<const uint16_t*>(blk + 2));
+  const float m = KvF16ToF32Fast(*reinterpret_cast<const uint16_t*>(blk + 2));
   const uint8_t b = blk[4 + l];
   return {l, l + 16, QAdd(QMul(d, static_cast<float>(b & 0xF)), m), QAdd(QMul(d, static_cast<float>(b >> 4)), m)};
 }

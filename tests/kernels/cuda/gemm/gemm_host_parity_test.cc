@@ -1,6 +1,6 @@
 // The gemm group's kernels on the host harness against the independent CPU ops
-// (kernels/cpu). Weights are random GGUF blocks (random f16 scales/mins, random
-// quants), inputs random and non-zero, sizes odd where the op allows (N odd, K a
+// (kernels/cpu). Weights are random GGUF blocks (random f16 scales/mins, one
+// scale in eight an f16 subnormal, random quants), inputs random and non-zero, sizes odd where the op allows (N odd, K a
 // multiple of 32), strides padded, outputs pre-filled with NaN so unwritten elements
 // fail and padding must stay NaN. Tolerances:
 //   DequantBf16:    exact: bf16(DequantizeRow(row)) bit for bit (same f32 arithmetic,
@@ -62,7 +62,8 @@ std::vector<uint8_t> RandomQuantMatrix(WeightQuant q, int64_t rows, int64_t cols
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t b = 0; b < cols / 32; ++b) {
       uint8_t* blk = m.data() + r * stride + b * bb;
-      const uint16_t d = F32ToF16(neg(rng) ? -scale(rng) : scale(rng));
+      uint16_t d = F32ToF16(neg(rng) ? -scale(rng) : scale(rng));
+      if (rng() % 8 == 0) d = static_cast<uint16_t>((rng() & 0x8000) | (1 + rng() % 0x3FF));  // subnormal
       std::memcpy(blk, &d, 2);
       int64_t qs = 2;
       if (q == WeightQuant::kQ4_1) {
