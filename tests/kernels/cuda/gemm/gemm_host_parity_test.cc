@@ -1,8 +1,8 @@
 // The gemm group's kernels on the host harness against the independent CPU ops
-// (kernels/cpu). Weights are random GGUF blocks (random f16 scales/mins, one
-// scale in eight an f16 subnormal, random quants), inputs random and non-zero, sizes odd where the op allows (N odd, K a
-// multiple of 32), strides padded, outputs pre-filled with NaN so unwritten elements
-// fail and padding must stay NaN. Tolerances:
+// (kernels/cpu). Weights are random GGUF blocks (random f16 scales/mins, one scale
+// in eight an f16 subnormal, random quants), inputs random and non-zero, sizes odd
+// where the op allows (N odd, K a multiple of 32), strides padded, outputs pre-filled
+// with NaN so unwritten elements fail and padding must stay NaN. Tolerances:
 //   DequantBf16:    exact: bf16(DequantizeRow(row)) bit for bit (same f32 arithmetic,
 //                   no FMA, RNE rounding)
 //   QGemv:          |got - want| <= 1e-5 * sum_c |w[c] * x[c]| + 1e-6, against
