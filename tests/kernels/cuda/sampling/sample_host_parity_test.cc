@@ -19,142 +19,16 @@
 
 #include "gtest/gtest.h"
 #include "kernels/cuda/sampling/host/host_ops.h"
+#include "tests/kernels/cuda/sampling/sample_test_util.h"
 #include "worker/sampler.h"
 
 namespace strata::cuda {
 namespace {
 
-constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
-constexpr float kInf = std::numeric_limits<float>::infinity();
-constexpr double kBoundaryMargin = 1e-6;
+using namespace sample_test;  // NOLINT: test helpers
 
-struct RowKnobs {
-  float temperature = 1.0f;
-  int32_t top_k = 0;
-  float top_p = 1.0f;
-  float min_p = 0.0f;
-};
+bool RunOnHarness(const SampleParams& p) { return HostRunSample(p).ok(); }
 
-double FirstU(uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  return static_cast<double>(rng() >> 11) * 0x1.0p-53;
-}
-
-SamplingParams ToParams(const RowKnobs& k, uint64_t seed) {
-  SamplingParams s;
-  s.temperature = k.temperature;
-  s.top_k = k.top_k;
-  s.top_p = k.top_p;
-  s.min_p = k.min_p;
-  s.seed = seed;
-  return s;
-}
-
-// True when u lies within the margin of a boundary of the CPU's CDF, walked in the
-// CPU's order: ascending id, or rank order (logit desc, id asc) once top_k cut or
-// top_p ran.
-bool NearBoundary(const std::vector<float>& logits, const RowKnobs& k, double u) {
-  auto sampler = Sampler::Create(ToParams(k, 1));
-  EXPECT_TRUE(sampler.ok());
-  const auto probs = (*sampler)->Probabilities(logits, {});
-  if (!probs.ok()) return false;  // all NaN/-inf: nothing is drawn
-  int64_t finite = 0, pos_inf = 0;
-  for (float l : logits) {
-    finite += !std::isnan(l) && l != -kInf;
-    pos_inf += l == kInf;
-  }
-  const int64_t n = pos_inf > 0 ? pos_inf : finite;
-  std::vector<int32_t> order(logits.size());
-  std::iota(order.begin(), order.end(), 0);
-  if ((k.top_k > 0 && k.top_k < n) || k.top_p < 1.0f) {
-    auto value = [&](int32_t i) {
-      const float l = logits[i];
-      if (std::isnan(l)) return -kInf;
-      return pos_inf > 0 ? (l == kInf ? 0.0f : -kInf) : l;
-    };
-    std::stable_sort(order.begin(), order.end(),
-                     [&](int32_t a, int32_t b) { return value(a) > value(b); });
-  }
-  double cum = 0.0;
-  for (int32_t i : order) {
-    if ((*probs)[i] == 0.0f) continue;
-    cum += (*probs)[i];
-    if (std::fabs(cum - u) < kBoundaryMargin) return true;
-  }
-  return false;
-}
-
-struct Expected {
-  int32_t token;
-  float logprob;
-};
-
-// Samples every row on the harness and with the CPU Sampler, and compares.
-void CheckRows(const std::vector<float>& logits, int32_t vocab, const std::vector<RowKnobs>& knobs,
-               uint64_t seed_base) {
-  const int64_t rows = static_cast<int64_t>(knobs.size());
-  ASSERT_EQ(logits.size(), static_cast<size_t>(rows * vocab));
-  std::vector<float> temperature(rows), top_p(rows), min_p(rows);
-  std::vector<int32_t> top_k(rows);
-  std::vector<double> u(rows);
-  std::vector<Expected> want(rows);
-  for (int64_t r = 0; r < rows; ++r) {
-    const RowKnobs& k = knobs[r];
-    temperature[r] = k.temperature;
-    top_k[r] = k.top_k;
-    top_p[r] = k.top_p;
-    min_p[r] = k.min_p;
-    const std::vector<float> row(logits.begin() + r * vocab, logits.begin() + (r + 1) * vocab);
-    uint64_t seed = seed_base + 7919 * r;
-    int reseeds = 0;
-    while (k.temperature != 0.0f && NearBoundary(row, k, FirstU(seed))) {
-      ++seed;
-      ASSERT_LT(++reseeds, 20) << "row " << r << " keeps landing on a CDF boundary";
-    }
-    u[r] = k.temperature == 0.0f ? 0.5 : FirstU(seed);
-    auto sampler = Sampler::Create(ToParams(k, seed));
-    ASSERT_TRUE(sampler.ok());
-    auto res = (*sampler)->Sample(row, {});
-    if (res.ok()) {
-      want[r] = Expected{res->token, res->logprob};
-    } else {
-      ASSERT_EQ(res.status().code(), absl::StatusCode::kInternal) << res.status();
-      want[r] = Expected{-1, kNaN};
-    }
-  }
-  std::vector<int32_t> tokens(rows, -7);
-  std::vector<float> logprobs(rows, kNaN);
-  SampleParams p{logits.data(), rows, vocab, vocab, temperature.data(), top_k.data(), top_p.data(),
-                 min_p.data(), u.data(), tokens.data(), logprobs.data()};
-  ASSERT_TRUE(HostRunSample(p).ok());
-  for (int64_t r = 0; r < rows; ++r) {
-    const RowKnobs& k = knobs[r];
-    SCOPED_TRACE(::testing::Message() << "row " << r << " T=" << k.temperature << " k=" << k.top_k
-                                      << " p=" << k.top_p << " min_p=" << k.min_p << " u=" << u[r]);
-    EXPECT_EQ(tokens[r], want[r].token);
-    if (want[r].token < 0) {
-      EXPECT_TRUE(std::isnan(logprobs[r]));
-    } else {
-      EXPECT_NEAR(logprobs[r], want[r].logprob, 1e-4);
-    }
-  }
-}
-
-// Each knob set `times` times in a row (different logits and u per copy), so a
-// filter that is off by one token changes some draw.
-std::vector<RowKnobs> Repeat(const std::vector<RowKnobs>& knobs, int times) {
-  std::vector<RowKnobs> out;
-  for (int t = 0; t < times; ++t) out.insert(out.end(), knobs.begin(), knobs.end());
-  return out;
-}
-
-std::vector<float> RandomLogits(int64_t n, uint32_t seed, float scale) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
 
 TEST(CudaSampleHostParity, GreedyIsArgmaxLowestIdOnTies) {
   const int32_t vocab = 1001;
@@ -166,13 +40,13 @@ TEST(CudaSampleHostParity, GreedyIsArgmaxLowestIdOnTies) {
   logits[2 * vocab + 3] = kInf;     // row 2: the +inf tokens win, lowest id first
   logits[2 * vocab + 1] = kInf;
   for (int32_t i = 0; i < vocab; i += 3) logits[3 * vocab + i] = kNaN;  // row 3: NaNs
-  CheckRows(logits, vocab, std::vector<RowKnobs>(4, RowKnobs{0.0f}), 10);
+  CheckRows(logits, vocab, std::vector<RowKnobs>(4, RowKnobs{0.0f}), 10, RunOnHarness);
 }
 
 TEST(CudaSampleHostParity, GreedyLargeVocab) {
   const int32_t vocab = 32003;
   const auto logits = RandomLogits(2 * vocab, 2, 2.0f);
-  CheckRows(logits, vocab, std::vector<RowKnobs>(2, RowKnobs{0.0f}), 20);
+  CheckRows(logits, vocab, std::vector<RowKnobs>(2, RowKnobs{0.0f}), 20, RunOnHarness);
 }
 
 TEST(CudaSampleHostParity, TopKOnly) {
@@ -180,7 +54,7 @@ TEST(CudaSampleHostParity, TopKOnly) {
   std::vector<RowKnobs> knobs;
   for (int32_t k : {1, 2, 5, 50, 1000, 1001, 5000}) knobs.push_back(RowKnobs{1.0f, k});
   knobs = Repeat(knobs, 6);
-  CheckRows(RandomLogits(knobs.size() * vocab, 3, 2.0f), vocab, knobs, 30);
+  CheckRows(RandomLogits(knobs.size() * vocab, 3, 2.0f), vocab, knobs, 30, RunOnHarness);
 }
 
 TEST(CudaSampleHostParity, TopPOnly) {
@@ -188,7 +62,7 @@ TEST(CudaSampleHostParity, TopPOnly) {
   std::vector<RowKnobs> knobs;
   for (float p : {0.05f, 0.3f, 0.5f, 0.8f, 0.9f, 0.95f, 0.999f}) knobs.push_back(RowKnobs{1.0f, 0, p});
   knobs = Repeat(knobs, 6);
-  CheckRows(RandomLogits(knobs.size() * vocab, 4, 2.0f), vocab, knobs, 40);
+  CheckRows(RandomLogits(knobs.size() * vocab, 4, 2.0f), vocab, knobs, 40, RunOnHarness);
 }
 
 TEST(CudaSampleHostParity, MinPOnly) {
@@ -196,7 +70,7 @@ TEST(CudaSampleHostParity, MinPOnly) {
   std::vector<RowKnobs> knobs;
   for (float m : {0.001f, 0.01f, 0.05f, 0.1f, 0.5f, 1.0f}) knobs.push_back(RowKnobs{1.0f, 0, 1.0f, m});
   knobs = Repeat(knobs, 6);
-  CheckRows(RandomLogits(knobs.size() * vocab, 5, 2.0f), vocab, knobs, 50);
+  CheckRows(RandomLogits(knobs.size() * vocab, 5, 2.0f), vocab, knobs, 50, RunOnHarness);
 }
 
 TEST(CudaSampleHostParity, TemperatureOnly) {
@@ -204,7 +78,7 @@ TEST(CudaSampleHostParity, TemperatureOnly) {
   std::vector<RowKnobs> knobs;
   for (float t : {0.05f, 0.3f, 0.7f, 1.0f, 1.5f, 4.0f}) knobs.push_back(RowKnobs{t});
   knobs = Repeat(knobs, 6);
-  CheckRows(RandomLogits(knobs.size() * vocab, 6, 1.0f), vocab, knobs, 60);
+  CheckRows(RandomLogits(knobs.size() * vocab, 6, 1.0f), vocab, knobs, 60, RunOnHarness);
 }
 
 TEST(CudaSampleHostParity, AllCombined) {
@@ -214,13 +88,13 @@ TEST(CudaSampleHostParity, AllCombined) {
       {1.0f, 500, 0.7f, 0.0f}, {0.8f, 0, 0.9f, 0.02f},    {2.0f, 3, 1.0f, 0.3f},
   };
   knobs = Repeat(knobs, 6);
-  CheckRows(RandomLogits(knobs.size() * vocab, 7, 1.5f), vocab, knobs, 70);
+  CheckRows(RandomLogits(knobs.size() * vocab, 7, 1.5f), vocab, knobs, 70, RunOnHarness);
 }
 
 TEST(CudaSampleHostParity, LargeVocabCombined) {
   const int32_t vocab = 32003;
   std::vector<RowKnobs> knobs = {{1.0f}, {0.8f, 50, 0.95f, 0.0f}, {1.2f, 0, 0.9f, 0.01f}};
-  CheckRows(RandomLogits(knobs.size() * vocab, 8, 2.0f), vocab, knobs, 80);
+  CheckRows(RandomLogits(knobs.size() * vocab, 8, 2.0f), vocab, knobs, 80, RunOnHarness);
 }
 
 TEST(CudaSampleHostParity, TiesResolveByLowestId) {
@@ -233,7 +107,7 @@ TEST(CudaSampleHostParity, TiesResolveByLowestId) {
   for (float& l : logits) l = std::round(l);
   for (int64_t i = 0; i < vocab; ++i) logits[i] = i % 2 ? 0.0f : -0.0f;  // row 0: +0 and -0 tie
   logits[17] = 1.0f;
-  CheckRows(logits, vocab, knobs, 90);
+  CheckRows(logits, vocab, knobs, 90, RunOnHarness);
 }
 
 TEST(CudaSampleHostParity, NaNAndInfinities) {
@@ -254,7 +128,7 @@ TEST(CudaSampleHostParity, NaNAndInfinities) {
     logits[r * vocab + 6] = kNaN;
   }
   for (int32_t i = 0; i < vocab; ++i) logits[6 * vocab + i] = i == 777 ? 1.0f : -kInf;  // one token
-  CheckRows(logits, vocab, knobs, 100);
+  CheckRows(logits, vocab, knobs, 100, RunOnHarness);
 }
 
 TEST(CudaSampleHostParity, AllNegInfRowGivesMinusOne) {
@@ -265,7 +139,7 @@ TEST(CudaSampleHostParity, AllNegInfRowGivesMinusOne) {
     logits[i] = i % 2 ? -kInf : kNaN;
     logits[vocab + i] = -kInf;
   }
-  CheckRows(logits, vocab, knobs, 110);  // rows 0, 1: -1 / NaN; row 2 samples normally
+  CheckRows(logits, vocab, knobs, 110, RunOnHarness);  // rows 0, 1: -1 / NaN; row 2 samples normally
 }
 
 TEST(CudaSampleHostParity, NullKnobArraysMeanOff) {
