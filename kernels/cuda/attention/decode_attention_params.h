@@ -62,4 +62,23 @@ inline size_t DecodeAttentionWorkspaceBytes(const DecodeAttentionParams& p) {
          (static_cast<size_t>(p.kv.head_dim) + 2) * sizeof(float);
 }
 
+// A partition size for a launch of `tokens` query tokens over n_kv_heads on a GPU
+// with `sm_count` SMs: split only as far as needed for about 4 CTAs per SM (a decode
+// batch of 64 x 8 KV heads needs no split below 512 positions per partition), never
+// below 128 positions (each partition costs a (max, sum, acc) write and merge), and
+// at most 512 (the partials stay under ~2% of the KV bytes read at head_dim 128).
+// Returns 0 (no split) when one CTA per (token, KV head) already fills the GPU.
+inline int32_t SuggestDecodePartitionTokens(int64_t tokens, int32_t n_kv_heads, int32_t max_context,
+                                            int32_t sm_count) {
+  const int64_t ctas = tokens * n_kv_heads;
+  const int64_t want = 4 * static_cast<int64_t>(sm_count);
+  if (ctas <= 0 || max_context <= 128 || (ctas >= want && max_context <= 512)) return 0;
+  const int64_t parts = ctas >= want ? 1 : (want + ctas - 1) / ctas;
+  int64_t part = (static_cast<int64_t>(max_context) + parts - 1) / parts;
+  part = (part + 127) / 128 * 128;  // whole 128-position steps
+  if (part < 128) part = 128;
+  if (part > 512) part = 512;
+  return part >= max_context ? 0 : static_cast<int32_t>(part);
+}
+
 }  // namespace strata::cuda
