@@ -1,0 +1,7 @@
+#include "kernels/cuda/prefill/prefill_attention_launch.cuh"
+
+namespace strata::cuda {
+
+template cudaError_t LaunchPrefillAttentionTyped<KvDtype::kBF16>(const PrefillAttentionParams&, cudaStream_t);
+
+}  // namespace strata::cuda

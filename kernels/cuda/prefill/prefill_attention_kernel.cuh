@@ -1,0 +1,336 @@
+// Prefill attention (FlashAttention-2) over the paged KV cache, one CTA per
+// (tile of kPrefillBlockM packed query rows of one sequence, KV head), 4 warps of 16
+// rows each. See prefill_attention_params.h for the batch layout.
+//
+//   for each K/V tile of kPrefillBlockN keys up to the tile's causal bound:
+//     gather K (row-major) and V (transposed) rows from the paged blocks into shared
+//     memory as bf16 (decoded by kv_codec.cuh, row scale applied)
+//     S = Q K^T on tensor cores (Q as bf16 A fragments, kept in registers)
+//     mask keys > the row's position, online softmax in f32 (running max m, sum l,
+//     rescale O by exp2(m_old - m_new))
+//     O += P V on tensor cores (P re-used from the S accumulators as bf16 A fragments)
+//   out = O / l
+//
+//   shared memory (bf16, rows padded by 8 elements so the fragment loads of the
+//   32 lanes hit 32 different banks):
+//     k_s [kPrefillBlockN][head_dim + 8]     key j, dim d
+//     vt_s[head_dim][kPrefillBlockN + 8]     dim d, key j (transposed for the B fragment)
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/cuda/attention/kv_codec.cuh"
+#include "kernels/cuda/harness/cuda_compat.h"
+#include "kernels/cuda/kernel_shape.h"
+#include "kernels/cuda/prefill/mma_bf16.cuh"
+#include "kernels/cuda/prefill/prefill_attention_params.h"
+
+namespace strata::cuda {
+
+inline const char* CheckPrefillAttention(const PrefillAttentionParams& p) {
+  const PagedKvView& kv = p.kv;
+  if (!kv.k || !kv.v || !kv.block_tables || !p.q || !p.out || !p.q_start || !p.q_pos0 || !p.tile_start) {
+    return "PrefillAttention: null pointer";
+  }
+  if (KvDtypeBytes(kv.dtype) == 0) return "PrefillAttention: unknown KV dtype";
+  if (KvDtypeHasScales(kv.dtype) && (!kv.k_scale || !kv.v_scale)) {
+    return "PrefillAttention: quantised KV dtype without scale pools";
+  }
+  if (kv.head_dim != 64 && kv.head_dim != 128) return "PrefillAttention: head_dim must be 64 or 128";
+  if (kv.num_blocks <= 1 || kv.block_size <= 0 || kv.n_kv_heads <= 0 || kv.max_blocks_per_seq <= 0 ||
+      kv.n_seqs <= 0 || p.n_tiles < 0) {
+    return "PrefillAttention: bad shape";
+  }
+  if (kv.n_kv_heads > 65535) return "PrefillAttention: more than 65535 KV heads";
+  if (p.n_heads <= 0 || p.n_heads % kv.n_kv_heads != 0) {
+    return "PrefillAttention: n_heads is not a multiple of n_kv_heads";
+  }
+  if (p.plan_group != p.n_heads / kv.n_kv_heads) return "PrefillAttention: plan built for another GQA group";
+  const int64_t row = static_cast<int64_t>(p.n_heads) * kv.head_dim;
+  if (p.q_stride < row || p.out_stride < row) return "PrefillAttention: q/out stride < n_heads*head_dim";
+  if (kv.dtype == KvDtype::kBF16 &&
+      ((reinterpret_cast<uintptr_t>(kv.k) | reinterpret_cast<uintptr_t>(kv.v)) & 15u) != 0) {
+    return "PrefillAttention: bf16 KV pools must be 16-byte aligned";
+  }
+  return nullptr;
+}
+
+inline KernelShape PrefillAttentionShape(const PrefillAttentionParams& p) {
+  return KernelShape{dim3(static_cast<unsigned>(p.n_tiles), static_cast<unsigned>(p.kv.n_kv_heads)),
+                     dim3(kPrefillThreads), 0};
+}
+
+// The sequence owning tile `tile`: the last s with tile_start[s] <= tile (sequences
+// without rows own no tile and are skipped). Requires 0 <= tile < tile_start[n_seqs].
+__host__ __device__ __forceinline__ int32_t PrefillTileSequence(const int32_t* tile_start, int32_t n_seqs,
+                                                               int32_t tile) {
+  int32_t lo = 0, hi = n_seqs;  // tile_start[lo] <= tile < tile_start[hi]
+  while (hi - lo > 1) {
+    const int32_t mid = lo + (hi - lo) / 2;
+    if (tile_start[mid] <= tile) {
+      lo = mid;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
+// 32-bit shared-memory accesses of bf16 pairs (memcpy on the host: no aliasing UB).
+__device__ __forceinline__ uint32_t PrefillLoadPair(const uint16_t* src) {
+#ifdef __CUDACC__
+  return *reinterpret_cast<const uint32_t*>(src);
+#else
+  uint32_t v;
+  __builtin_memcpy(&v, src, sizeof(v));
+  return v;
+#endif
+}
+__device__ __forceinline__ void PrefillStore8(uint16_t* dst, const uint16_t (&src)[8]) {
+#ifdef __CUDACC__
+  int4 packed;
+  packed.x = static_cast<int>(src[0] | (static_cast<uint32_t>(src[1]) << 16));
+  packed.y = static_cast<int>(src[2] | (static_cast<uint32_t>(src[3]) << 16));
+  packed.z = static_cast<int>(src[4] | (static_cast<uint32_t>(src[5]) << 16));
+  packed.w = static_cast<int>(src[6] | (static_cast<uint32_t>(src[7]) << 16));
+  *reinterpret_cast<int4*>(dst) = packed;  // 16-byte aligned: row strides are multiples of 8 elements
+#else
+  __builtin_memcpy(dst, src, sizeof(src));
+#endif
+}
+
+// Eight consecutive elements (flat pool index `off`) of one (token, KV head) row as
+// bf16 bits, times the row's scale `sc` (1 for the unscaled dtypes).
+template <KvDtype DT>
+__device__ __forceinline__ void PrefillLoadChunk(const void* pool, int64_t off, float sc, uint16_t (&dst)[8]) {
+  if constexpr (DT == KvDtype::kBF16) {
+    // 16-byte load (pools are 16-byte aligned, rows are 128/256 bytes): no conversion.
+#ifdef __CUDACC__
+    const int4 raw = *reinterpret_cast<const int4*>(static_cast<const uint16_t*>(pool) + off);
+    const int words[4] = {raw.x, raw.y, raw.z, raw.w};
+    STRATA_PREFILL_UNROLL
+    for (int e = 0; e < 4; ++e) {
+      dst[2 * e] = static_cast<uint16_t>(static_cast<uint32_t>(words[e]) & 0xFFFFu);
+      dst[2 * e + 1] = static_cast<uint16_t>(static_cast<uint32_t>(words[e]) >> 16);
+    }
+#else
+    __builtin_memcpy(dst, static_cast<const uint16_t*>(pool) + off, sizeof(dst));
+#endif
+  } else {
+    STRATA_PREFILL_UNROLL
+    for (int e = 0; e < 8; ++e) dst[e] = F32ToBf16Bits(KvLoadElement(pool, DT, off + e) * sc);
+  }
+}
+
+template <int D, KvDtype DT>
+__global__ void __launch_bounds__(kPrefillThreads) PrefillAttentionKernel(PrefillAttentionParams p) {
+  static_assert(D % 16 == 0 && kPrefillBlockN % 16 == 0 && kPrefillBlockM == 64 && kPrefillThreads == 128,
+                "4 warps x 16 rows");
+  constexpr int BN = kPrefillBlockN;
+  constexpr int KS = D + 8;   // k_s row stride (bf16 elements)
+  constexpr int VS = BN + 8;  // vt_s row stride
+  constexpr float kLog2e = 1.4426950408889634f;
+  __align__(16) __shared__ uint16_t k_s[BN * KS];
+  __align__(16) __shared__ uint16_t vt_s[D * VS];
+
+  const PagedKvView& kv = p.kv;
+  const int32_t group = p.n_heads / kv.n_kv_heads;
+  const int32_t kvh = static_cast<int32_t>(blockIdx.y);
+  const int32_t tile = static_cast<int32_t>(blockIdx.x);
+  const int32_t s = PrefillTileSequence(p.tile_start, kv.n_seqs, tile);
+  const int32_t q0 = p.q_start[s];
+  const int64_t rows = static_cast<int64_t>(p.q_start[s + 1] - q0) * group;  // packed rows of s
+  const int32_t pos0 = p.q_pos0[s];
+  // Tiles of a sequence run last to first: the longest causal rows start first.
+  const int64_t local = (p.tile_start[s + 1] - 1) - tile;
+  const int64_t row0 = local * kPrefillBlockM;
+  const int64_t last_row = rows - 1 < row0 + kPrefillBlockM - 1 ? rows - 1 : row0 + kPrefillBlockM - 1;
+  const int32_t n_keys = pos0 + static_cast<int32_t>(last_row / group) + 1;  // causal bound of the tile
+  const int32_t min_pos = pos0 + static_cast<int32_t>(row0 / group);
+  const int32_t* table = kv.block_tables + static_cast<int64_t>(s) * kv.max_blocks_per_seq;
+  // Keys past the block table read zeros (and are counted once per CTA).
+  const bool table_short = (n_keys - 1) / kv.block_size >= kv.max_blocks_per_seq;
+  if (table_short && threadIdx.x == 0 && p.bad_blocks) atomicAdd(p.bad_blocks, 1);
+
+  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+  // This lane's two rows (C rows group and group + 8 of its warp). Rows past the
+  // sequence repeat its last row: computed, never stored.
+  int64_t row_tok[2];
+  int32_t row_head[2], row_pos[2];
+  bool row_ok[2];
+  STRATA_PREFILL_UNROLL
+  for (int h = 0; h < 2; ++h) {
+    const int64_t r = row0 + warp * 16 + MmaCRow(lane, 2 * h);  // MmaCRowHalf(2h) = h
+    row_ok[h] = r < rows;
+    const int64_t rc = row_ok[h] ? r : rows - 1;
+    row_tok[h] = q0 + rc / group;
+    row_head[h] = kvh * group + static_cast<int32_t>(rc % group);
+    row_pos[h] = pos0 + static_cast<int32_t>(rc / group);
+  }
+
+  // Q as bf16 A fragments, one per k16 step of head_dim.
+  uint32_t qa[D / 16][4];
+  STRATA_PREFILL_UNROLL
+  for (int kk = 0; kk < D / 16; ++kk) {
+    STRATA_PREFILL_UNROLL
+    for (int r = 0; r < 4; ++r) {
+      float v2[2];
+      STRATA_PREFILL_UNROLL
+      for (int e = 0; e < 2; ++e) {
+        const int i = 2 * r + e;
+        const int h = MmaARowHalf(i);
+        v2[e] = p.q[row_tok[h] * p.q_stride + static_cast<int64_t>(row_head[h]) * D + kk * 16 + MmaACol(lane, i)];
+      }
+      qa[kk][r] = PackBf16x2(v2[0], v2[1]);
+    }
+  }
+
+  float o[D / 8][4];
+  STRATA_PREFILL_UNROLL
+  for (int nb = 0; nb < D / 8; ++nb) {
+    STRATA_PREFILL_UNROLL
+    for (int i = 0; i < 4; ++i) o[nb][i] = 0.0f;
+  }
+  float m[2] = {-INFINITY, -INFINITY};  // running max of the row (log2 domain)
+  float l[2] = {0.0f, 0.0f};            // this lane's part of the row's sum
+  const float scale_log2 = p.scale * kLog2e;
+  const int n_ktiles = (n_keys + BN - 1) / BN;
+
+  for (int kt = 0; kt < n_ktiles; ++kt) {
+    const int32_t k0 = kt * BN;
+    __syncthreads();  // the previous tile's fragment loads are done
+    // Thread t gathers key row t % BN (block lookup once per tile), chunks of 8 dims
+    // t / BN, t / BN + 2, ...: the 32 lanes of a warp write 32 consecutive keys of one
+    // vt_s row (no bank conflicts) and 32 k_s rows 4 banks apart.
+    static_assert(kPrefillThreads % BN == 0, "each thread keeps one key row");
+    {
+      const int r = static_cast<int>(threadIdx.x) % BN;
+      const int32_t key = k0 + r;
+      int64_t base = -1;  // flat pool index of the row, -1: zeros
+      float ksc = 1.0f, vsc = 1.0f;
+      if (key < n_keys && !table_short) {
+        const int32_t block = table[key / kv.block_size];
+        if (block > 0 && block < kv.num_blocks) {
+          const int64_t slot = key % kv.block_size;
+          base = ((static_cast<int64_t>(block) * kv.n_kv_heads + kvh) * kv.block_size + slot) * D;
+          ksc = KvRowScale(kv, kv.k_scale, block, kvh, slot);
+          vsc = KvRowScale(kv, kv.v_scale, block, kvh, slot);
+        } else if (threadIdx.x < BN && p.bad_blocks) {
+          atomicAdd(p.bad_blocks, 1);
+        }
+      }
+      for (int d0 = (static_cast<int>(threadIdx.x) / BN) * 8; d0 < D; d0 += (kPrefillThreads / BN) * 8) {
+        uint16_t kb[8] = {0, 0, 0, 0, 0, 0, 0, 0}, vb[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        if (base >= 0) {
+          PrefillLoadChunk<DT>(kv.k, base + d0, ksc, kb);
+          PrefillLoadChunk<DT>(kv.v, base + d0, vsc, vb);
+        }
+        PrefillStore8(&k_s[r * KS + d0], kb);
+        STRATA_PREFILL_UNROLL
+        for (int e = 0; e < 8; ++e) vt_s[(d0 + e) * VS + r] = vb[e];
+      }
+    }
+    __syncthreads();
+
+    // S = Q K^T: B[k][n] = K[key n][dim k], a bf16 pair along the key's row.
+    float sc[BN / 8][4];
+    STRATA_PREFILL_UNROLL
+    for (int nb = 0; nb < BN / 8; ++nb) {
+      STRATA_PREFILL_UNROLL
+      for (int i = 0; i < 4; ++i) sc[nb][i] = 0.0f;
+      STRATA_PREFILL_UNROLL
+      for (int kk = 0; kk < D / 16; ++kk) {
+        uint32_t b[2];
+        STRATA_PREFILL_UNROLL
+        for (int r = 0; r < 2; ++r) {
+          const int key = nb * 8 + MmaBCol(lane, 2 * r), dim = kk * 16 + MmaBRow(lane, 2 * r);
+          b[r] = PrefillLoadPair(&k_s[key * KS + dim]);
+        }
+        Mma16816(sc[nb], qa[kk], b);
+      }
+    }
+
+    // Causal mask (only tiles reaching past the CTA's first row), online softmax.
+    const bool mask = k0 + BN - 1 > min_pos;
+    float tile_max[2] = {-INFINITY, -INFINITY};
+    STRATA_PREFILL_UNROLL
+    for (int nb = 0; nb < BN / 8; ++nb) {
+      STRATA_PREFILL_UNROLL
+      for (int i = 0; i < 4; ++i) {
+        const int h = MmaCRowHalf(i);
+        float v = sc[nb][i] * scale_log2;
+        if (mask && k0 + nb * 8 + MmaCCol(lane, i) > row_pos[h]) v = -INFINITY;
+        sc[nb][i] = v;
+        tile_max[h] = fmaxf(tile_max[h], v);
+      }
+    }
+    float alpha[2];
+    STRATA_PREFILL_UNROLL
+    for (int h = 0; h < 2; ++h) {
+      // The 4 lanes of a quad hold one row.
+      tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], 1));
+      tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], 2));
+      // Key 0 <= every row's position and tile 0 comes first, so m_new is finite.
+      const float m_new = fmaxf(m[h], tile_max[h]);
+      alpha[h] = exp2f(m[h] - m_new);
+      m[h] = m_new;
+      l[h] *= alpha[h];
+    }
+    STRATA_PREFILL_UNROLL
+    for (int nb = 0; nb < BN / 8; ++nb) {
+      STRATA_PREFILL_UNROLL
+      for (int i = 0; i < 4; ++i) {
+        const int h = MmaCRowHalf(i);
+        const float e = exp2f(sc[nb][i] - m[h]);
+        sc[nb][i] = e;
+        l[h] += e;
+      }
+    }
+    STRATA_PREFILL_UNROLL
+    for (int nb = 0; nb < D / 8; ++nb) {
+      STRATA_PREFILL_UNROLL
+      for (int i = 0; i < 4; ++i) o[nb][i] *= alpha[MmaCRowHalf(i)];
+    }
+
+    // O += P V: A = P (from the S accumulators of blocks 2kk, 2kk+1),
+    // B[k][n] = V[key k][dim n] = vt_s[dim n][key k], a pair along vt_s's row.
+    STRATA_PREFILL_UNROLL
+    for (int kk = 0; kk < BN / 16; ++kk) {
+      uint32_t pa[4];
+      STRATA_PREFILL_UNROLL
+      for (int r = 0; r < 4; ++r) {
+        pa[r] = PackBf16x2(sc[2 * kk + MmaAFromCBlock(2 * r)][MmaAFromCElem(2 * r)],
+                           sc[2 * kk + MmaAFromCBlock(2 * r + 1)][MmaAFromCElem(2 * r + 1)]);
+      }
+      STRATA_PREFILL_UNROLL
+      for (int nb = 0; nb < D / 8; ++nb) {
+        uint32_t b[2];
+        STRATA_PREFILL_UNROLL
+        for (int r = 0; r < 2; ++r) {
+          const int dim = nb * 8 + MmaBCol(lane, 2 * r), key = kk * 16 + MmaBRow(lane, 2 * r);
+          b[r] = PrefillLoadPair(&vt_s[dim * VS + key]);
+        }
+        Mma16816(o[nb], pa, b);
+      }
+    }
+  }
+
+  STRATA_PREFILL_UNROLL
+  for (int h = 0; h < 2; ++h) {
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
+  }
+  STRATA_PREFILL_UNROLL
+  for (int nb = 0; nb < D / 8; ++nb) {
+    STRATA_PREFILL_UNROLL
+    for (int i = 0; i < 4; ++i) {
+      const int h = MmaCRowHalf(i);
+      if (!row_ok[h]) continue;
+      p.out[row_tok[h] * p.out_stride + static_cast<int64_t>(row_head[h]) * D + nb * 8 + MmaCCol(lane, i)] =
+          o[nb][i] / l[h];
+    }
+  }
+}
+
+}  // namespace strata::cuda
