@@ -16,7 +16,8 @@
 // 256-bin histogram (count and weight sum, shared-memory atomics) over the tokens
 // that share the prefix fixed so far; thread 0 scans the bins from the top and
 // picks the one where the running sum crosses the target. It stops early once the
-// picked bin holds one token. With unit weights it is a top-k select (the k-th key).
+// picked bin holds one token. A warp whose tokens all fall in one bin adds them
+// with one atomic (shuffle sums), the common case at the top levels. With unit weights it is a top-k select (the k-th key).
 //
 // Preconditions of everything here: 1-D block, a multiple of 32 threads (at most
 // 1024), every thread calls (they contain __syncthreads()).
@@ -139,16 +140,44 @@ __device__ __forceinline__ uint64_t RadixFind(const SampleRow& row, uint64_t lo,
     __syncthreads();
     if (s_done) break;  // uniform: written by thread 0 before the last barrier
     const uint64_t prefix = s_prefix;
-    for (int32_t i = threadIdx.x; i < row.vocab; i += blockDim.x) {
-      const float v = row.Value(i);
-      if (v == neg_inf) continue;
-      const uint64_t rank = RankKey(v, i);
-      if (rank < lo) continue;
-      const uint64_t key = id_order ? (0xFFFFFFFFu - static_cast<uint32_t>(i)) : rank;
-      if (shift < 56 && (key >> (shift + 8)) != (prefix >> (shift + 8))) continue;
-      const unsigned bin = static_cast<unsigned>(key >> shift) & 255u;
-      atomicAdd(&cnt[bin], 1u);
-      atomicAdd(&mass[bin], weigh(v));
+    // The same trip count for every thread: the warp aggregation below shuffles.
+    const int32_t steps = static_cast<int32_t>((row.vocab + blockDim.x - 1) / blockDim.x);
+    for (int32_t step = 0; step < steps; ++step) {
+      const int32_t i = step * static_cast<int32_t>(blockDim.x) + static_cast<int32_t>(threadIdx.x);
+      unsigned bin = 256u;  // 256: no token for this bin pass
+      double w = 0.0;
+      if (i < row.vocab) {
+        const float v = row.Value(i);
+        const uint64_t rank = v == neg_inf ? 0 : RankKey(v, i);
+        const uint64_t key = id_order ? (0xFFFFFFFFu - static_cast<uint32_t>(i)) : rank;
+        if (v != neg_inf && rank >= lo &&
+            (shift == 56 || (key >> (shift + 8)) == (prefix >> (shift + 8)))) {
+          bin = static_cast<unsigned>(key >> shift) & 255u;
+          w = weigh(v);
+        }
+      }
+      // Warp aggregation: values share their leading bits, so at the top levels a
+      // warp's tokens usually fall in one bin (and at the deep levels in none):
+      // then one atomic per warp instead of 32 on the same shared address.
+      unsigned lead = bin;
+      for (int o = 16; o > 0; o >>= 1) lead = min(lead, __shfl_xor_sync(0xffffffffu, lead, o));
+      unsigned same = (bin == lead || bin == 256u) ? 1u : 0u;
+      for (int o = 16; o > 0; o >>= 1) same = min(same, __shfl_xor_sync(0xffffffffu, same, o));
+      if (same) {
+        if (lead == 256u) continue;  // uniform over the warp
+        unsigned c = bin == lead ? 1u : 0u;
+        for (int o = 16; o > 0; o >>= 1) {
+          c += __shfl_xor_sync(0xffffffffu, c, o);
+          w += __shfl_xor_sync(0xffffffffu, w, o);
+        }
+        if (threadIdx.x % 32u == 0) {
+          atomicAdd(&cnt[lead], c);
+          atomicAdd(&mass[lead], w);
+        }
+      } else if (bin < 256u) {
+        atomicAdd(&cnt[bin], 1u);
+        atomicAdd(&mass[bin], w);
+      }
     }
     __syncthreads();
     if (threadIdx.x == 0) {
