@@ -123,11 +123,17 @@ __device__ __forceinline__ void PrefillLoadChunk(const void* pool, int64_t off, 
   }
 }
 
+// Keys per K/V tile: 64 for head_dim 64; 32 for head_dim 128, which keeps a lane's
+// O (2 x 16 x 4 floats), Q (2 x 8 x 4 regs) and S (2 x 4 x 4) within 255 registers.
+template <int D>
+inline constexpr int kPrefillBlockN = D == 128 ? 32 : 64;
+
 template <int D, KvDtype DT>
 __global__ void __launch_bounds__(kPrefillThreads) PrefillAttentionKernel(PrefillAttentionParams p) {
-  static_assert(D % 16 == 0 && kPrefillBlockN % 16 == 0 && kPrefillBlockM == 64 && kPrefillThreads == 128,
-                "4 warps x 16 rows");
-  constexpr int BN = kPrefillBlockN;
+  constexpr int MT = kPrefillWarpTiles;  // m16 tiles per warp: each K/V fragment feeds MT MMAs
+  constexpr int BN = kPrefillBlockN<D>;
+  static_assert(D % 16 == 0 && BN % 16 == 0 && kPrefillBlockM == 4 * MT * 16 && kPrefillThreads == 128,
+                "4 warps x MT x 16 rows");
   constexpr int KS = D + 8;   // k_s row stride (bf16 elements)
   constexpr int VS = BN + 8;  // vt_s row stride
   constexpr float kLog2e = 1.4426950408889634f;
@@ -154,46 +160,64 @@ __global__ void __launch_bounds__(kPrefillThreads) PrefillAttentionKernel(Prefil
   if (table_short && threadIdx.x == 0 && p.bad_blocks) atomicAdd(p.bad_blocks, 1);
 
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
-  // This lane's two rows (C rows group and group + 8 of its warp). Rows past the
-  // sequence repeat its last row: computed, never stored.
-  int64_t row_tok[2];
-  int32_t row_head[2], row_pos[2];
-  bool row_ok[2];
+  // This lane's rows: C rows (group, group + 8) of each of its warp's MT m16 tiles.
+  // Rows past the sequence repeat its last row: computed, never stored. Only the
+  // positions stay live through the key loop (the rest is recomputed: registers).
+  struct Row {
+    int64_t tok;    // token index into q / out
+    int32_t head;   // query head
+    int32_t pos;    // position
+    bool ok;        // inside the sequence
+  };
+  auto row_of = [&](int mt, int h) {
+    const int64_t r = row0 + (warp * MT + mt) * 16 + MmaCRow(lane, 2 * h);  // MmaCRowHalf(2h) = h
+    Row row;
+    row.ok = r < rows;
+    const int64_t rc = row.ok ? r : rows - 1;
+    row.tok = q0 + rc / group;
+    row.head = kvh * group + static_cast<int32_t>(rc % group);
+    row.pos = pos0 + static_cast<int32_t>(rc / group);
+    return row;
+  };
+  int32_t row_pos[MT][2];
   STRATA_PREFILL_UNROLL
-  for (int h = 0; h < 2; ++h) {
-    const int64_t r = row0 + warp * 16 + MmaCRow(lane, 2 * h);  // MmaCRowHalf(2h) = h
-    row_ok[h] = r < rows;
-    const int64_t rc = row_ok[h] ? r : rows - 1;
-    row_tok[h] = q0 + rc / group;
-    row_head[h] = kvh * group + static_cast<int32_t>(rc % group);
-    row_pos[h] = pos0 + static_cast<int32_t>(rc / group);
+  for (int mt = 0; mt < MT; ++mt) {
+    STRATA_PREFILL_UNROLL
+    for (int h = 0; h < 2; ++h) row_pos[mt][h] = row_of(mt, h).pos;
   }
 
-  // Q as bf16 A fragments, one per k16 step of head_dim.
-  uint32_t qa[D / 16][4];
+  // Q as bf16 A fragments, one per (m16 tile, k16 step of head_dim).
+  uint32_t qa[MT][D / 16][4];
   STRATA_PREFILL_UNROLL
-  for (int kk = 0; kk < D / 16; ++kk) {
+  for (int mt = 0; mt < MT; ++mt) {
     STRATA_PREFILL_UNROLL
-    for (int r = 0; r < 4; ++r) {
-      float v2[2];
+    for (int kk = 0; kk < D / 16; ++kk) {
       STRATA_PREFILL_UNROLL
-      for (int e = 0; e < 2; ++e) {
-        const int i = 2 * r + e;
-        const int h = MmaARowHalf(i);
-        v2[e] = p.q[row_tok[h] * p.q_stride + static_cast<int64_t>(row_head[h]) * D + kk * 16 + MmaACol(lane, i)];
+      for (int r = 0; r < 4; ++r) {
+        float v2[2];
+        STRATA_PREFILL_UNROLL
+        for (int e = 0; e < 2; ++e) {
+          const int i = 2 * r + e;
+          const Row row = row_of(mt, MmaARowHalf(i));
+          v2[e] = p.q[row.tok * p.q_stride + static_cast<int64_t>(row.head) * D + kk * 16 + MmaACol(lane, i)];
+        }
+        qa[mt][kk][r] = PackBf16x2(v2[0], v2[1]);
       }
-      qa[kk][r] = PackBf16x2(v2[0], v2[1]);
     }
   }
 
-  float o[D / 8][4];
+  float o[MT][D / 8][4];
+  float m[MT][2], l[MT][2];  // running row max (log2 domain); this lane's part of the row sum
   STRATA_PREFILL_UNROLL
-  for (int nb = 0; nb < D / 8; ++nb) {
+  for (int mt = 0; mt < MT; ++mt) {
     STRATA_PREFILL_UNROLL
-    for (int i = 0; i < 4; ++i) o[nb][i] = 0.0f;
+    for (int nb = 0; nb < D / 8; ++nb) {
+      STRATA_PREFILL_UNROLL
+      for (int i = 0; i < 4; ++i) o[mt][nb][i] = 0.0f;
+    }
+    m[mt][0] = m[mt][1] = -INFINITY;
+    l[mt][0] = l[mt][1] = 0.0f;
   }
-  float m[2] = {-INFINITY, -INFINITY};  // running max of the row (log2 domain)
-  float l[2] = {0.0f, 0.0f};            // this lane's part of the row's sum
   const float scale_log2 = p.scale * kLog2e;
   const int n_ktiles = (n_keys + BN - 1) / BN;
 
@@ -201,8 +225,8 @@ __global__ void __launch_bounds__(kPrefillThreads) PrefillAttentionKernel(Prefil
     const int32_t k0 = kt * BN;
     __syncthreads();  // the previous tile's fragment loads are done
     // Thread t gathers key row t % BN (block lookup once per tile), chunks of 8 dims
-    // t / BN, t / BN + 2, ...: the 32 lanes of a warp write 32 consecutive keys of one
-    // vt_s row (no bank conflicts) and 32 k_s rows 4 banks apart.
+    // from t / BN on: the 32 lanes of a warp write 32 consecutive keys of one vt_s row
+    // (no bank conflicts) and 32 k_s rows 4 banks apart.
     static_assert(kPrefillThreads % BN == 0, "each thread keeps one key row");
     {
       const int r = static_cast<int>(threadIdx.x) % BN;
@@ -220,6 +244,7 @@ __global__ void __launch_bounds__(kPrefillThreads) PrefillAttentionKernel(Prefil
           atomicAdd(p.bad_blocks, 1);
         }
       }
+      STRATA_PREFILL_UNROLL
       for (int d0 = (static_cast<int>(threadIdx.x) / BN) * 8; d0 < D; d0 += (kPrefillThreads / BN) * 8) {
         uint16_t kb[8] = {0, 0, 0, 0, 0, 0, 0, 0}, vb[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         if (base >= 0) {
@@ -233,12 +258,16 @@ __global__ void __launch_bounds__(kPrefillThreads) PrefillAttentionKernel(Prefil
     }
     __syncthreads();
 
-    // S = Q K^T: B[k][n] = K[key n][dim k], a bf16 pair along the key's row.
-    float sc[BN / 8][4];
+    // S = Q K^T: B[k][n] = K[key n][dim k], a bf16 pair along the key's row; each B
+    // fragment serves the warp's MT m16 tiles.
+    float sc[MT][BN / 8][4];
     STRATA_PREFILL_UNROLL
     for (int nb = 0; nb < BN / 8; ++nb) {
       STRATA_PREFILL_UNROLL
-      for (int i = 0; i < 4; ++i) sc[nb][i] = 0.0f;
+      for (int mt = 0; mt < MT; ++mt) {
+        STRATA_PREFILL_UNROLL
+        for (int i = 0; i < 4; ++i) sc[mt][nb][i] = 0.0f;
+      }
       STRATA_PREFILL_UNROLL
       for (int kk = 0; kk < D / 16; ++kk) {
         uint32_t b[2];
@@ -247,61 +276,68 @@ __global__ void __launch_bounds__(kPrefillThreads) PrefillAttentionKernel(Prefil
           const int key = nb * 8 + MmaBCol(lane, 2 * r), dim = kk * 16 + MmaBRow(lane, 2 * r);
           b[r] = PrefillLoadPair(&k_s[key * KS + dim]);
         }
-        Mma16816(sc[nb], qa[kk], b);
+        STRATA_PREFILL_UNROLL
+        for (int mt = 0; mt < MT; ++mt) Mma16816(sc[mt][nb], qa[mt][kk], b);
       }
     }
 
     // Causal mask (only tiles reaching past the CTA's first row), online softmax.
     const bool mask = k0 + BN - 1 > min_pos;
-    float tile_max[2] = {-INFINITY, -INFINITY};
     STRATA_PREFILL_UNROLL
-    for (int nb = 0; nb < BN / 8; ++nb) {
+    for (int mt = 0; mt < MT; ++mt) {
+      float tile_max[2] = {-INFINITY, -INFINITY};
       STRATA_PREFILL_UNROLL
-      for (int i = 0; i < 4; ++i) {
-        const int h = MmaCRowHalf(i);
-        float v = sc[nb][i] * scale_log2;
-        if (mask && k0 + nb * 8 + MmaCCol(lane, i) > row_pos[h]) v = -INFINITY;
-        sc[nb][i] = v;
-        tile_max[h] = fmaxf(tile_max[h], v);
+      for (int nb = 0; nb < BN / 8; ++nb) {
+        STRATA_PREFILL_UNROLL
+        for (int i = 0; i < 4; ++i) {
+          const int h = MmaCRowHalf(i);
+          float v = sc[mt][nb][i] * scale_log2;
+          if (mask && k0 + nb * 8 + MmaCCol(lane, i) > row_pos[mt][h]) v = -INFINITY;
+          sc[mt][nb][i] = v;
+          tile_max[h] = fmaxf(tile_max[h], v);
+        }
       }
-    }
-    float alpha[2];
-    STRATA_PREFILL_UNROLL
-    for (int h = 0; h < 2; ++h) {
-      // The 4 lanes of a quad hold one row.
-      tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], 1));
-      tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], 2));
-      // Key 0 <= every row's position and tile 0 comes first, so m_new is finite.
-      const float m_new = fmaxf(m[h], tile_max[h]);
-      alpha[h] = exp2f(m[h] - m_new);
-      m[h] = m_new;
-      l[h] *= alpha[h];
-    }
-    STRATA_PREFILL_UNROLL
-    for (int nb = 0; nb < BN / 8; ++nb) {
+      float alpha[2];
       STRATA_PREFILL_UNROLL
-      for (int i = 0; i < 4; ++i) {
-        const int h = MmaCRowHalf(i);
-        const float e = exp2f(sc[nb][i] - m[h]);
-        sc[nb][i] = e;
-        l[h] += e;
+      for (int h = 0; h < 2; ++h) {
+        // The 4 lanes of a quad hold one row.
+        tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], 1));
+        tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], 2));
+        // Key 0 <= every row's position and tile 0 comes first, so m_new is finite.
+        const float m_new = fmaxf(m[mt][h], tile_max[h]);
+        alpha[h] = exp2f(m[mt][h] - m_new);
+        m[mt][h] = m_new;
+        l[mt][h] *= alpha[h];
       }
-    }
-    STRATA_PREFILL_UNROLL
-    for (int nb = 0; nb < D / 8; ++nb) {
       STRATA_PREFILL_UNROLL
-      for (int i = 0; i < 4; ++i) o[nb][i] *= alpha[MmaCRowHalf(i)];
+      for (int nb = 0; nb < BN / 8; ++nb) {
+        STRATA_PREFILL_UNROLL
+        for (int i = 0; i < 4; ++i) {
+          const int h = MmaCRowHalf(i);
+          const float e = exp2f(sc[mt][nb][i] - m[mt][h]);
+          sc[mt][nb][i] = e;
+          l[mt][h] += e;
+        }
+      }
+      STRATA_PREFILL_UNROLL
+      for (int nb = 0; nb < D / 8; ++nb) {
+        STRATA_PREFILL_UNROLL
+        for (int i = 0; i < 4; ++i) o[mt][nb][i] *= alpha[MmaCRowHalf(i)];
+      }
     }
 
     // O += P V: A = P (from the S accumulators of blocks 2kk, 2kk+1),
     // B[k][n] = V[key k][dim n] = vt_s[dim n][key k], a pair along vt_s's row.
     STRATA_PREFILL_UNROLL
     for (int kk = 0; kk < BN / 16; ++kk) {
-      uint32_t pa[4];
+      uint32_t pa[MT][4];
       STRATA_PREFILL_UNROLL
-      for (int r = 0; r < 4; ++r) {
-        pa[r] = PackBf16x2(sc[2 * kk + MmaAFromCBlock(2 * r)][MmaAFromCElem(2 * r)],
-                           sc[2 * kk + MmaAFromCBlock(2 * r + 1)][MmaAFromCElem(2 * r + 1)]);
+      for (int mt = 0; mt < MT; ++mt) {
+        STRATA_PREFILL_UNROLL
+        for (int r = 0; r < 4; ++r) {
+          pa[mt][r] = PackBf16x2(sc[mt][2 * kk + MmaAFromCBlock(2 * r)][MmaAFromCElem(2 * r)],
+                                 sc[mt][2 * kk + MmaAFromCBlock(2 * r + 1)][MmaAFromCElem(2 * r + 1)]);
+        }
       }
       STRATA_PREFILL_UNROLL
       for (int nb = 0; nb < D / 8; ++nb) {
@@ -311,24 +347,30 @@ __global__ void __launch_bounds__(kPrefillThreads) PrefillAttentionKernel(Prefil
           const int dim = nb * 8 + MmaBCol(lane, 2 * r), key = kk * 16 + MmaBRow(lane, 2 * r);
           b[r] = PrefillLoadPair(&vt_s[dim * VS + key]);
         }
-        Mma16816(o[nb], pa, b);
+        STRATA_PREFILL_UNROLL
+        for (int mt = 0; mt < MT; ++mt) Mma16816(o[mt][nb], pa[mt], b);
       }
     }
   }
 
   STRATA_PREFILL_UNROLL
-  for (int h = 0; h < 2; ++h) {
-    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
-    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
-  }
-  STRATA_PREFILL_UNROLL
-  for (int nb = 0; nb < D / 8; ++nb) {
+  for (int mt = 0; mt < MT; ++mt) {
     STRATA_PREFILL_UNROLL
-    for (int i = 0; i < 4; ++i) {
-      const int h = MmaCRowHalf(i);
-      if (!row_ok[h]) continue;
-      p.out[row_tok[h] * p.out_stride + static_cast<int64_t>(row_head[h]) * D + nb * 8 + MmaCCol(lane, i)] =
-          o[nb][i] / l[h];
+    for (int h = 0; h < 2; ++h) {
+      l[mt][h] += __shfl_xor_sync(0xffffffffu, l[mt][h], 1);
+      l[mt][h] += __shfl_xor_sync(0xffffffffu, l[mt][h], 2);
+    }
+    STRATA_PREFILL_UNROLL
+    for (int h = 0; h < 2; ++h) {
+      const Row row = row_of(mt, h);
+      if (!row.ok) continue;
+      float* dst = p.out + row.tok * p.out_stride + static_cast<int64_t>(row.head) * D;
+      const float inv_l = 1.0f / l[mt][h];
+      STRATA_PREFILL_UNROLL
+      for (int nb = 0; nb < D / 8; ++nb) {
+        STRATA_PREFILL_UNROLL
+        for (int i = 2 * h; i < 2 * h + 2; ++i) dst[nb * 8 + MmaCCol(lane, i)] = o[mt][nb][i] * inv_l;
+      }
     }
   }
 }

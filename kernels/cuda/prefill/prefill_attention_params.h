@@ -31,8 +31,8 @@
 
 namespace strata::cuda {
 
-inline constexpr int kPrefillBlockM = 64;   // packed query rows per CTA (4 warps x 16)
-inline constexpr int kPrefillBlockN = 64;   // keys per K/V tile in shared memory
+inline constexpr int kPrefillWarpTiles = 2;  // m16 row tiles per warp
+inline constexpr int kPrefillBlockM = 128;   // packed query rows per CTA (4 warps x 2 x 16)
 inline constexpr int kPrefillThreads = 128;
 
 struct PrefillAttentionParams {

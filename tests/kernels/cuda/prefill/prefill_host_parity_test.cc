@@ -144,10 +144,11 @@ TEST(PrefillPlan, RangesAndTilePrefixSum) {
   EXPECT_EQ(plan.q_pos0[0], 5);
   EXPECT_EQ(plan.q_pos0[2], 3);
   EXPECT_EQ(plan.q_pos0[3], 0);
-  // Packed rows 16, 0, 4, 160 -> tiles 1, 0, 1, 3.
-  EXPECT_EQ(plan.tile_start, (std::vector<int32_t>{0, 1, 1, 2, 5}));
-  EXPECT_EQ(plan.n_tiles, 5);
-  const int32_t owner[] = {0, 2, 3, 3, 3};
+  // Packed rows 16, 0, 4, 160 -> tiles of 128 rows: 1, 0, 1, 2.
+  static_assert(kPrefillBlockM == 128);
+  EXPECT_EQ(plan.tile_start, (std::vector<int32_t>{0, 1, 1, 2, 4}));
+  EXPECT_EQ(plan.n_tiles, 4);
+  const int32_t owner[] = {0, 2, 3, 3};
   for (int32_t t = 0; t < plan.n_tiles; ++t) {
     EXPECT_EQ(PrefillTileSequence(plan.tile_start.data(), 4, t), owner[t]) << t;
   }
@@ -214,6 +215,26 @@ INSTANTIATE_TEST_SUITE_P(
       }
       return name + "_d" + std::to_string(info.param.head_dim) + "_g" + std::to_string(info.param.group);
     });
+
+// Without GQA a tile holds 128 tokens: sequences of 129 and 140 rows span two tiles,
+// and a 100-token prefix gives key tiles wholly below the tile's first position (the
+// unmasked path).
+TEST(PrefillHost, MultiTileSequencesWithoutGqa) {
+  for (int32_t head_dim : {64, 128}) {
+    Case c;
+    c.head_dim = head_dim;
+    c.group = 1;
+    c.n_kv_heads = 1;
+    c.seqs = {{100, 140}, {0, 129}};
+    c.seed = 9 + head_dim;
+    Batch b;
+    ASSERT_NO_FATAL_FAILURE(prefill_test::MakeBatch(c, &b));
+    ASSERT_EQ(b.plan.n_tiles, 4);
+    std::vector<float> out(b.want.size(), kNaN);
+    ASSERT_TRUE(HostRunPrefillAttention(prefill_test::HostParams(&b, out.data())).ok());
+    prefill_test::ExpectClose(out, b.want, 2e-2f, 3e-2f);
+  }
+}
 
 TEST(PrefillHost, OutputStrideLeavesTheGapAlone) {
   Case c;
