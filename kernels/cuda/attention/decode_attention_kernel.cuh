@@ -60,7 +60,7 @@ namespace strata::cuda {
 
 inline constexpr int kDecodeThreads = 128;
 inline constexpr int kDecodeChunk = 256;  // positions per online-softmax step
-inline constexpr int kDecodeUnroll = 2;   // tokens per lane group loaded before use
+inline constexpr int kDecodeUnroll = 4;   // tokens per lane group loaded before use
 inline constexpr int kDecodeMaxHeadDim = 256;
 
 // How a launch runs: heads per CTA, head chunks per KV head, partitions, shapes.
@@ -165,6 +165,7 @@ __global__ void __launch_bounds__(kDecodeThreads) DecodeAttentionKernel(DecodeAt
   constexpr int kSharedFloats = kHeads * 1024 > kHeads * kDecodeChunk ? kHeads * 1024 : kHeads * kDecodeChunk;
   __shared__ float s_buf[kSharedFloats];
   __shared__ float s_m[kHeads], s_l[kHeads], s_alpha[kHeads];
+  __shared__ int64_t s_row[kDecodeChunk];
   __shared__ int s_bad;
 
   const PagedKvView& kv = p.kv;
@@ -244,6 +245,14 @@ STRATA_ATTN_UNROLL
   float* logits = s_buf;  // [kHeads][kDecodeChunk]
   for (int64_t c0 = begin; c0 < end; c0 += kDecodeChunk) {
     const int n = static_cast<int>(end - c0 < kDecodeChunk ? end - c0 : kDecodeChunk);
+    // Row index (scale index; element offset / head_dim) of each position of the
+    // chunk, shared by K, V and their scales: one table lookup and division per
+    // position instead of one per lane and phase.
+    for (int j = tid; j < n; j += kDecodeThreads) {
+      const int64_t jp = c0 + j;
+      s_row[j] = KvScaleIndex(kv, table[jp / kv.block_size], kvh, jp % kv.block_size);
+    }
+    __syncthreads();
     // 1. QK. Every thread runs the same trip count: the shuffles need whole warps.
     for (int j0 = 0; j0 < n; j0 += n_groups * kDecodeUnroll) {
       float x[kDecodeUnroll][8];
@@ -253,10 +262,9 @@ STRATA_ATTN_UNROLL
         const int j = j0 + u * n_groups + gi;
         rs[u] = 1.0f;
         if (j < n && active) {
-          const int64_t jp = c0 + j;
-          const int64_t b = table[jp / kv.block_size], slot = jp % kv.block_size;
-          KvLoad8<kDtype>(kv.k, KvRowOffset(kv, b, kvh, slot) + d0, x[u]);
-          if constexpr (kScaled) rs[u] = kv.k_scale[KvScaleIndex(kv, b, kvh, slot)];
+          const int64_t r = s_row[j];
+          KvLoad8<kDtype>(kv.k, r * hd + d0, x[u]);
+          if constexpr (kScaled) rs[u] = kv.k_scale[r];
         } else {
 STRATA_ATTN_UNROLL
           for (int e = 0; e < 8; ++e) x[u][e] = 0.0f;
@@ -315,10 +323,9 @@ STRATA_ATTN_UNROLL
           const int j = j0 + u * n_groups + gi;
           rs[u] = 0.0f;
           if (j < n) {
-            const int64_t jp = c0 + j;
-            const int64_t b = table[jp / kv.block_size], slot = jp % kv.block_size;
-            KvLoad8<kDtype>(kv.v, KvRowOffset(kv, b, kvh, slot) + d0, x[u]);
-            rs[u] = kScaled ? kv.v_scale[KvScaleIndex(kv, b, kvh, slot)] : 1.0f;
+            const int64_t r = s_row[j];
+            KvLoad8<kDtype>(kv.v, r * hd + d0, x[u]);
+            rs[u] = kScaled ? kv.v_scale[r] : 1.0f;
           } else {
 STRATA_ATTN_UNROLL
             for (int e = 0; e < 8; ++e) x[u][e] = 0.0f;
