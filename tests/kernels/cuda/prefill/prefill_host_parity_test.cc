@@ -172,6 +172,7 @@ struct ParityCase {
   KvDtype dtype;
   int32_t head_dim;
   int32_t group;
+  int32_t block_size = 16;
 };
 
 class PrefillHostParity : public ::testing::TestWithParam<ParityCase> {};
@@ -183,7 +184,7 @@ TEST_P(PrefillHostParity, MatchesCpuPagedAttention) {
   c.head_dim = pc.head_dim;
   c.group = pc.group;
   c.n_kv_heads = 2;
-  c.block_size = 16;
+  c.block_size = pc.block_size;
   // 1 row after a 5-token prefix, an unscheduled sequence, 37 rows from 0, 70 rows
   // after a 33-token prefix (positions 33..102: several key tiles, a partial last tile).
   c.seqs = {{5, 1}, {9, 0}, {0, 37}, {33, 70}};
@@ -205,7 +206,8 @@ TEST_P(PrefillHostParity, MatchesCpuPagedAttention) {
 INSTANTIATE_TEST_SUITE_P(
     Kv, PrefillHostParity,
     ::testing::Values(ParityCase{KvDtype::kBF16, 64, 1}, ParityCase{KvDtype::kBF16, 128, 4},
-                      ParityCase{KvDtype::kF16, 64, 4}, ParityCase{KvDtype::kF16, 128, 1},
+                      ParityCase{KvDtype::kBF16, 64, 4, 7}, ParityCase{KvDtype::kBF16, 128, 2, 1},
+                      ParityCase{KvDtype::kF16, 64, 4}, ParityCase{KvDtype::kF16, 128, 1, 5},
                       ParityCase{KvDtype::kF32, 64, 4}, ParityCase{KvDtype::kFp8E4M3, 64, 4},
                       ParityCase{KvDtype::kFp8E4M3Unscaled, 64, 1}, ParityCase{KvDtype::kInt8, 128, 4}),
     [](const ::testing::TestParamInfo<ParityCase>& info) {
@@ -213,7 +215,8 @@ INSTANTIATE_TEST_SUITE_P(
       for (char& ch : name) {
         if (ch == '-') ch = '_';
       }
-      return name + "_d" + std::to_string(info.param.head_dim) + "_g" + std::to_string(info.param.group);
+      return name + "_d" + std::to_string(info.param.head_dim) + "_g" + std::to_string(info.param.group) +
+             "_bs" + std::to_string(info.param.block_size);
     });
 
 // Without GQA a tile holds 128 tokens: sequences of 129 and 140 rows span two tiles,
@@ -267,6 +270,11 @@ TEST(PrefillHost, BadBlockIdIsCountedNotRead) {
   int bad = 0;
   PrefillAttentionParams p = prefill_test::HostParams(&b, out.data());
   p.bad_blocks = &bad;
+  ASSERT_TRUE(HostRunPrefillAttention(p).ok());
+  EXPECT_GT(bad, 0);
+  // A block table too short for the sequence's last position: counted, nothing read.
+  bad = 0;
+  p.kv.max_blocks_per_seq = 1;
   ASSERT_TRUE(HostRunPrefillAttention(p).ok());
   EXPECT_GT(bad, 0);
 }
