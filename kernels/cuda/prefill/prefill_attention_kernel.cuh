@@ -1,20 +1,26 @@
 // Prefill attention (FlashAttention-2) over the paged KV cache, one CTA per
-// (tile of kPrefillBlockM packed query rows of one sequence, KV head), 4 warps of 16
-// rows each. See prefill_attention_params.h for the batch layout.
+// (tile of kPrefillBlockM = 128 packed query rows of one sequence, KV head): 4 warps,
+// each owning 2 m16 row tiles (32 rows), so every K/V fragment read from shared
+// memory feeds two MMAs. See prefill_attention_params.h for the batch layout.
 //
-//   for each K/V tile of kPrefillBlockN keys up to the tile's causal bound:
+//   for each K/V tile of BN keys (64 at head_dim 64, 32 at 128) up to the causal bound
+//   of the CTA's last row:
 //     gather K (row-major) and V (transposed) rows from the paged blocks into shared
-//     memory as bf16 (decoded by kv_codec.cuh, row scale applied)
+//     memory as bf16 (decoded by kv_codec.cuh, row scale applied; BF16 is a raw copy)
 //     S = Q K^T on tensor cores (Q as bf16 A fragments, kept in registers)
-//     mask keys > the row's position, online softmax in f32 (running max m, sum l,
-//     rescale O by exp2(m_old - m_new))
+//     mask keys > the row's position (only tiles reaching past the CTA's first row),
+//     online softmax in f32 in the log2 domain (running max m, sum l, O *= exp2(m_old - m_new))
 //     O += P V on tensor cores (P re-used from the S accumulators as bf16 A fragments)
 //   out = O / l
 //
 //   shared memory (bf16, rows padded by 8 elements so the fragment loads of the
-//   32 lanes hit 32 different banks):
-//     k_s [kPrefillBlockN][head_dim + 8]     key j, dim d
-//     vt_s[head_dim][kPrefillBlockN + 8]     dim d, key j (transposed for the B fragment)
+//   32 lanes hit 32 different banks), single-buffered, ~18.5 KiB:
+//     k_s [BN][head_dim + 8]     key j, dim d
+//     vt_s[head_dim][BN + 8]     dim d, key j (transposed: a B-fragment pair is one word)
+//
+// Registers (ptxas -v, sm_90a, BF16): 255 at head_dim 128 with ~230 bytes of spill
+// loads (where they land is not inspected: no cuobjdump here), 255 at 64 without
+// spills; so 2 CTAs (8 warps) per SM.
 #pragma once
 
 #include <cmath>

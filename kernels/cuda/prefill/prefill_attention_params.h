@@ -19,6 +19,10 @@
 // tile_start[s] .. tile_start[s+1]-1 are s's tiles; n_tiles = tile_start[n_seqs].
 // BuildPrefillPlan (prefill_plan.h) derives all of these from token_seq/positions.
 //
+// Precision: Q, the softmax weights P and K/V enter the tensor cores as bf16 (f32
+// accumulation and softmax): about 1e-2 absolute on outputs of order 1 against the
+// f32 CPU reference (tests/kernels/cuda/prefill states the tolerance and why).
+//
 // q_start, q_pos0, tile_start and the block tables live in device memory, so the
 // kernel checks what it reads: a sequence whose last position lies outside the block
 // table, or a block id outside [1, num_blocks), adds to *bad_blocks (when not null)
