@@ -172,15 +172,8 @@ absl::Status CublasLtGemm::Run(const CublasLtGemmPlan& plan, const GemmOperands&
                                   c.l, ops.y, d.l, &it->second, workspace_, ws, stream),
                    "cublasLtMatmul");
   if (plan.epilogue_kernel) {
-    ColumnEpilogueParams e;
-    e.y = ops.y;
-    e.dtype = req.y_dtype == GemmDtype::kBF16 ? EpilogueDtype::kBF16 : EpilogueDtype::kF32;
-    e.rows = req.shape.m;
-    e.cols = req.shape.n;
-    e.y_stride = plan.d.ld;
-    e.scale = plan.epilogue_scale ? ops.w_scale : nullptr;
-    e.bias = plan.epilogue_bias ? ops.bias : nullptr;
-    return CudaStatus(LaunchColumnEpilogue(e, stream), "ColumnEpilogue");
+    return CudaStatus(LaunchColumnEpilogue(ColumnEpilogueFor(plan, ops.y, ops.bias, ops.w_scale), stream),
+                      "ColumnEpilogue");
   }
   return absl::OkStatus();
 }

@@ -160,4 +160,17 @@ absl::StatusOr<CublasLtGemmPlan> PlanGemm(const GemmRequest& req) {
   return p;
 }
 
+ColumnEpilogueParams ColumnEpilogueFor(const CublasLtGemmPlan& plan, void* y, const float* bias,
+                                       const float* w_scale) {
+  ColumnEpilogueParams e;
+  e.y = y;
+  e.dtype = plan.request.y_dtype == GemmDtype::kBF16 ? EpilogueDtype::kBF16 : EpilogueDtype::kF32;
+  e.rows = plan.request.shape.m;
+  e.cols = plan.request.shape.n;
+  e.y_stride = plan.d.ld;
+  e.scale = plan.epilogue_scale ? w_scale : nullptr;
+  e.bias = plan.epilogue_bias ? bias : nullptr;
+  return e;
+}
+
 }  // namespace strata::cuda

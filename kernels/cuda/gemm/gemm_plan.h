@@ -33,6 +33,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "kernels/cuda/gemm/column_epilogue_params.h"
 
 namespace strata::cuda {
 
@@ -121,5 +122,11 @@ struct CublasLtGemmPlan {
 // INVALID_ARGUMENT naming the offending field for bad shapes, strides, unsupported
 // dtype combinations and FP8 alignment; FAILED_PRECONDITION for FP8 below sm_89.
 absl::StatusOr<CublasLtGemmPlan> PlanGemm(const GemmRequest& request);
+
+// The column epilogue that follows the cuBLASLt call of `plan` (valid only when
+// plan.epilogue_kernel): in place on y, scale = w_scale when per channel, bias when
+// not fused. Pointers are the GEMM's operands (device pointers on the GPU).
+ColumnEpilogueParams ColumnEpilogueFor(const CublasLtGemmPlan& plan, void* y, const float* bias,
+                                       const float* w_scale);
 
 }  // namespace strata::cuda

@@ -4,8 +4,9 @@
 // Inputs are rounded to the GEMM's input type first and the CPU reference
 // (ReferenceMatMul: f32 values, double accumulation) runs on those rounded values,
 // so the tolerances cover only accumulation and output rounding:
-//   BF16 GEMM:  |err| <= 1e-3 * sum|w*x| + 8e-3 * |want|   (f32 accumulate; bf16 Y
-//               rounding is 2^-9 relative, doubled when the epilogue re-rounds)
+//   BF16 GEMM:  |err| <= 1e-3 * sum|w*x| + 8e-3 * (|want| + |bias|)   (f32
+//               accumulate; bf16 Y rounding is 2^-9 relative, once before the column
+//               epilogue adds the bias and once after)
 //   FP8 GEMM:   |err| <= 1e-2 * sum|w*x| + 8e-3 * |want|   (fast accumulation on
 //               Hopper keeps fewer accumulator bits between promotions)
 //   DequantBf16 exact; QGemv |err| <= 1e-5 * sum|w*x| + 1e-6 (as on the harness).
@@ -91,7 +92,7 @@ void Reference(const std::vector<float>& w, const std::vector<float>& x, int64_t
 template <typename T>
 void ExpectGemmClose(const std::vector<T>& got, int64_t stride, const std::vector<float>& want,
                      const std::vector<double>& mag, int64_t m, int64_t n, double rel_mag, double rel,
-                     const char* what) {
+                     const char* what, const float* bias = nullptr) {
   int bad = 0;
   for (int64_t t = 0; t < m; ++t) {
     for (int64_t r = 0; r < n; ++r) {
@@ -103,7 +104,9 @@ void ExpectGemmClose(const std::vector<T>& got, int64_t stride, const std::vecto
         g = raw;
       }
       const float w = want[t * n + r];
-      if (!(std::isfinite(g) && std::fabs(g - w) <= rel_mag * mag[t * n + r] + rel * std::fabs(w)) &&
+      // An unfused bias is added after Y was rounded: relative to |want| + |bias|.
+      const double out_mag = std::fabs(w) + (bias ? std::fabs(bias[r]) : 0.0f);
+      if (!(std::isfinite(g) && std::fabs(g - w) <= rel_mag * mag[t * n + r] + rel * out_mag) &&
           ++bad <= 5) {
         ADD_FAILURE() << what << " y[" << t << ", " << r << "] = " << g << ", want " << w;
       }
@@ -175,7 +178,8 @@ TEST(CudaGemmDevice, Bf16GemmMatchesCpu) {
       DeviceBuffer<uint16_t> dy(std::vector<uint16_t>(m * (n + 5), 0xFFFF));
       absl::Status s = gemm->Run(*plan, {dw.ptr, dx.ptr, dy.ptr, dbias.ptr, nullptr, nullptr}, nullptr);
       ASSERT_TRUE(s.ok()) << s;
-      ExpectGemmClose(dy.Read(), n + 5, expect, mag, m, n, 1e-3, 8e-3, "bf16 -> bf16");
+      ExpectGemmClose(dy.Read(), n + 5, expect, mag, m, n, 1e-3, 8e-3, "bf16 -> bf16",
+                      with_bias ? bias.data() : nullptr);
     }
   }
 }

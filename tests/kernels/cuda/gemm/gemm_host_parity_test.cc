@@ -10,6 +10,10 @@
 //                   Not LaunchMatMul: it quantises the activations to 8 bits, which
 //                   this kernel does not (f32 activations, f32 accumulation).
 //   ColumnEpilogue: exact: f32 y * scale + bias without FMA, then RNE to bf16.
+//   FP8 plan + epilogue (cuBLASLt emulated from the plan's column-major fields, in
+//   double): |got - want| <= 1e-5 * sum|w*x| (f32 Y), + 8e-3 * (|want| + |bias|) for a
+//   bf16 Y (rounded once before the epilogue adds the bias, once after).
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -22,6 +26,7 @@
 #include "kernels/cpu/float16.h"
 #include "kernels/cpu/kv_quant.h"
 #include "kernels/cpu/matmul.h"
+#include "kernels/cuda/gemm/gemm_plan.h"
 #include "kernels/cuda/gemm/host/host_ops.h"
 
 namespace strata::cuda {
@@ -214,6 +219,121 @@ TEST(CudaGemmHostParity, ColumnEpilogueScalesAndAddsBias) {
           ASSERT_EQ(y[i], want) << r << ", " << c;
           ASSERT_EQ(yb[i], F32ToBF16(wantb)) << r << ", " << c;
         }
+      }
+    }
+  }
+}
+
+// What cuBLASLt computes for `plan`, read literally from its column-major fields
+// (op(A) = A^T for transa = T, D[i + j * ldd] = alpha * a_scale * b_scale *
+// sum_kk op(A)[i, kk] * B[kk, j]), on FP8 E4M3 codes; D stored as plan.d.dtype.
+void EmulateCublasLtFp8(const CublasLtGemmPlan& plan, const uint8_t* a, const uint8_t* b, float a_scale,
+                        float b_scale, void* d) {
+  ASSERT_EQ(plan.transa, kCublasOpT);
+  ASSERT_EQ(plan.transb, kCublasOpN);
+  const double s = double{plan.alpha} * (plan.set_a_scale ? a_scale : 1.0f) * (plan.set_b_scale ? b_scale : 1.0f);
+  for (int64_t j = 0; j < plan.n; ++j) {
+    for (int64_t i = 0; i < plan.m; ++i) {
+      double acc = 0;
+      for (int64_t kk = 0; kk < plan.k; ++kk) {
+        acc += double{E4M3ToF32(a[kk + i * plan.a.ld])} * E4M3ToF32(b[kk + j * plan.b.ld]);
+      }
+      const float v = static_cast<float>(s * acc);
+      if (plan.d.dtype == GemmDtype::kF32) {
+        static_cast<float*>(d)[i + j * plan.d.ld] = v;
+      } else {
+        static_cast<uint16_t*>(d)[i + j * plan.d.ld] = F32ToBF16(v);
+      }
+    }
+  }
+}
+
+TEST(CudaGemmHostParity, Fp8PlanWithColumnEpilogueMatchesReferenceMatMul) {
+  const int64_t m = 5, n = 40, k = 48, w_ld = 64, x_ld = 80, y_ld = 56;
+  for (bool per_channel : {true, false}) {
+    for (bool with_bias : {true, false}) {
+      for (GemmDtype out : {GemmDtype::kF32, GemmDtype::kBF16}) {
+        std::vector<float> wf = RandomNonZero(n * k, 41), xf = RandomNonZero(m * k, 42);
+        const std::vector<float> bias = RandomNonZero(n, 43);
+        std::vector<float> w_scale(per_channel ? n : 1, 0.0f);
+        for (int64_t r = 0; r < n; ++r) {
+          for (int64_t c = 0; c < k; ++c) {
+            float& sc = w_scale[per_channel ? r : 0];
+            sc = std::max(sc, std::fabs(wf[r * k + c]) / 448.0f);
+          }
+        }
+        const float x_scale = 2.0f / 448.0f;
+        std::vector<uint8_t> wq(n * w_ld, 0x7F), xq(m * x_ld, 0x7F);  // padding: NaN codes
+        for (int64_t r = 0; r < n; ++r) {
+          for (int64_t c = 0; c < k; ++c) {
+            const float sc = w_scale[per_channel ? r : 0];
+            wq[r * w_ld + c] = F32ToE4M3(wf[r * k + c] / sc);
+            wf[r * k + c] = E4M3ToF32(wq[r * w_ld + c]) * sc;
+          }
+        }
+        for (int64_t t = 0; t < m; ++t) {
+          for (int64_t c = 0; c < k; ++c) {
+            xq[t * x_ld + c] = F32ToE4M3(xf[t * k + c] / x_scale);
+            xf[t * k + c] = E4M3ToF32(xq[t * x_ld + c]) * x_scale;
+          }
+        }
+        std::vector<float> want(m * n, kNaN);
+        MatMulParams ref;
+        ref.weight = wf.data();
+        ref.rows = n;
+        ref.cols = k;
+        ref.input = xf.data();
+        ref.tokens = m;
+        ref.output = want.data();
+        ASSERT_TRUE(ReferenceMatMul(ref).ok());
+        std::vector<double> mag(m * n, 0.0);
+        for (int64_t t = 0; t < m; ++t) {
+          for (int64_t r = 0; r < n; ++r) {
+            if (with_bias) want[t * n + r] += bias[r];
+            for (int64_t c = 0; c < k; ++c) mag[t * n + r] += std::fabs(double{wf[r * k + c]} * xf[t * k + c]);
+          }
+        }
+
+        GemmRequest req;
+        req.shape = {m, n, k};
+        req.w_dtype = req.x_dtype = GemmDtype::kFp8E4M3;
+        req.y_dtype = out;
+        req.w_row_stride = w_ld;
+        req.x_row_stride = x_ld;
+        req.y_row_stride = y_ld * GemmDtypeBytes(out);
+        req.has_bias = with_bias;
+        req.scale_mode = per_channel ? Fp8ScaleMode::kPerChannel : Fp8ScaleMode::kPerTensor;
+        absl::StatusOr<CublasLtGemmPlan> plan = PlanGemm(req);
+        ASSERT_TRUE(plan.ok()) << plan.status();
+        std::vector<float> yf(m * y_ld, kNaN);
+        std::vector<uint16_t> yb(m * y_ld, kBf16NaN);
+        void* y = out == GemmDtype::kF32 ? static_cast<void*>(yf.data()) : static_cast<void*>(yb.data());
+        EmulateCublasLtFp8(*plan, wq.data(), xq.data(), w_scale[0], x_scale, y);
+        ASSERT_EQ(plan->epilogue_kernel, per_channel || with_bias);
+        if (plan->epilogue_kernel) {
+          ASSERT_TRUE(HostRunColumnEpilogue(ColumnEpilogueFor(*plan, y, bias.data(), w_scale.data())).ok());
+        }
+        int bad = 0;
+        for (int64_t t = 0; t < m; ++t) {
+          for (int64_t r = 0; r < y_ld; ++r) {
+            const float got = out == GemmDtype::kF32 ? yf[t * y_ld + r] : BF16ToF32(yb[t * y_ld + r]);
+            bool ok;
+            if (r >= n) {
+              ok = std::isnan(got);  // padding untouched
+            } else {
+              // bf16 Y: the GEMM's value is rounded before the bias is added, so the
+              // rounding error scales with |want - bias| <= |want| + |bias|.
+              const double bf16_mag = std::fabs(want[t * n + r]) + (with_bias ? std::fabs(bias[r]) : 0.0);
+              const double tol = 1e-5 * mag[t * n + r] + (out == GemmDtype::kBF16 ? 8e-3 * bf16_mag : 0.0);
+              ok = std::isfinite(got) && std::fabs(got - want[t * n + r]) <= tol;
+            }
+            if (!ok && ++bad <= 5) {
+              ADD_FAILURE() << (per_channel ? "per channel" : "per tensor") << (with_bias ? " + bias " : " ")
+                            << GemmDtypeName(out) << " y[" << t << ", " << r << "] = " << got;
+            }
+          }
+        }
+        EXPECT_EQ(bad, 0);
       }
     }
   }
