@@ -16,8 +16,8 @@
 // 256-bin histogram (count and weight sum, shared-memory atomics) over the tokens
 // that share the prefix fixed so far; thread 0 scans the bins from the top and
 // picks the one where the running sum crosses the target. It stops early once the
-// picked bin holds one token. A warp whose tokens all fall in one bin adds them
-// with one atomic (shuffle sums), the common case at the top levels. With unit weights it is a top-k select (the k-th key).
+// picked bin holds one token. At the first level a warp whose tokens all fall in
+// one bin adds them with one atomic (shuffle sums), the common case there. With unit weights it is a top-k select (the k-th key).
 //
 // Preconditions of everything here: 1-D block, a multiple of 32 threads (at most
 // 1024), every thread calls (they contain __syncthreads()).
@@ -140,6 +140,7 @@ __device__ __forceinline__ uint64_t RadixFind(const SampleRow& row, uint64_t lo,
     __syncthreads();
     if (s_done) break;  // uniform: written by thread 0 before the last barrier
     const uint64_t prefix = s_prefix;
+    const bool aggregate = shift == (id_order ? 24 : 56);  // the first level
     // The same trip count for every thread: the warp aggregation below shuffles.
     const int32_t steps = static_cast<int32_t>((row.vocab + blockDim.x - 1) / blockDim.x);
     for (int32_t step = 0; step < steps; ++step) {
@@ -156,22 +157,34 @@ __device__ __forceinline__ uint64_t RadixFind(const SampleRow& row, uint64_t lo,
           w = weigh(v);
         }
       }
-      // Warp aggregation: values share their leading bits, so at the top levels a
-      // warp's tokens usually fall in one bin (and at the deep levels in none):
-      // then one atomic per warp instead of 32 on the same shared address.
-      unsigned lead = bin;
-      for (int o = 16; o > 0; o >>= 1) lead = min(lead, __shfl_xor_sync(0xffffffffu, lead, o));
-      unsigned same = (bin == lead || bin == 256u) ? 1u : 0u;
-      for (int o = 16; o > 0; o >>= 1) same = min(same, __shfl_xor_sync(0xffffffffu, same, o));
-      if (same) {
-        if (lead == 256u) continue;  // uniform over the warp
-        unsigned c = bin == lead ? 1u : 0u;
-        for (int o = 16; o > 0; o >>= 1) {
-          c += __shfl_xor_sync(0xffffffffu, c, o);
-          w += __shfl_xor_sync(0xffffffffu, w, o);
+      if (!aggregate) {
+        if (bin < 256u) {
+          atomicAdd(&cnt[bin], 1u);
+          atomicAdd(&mass[bin], w);
         }
+        continue;
+      }
+      // Warp aggregation: values share their leading bits (ids too), so at the first
+      // level a warp's tokens usually fall in one bin: then one atomic per warp
+      // instead of 32 on the same shared address. (Deeper levels spread the tokens
+      // over the bins; aggregating there too costs the harness 4x for little.)
+      // One shuffle round carries three fields: the smallest bin, 255 - the largest
+      // bin (256 = none) and the count of lanes with a token.
+      const bool has = bin < 256u;
+      uint64_t f = static_cast<uint64_t>(bin) | static_cast<uint64_t>(has ? 255u - bin : 256u) << 16 |
+                   static_cast<uint64_t>(has ? 1u : 0u) << 32;
+      for (int o = 16; o > 0; o >>= 1) {
+        const uint64_t g = __shfl_xor_sync(0xffffffffu, f, o);
+        const uint64_t lo = min(f & 0xFFFFu, g & 0xFFFFu);
+        const uint64_t hi = min((f >> 16) & 0xFFFFu, (g >> 16) & 0xFFFFu);
+        f = lo | hi << 16 | ((f >> 32) + (g >> 32)) << 32;
+      }
+      const unsigned lead = static_cast<unsigned>(f & 0xFFFFu);
+      if (lead == 256u) continue;  // no token in the warp (uniform over the warp)
+      if (lead == 255u - static_cast<unsigned>((f >> 16) & 0xFFFFu)) {  // one bin
+        for (int o = 16; o > 0; o >>= 1) w += __shfl_xor_sync(0xffffffffu, w, o);
         if (threadIdx.x % 32u == 0) {
-          atomicAdd(&cnt[lead], c);
+          atomicAdd(&cnt[lead], static_cast<unsigned>(f >> 32));
           atomicAdd(&mass[lead], w);
         }
       } else if (bin < 256u) {

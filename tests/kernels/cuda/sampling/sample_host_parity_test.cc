@@ -53,7 +53,7 @@ TEST(CudaSampleHostParity, TopKOnly) {
   const int32_t vocab = 1001;
   std::vector<RowKnobs> knobs;
   for (int32_t k : {1, 2, 5, 50, 1000, 1001, 5000}) knobs.push_back(RowKnobs{1.0f, k});
-  knobs = Repeat(knobs, 6);
+  knobs = Repeat(knobs, 4);
   CheckRows(RandomLogits(knobs.size() * vocab, 3, 2.0f), vocab, knobs, 30, RunOnHarness);
 }
 
@@ -61,7 +61,7 @@ TEST(CudaSampleHostParity, TopPOnly) {
   const int32_t vocab = 1001;
   std::vector<RowKnobs> knobs;
   for (float p : {0.05f, 0.3f, 0.5f, 0.8f, 0.9f, 0.95f, 0.999f}) knobs.push_back(RowKnobs{1.0f, 0, p});
-  knobs = Repeat(knobs, 6);
+  knobs = Repeat(knobs, 4);
   CheckRows(RandomLogits(knobs.size() * vocab, 4, 2.0f), vocab, knobs, 40, RunOnHarness);
 }
 
@@ -69,7 +69,7 @@ TEST(CudaSampleHostParity, MinPOnly) {
   const int32_t vocab = 1001;
   std::vector<RowKnobs> knobs;
   for (float m : {0.001f, 0.01f, 0.05f, 0.1f, 0.5f, 1.0f}) knobs.push_back(RowKnobs{1.0f, 0, 1.0f, m});
-  knobs = Repeat(knobs, 6);
+  knobs = Repeat(knobs, 4);
   CheckRows(RandomLogits(knobs.size() * vocab, 5, 2.0f), vocab, knobs, 50, RunOnHarness);
 }
 
@@ -77,7 +77,7 @@ TEST(CudaSampleHostParity, TemperatureOnly) {
   const int32_t vocab = 1001;
   std::vector<RowKnobs> knobs;
   for (float t : {0.05f, 0.3f, 0.7f, 1.0f, 1.5f, 4.0f}) knobs.push_back(RowKnobs{t});
-  knobs = Repeat(knobs, 6);
+  knobs = Repeat(knobs, 4);
   CheckRows(RandomLogits(knobs.size() * vocab, 6, 1.0f), vocab, knobs, 60, RunOnHarness);
 }
 
@@ -87,7 +87,7 @@ TEST(CudaSampleHostParity, AllCombined) {
       {0.7f, 40, 0.9f, 0.05f}, {1.3f, 100, 0.95f, 0.01f}, {0.5f, 10, 0.5f, 0.2f},
       {1.0f, 500, 0.7f, 0.0f}, {0.8f, 0, 0.9f, 0.02f},    {2.0f, 3, 1.0f, 0.3f},
   };
-  knobs = Repeat(knobs, 6);
+  knobs = Repeat(knobs, 4);
   CheckRows(RandomLogits(knobs.size() * vocab, 7, 1.5f), vocab, knobs, 70, RunOnHarness);
 }
 
