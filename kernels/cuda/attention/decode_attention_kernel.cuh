@@ -49,6 +49,10 @@
 #include "kernels/cuda/harness/cuda_compat.h"
 #include "kernels/cuda/kernel_shape.h"
 
+#ifdef __CUDACC__
+#include <cuda_fp16.h>
+#endif
+
 // `#pragma unroll` for nvcc only (g++ warns about pragmas it does not know).
 #ifdef __CUDACC__
 #define STRATA_ATTN_UNROLL _Pragma("unroll")
@@ -66,6 +70,7 @@ inline constexpr int kDecodeMaxHeadDim = 256;
 // How a launch runs: heads per CTA, head chunks per KV head, partitions, shapes.
 struct DecodeAttentionPlan {
   int heads_per_cta = 1;   // 1, 2, 4 or 8 (the template argument kHeads)
+  int lanes = 8;           // lanes per KV token: 8, 16 or 32 (the template argument kLanes)
   int head_chunks = 1;     // ceil(group / heads_per_cta)
   int64_t partitions = 1;  // > 1: split, the reduce kernel runs
   KernelShape main;
@@ -111,6 +116,7 @@ inline DecodeAttentionPlan PlanDecodeAttention(const DecodeAttentionParams& p) {
   // a group above 8 in several chunks (each reading the KV head again).
   plan.heads_per_cta = group == 1 ? 1 : group == 2 ? 2 : group <= 4 ? 4 : 8;
   plan.head_chunks = (group + plan.heads_per_cta - 1) / plan.heads_per_cta;
+  plan.lanes = p.kv.head_dim <= 64 ? 8 : p.kv.head_dim <= 128 ? 16 : 32;
   plan.partitions = DecodeAttentionPartitions(p);
   plan.main = KernelShape{dim3(static_cast<unsigned>(p.tokens),
                                static_cast<unsigned>(p.kv.n_kv_heads * plan.head_chunks),
@@ -127,24 +133,70 @@ struct alignas(KvDtypeBytesConst(kDtype) * 8 >= 16 ? 16 : 8) KvRaw8 {
   uint32_t w[KvDtypeBytesConst(kDtype) * 2];
 };
 
-// Loads and decodes elements [i, i + 8) of `pool` (i a multiple of 8), before the
-// row scale.
+// Elements [i, i + 8) of `pool` (i a multiple of 8): one or two vector loads.
 template <KvDtype kDtype>
-__device__ __forceinline__ void KvLoad8(const void* pool, int64_t i, float x[8]) {
-  const KvRaw8<kDtype> r =
-      *reinterpret_cast<const KvRaw8<kDtype>*>(static_cast<const uint8_t*>(pool) + i * KvDtypeBytesConst(kDtype));
+__device__ __forceinline__ KvRaw8<kDtype> KvLoadRaw8(const void* pool, int64_t i) {
+  return *reinterpret_cast<const KvRaw8<kDtype>*>(static_cast<const uint8_t*>(pool) + i * KvDtypeBytesConst(kDtype));
+}
+
+// Decodes 8 stored elements, before the row scale. Equal in value to KvLoadElement
+// for every code (NaN codes included); a zero KvRaw8 decodes to zeros.
+template <KvDtype kDtype>
+__device__ __forceinline__ void KvDecode8(const KvRaw8<kDtype>& r, float x[8]) {
+  if constexpr (kDtype == KvDtype::kFp8E4M3 || kDtype == KvDtype::kFp8E4M3Unscaled) {
+    // 4 ALU ops per element; the exact NaN decode only when a NaN code is present
+    // (SWAR test: a byte with 0x7F in its low 7 bits becomes 0x80 after + 1).
 STRATA_ATTN_UNROLL
-  for (int e = 0; e < 8; ++e) {
-    if constexpr (kDtype == KvDtype::kF32) {
-      x[e] = KvBitsToF32(r.w[e]);
-    } else if constexpr (kDtype == KvDtype::kF16) {
-      x[e] = KvF16ToF32Fast((r.w[e / 2] >> (16 * (e % 2))) & 0xFFFFu);
-    } else if constexpr (kDtype == KvDtype::kBF16) {
-      x[e] = KvBitsToF32(e % 2 == 0 ? r.w[e / 2] << 16 : r.w[e / 2] & 0xFFFF0000u);
-    } else if constexpr (kDtype == KvDtype::kInt8) {
-      x[e] = static_cast<float>(static_cast<int8_t>((r.w[e / 4] >> (8 * (e % 4))) & 0xFFu));
-    } else {  // kFp8E4M3, kFp8E4M3Unscaled
-      x[e] = KvE4M3ToF32Fast((r.w[e / 4] >> (8 * (e % 4))) & 0xFFu);
+    for (int e = 0; e < 8; ++e) x[e] = KvE4M3TopToF32NoNaN(r.w[e / 4] << (24 - 8 * (e % 4)));
+    const uint32_t nan_bytes =
+        (((r.w[0] & 0x7F7F7F7Fu) + 0x01010101u) | ((r.w[1] & 0x7F7F7F7Fu) + 0x01010101u)) & 0x80808080u;
+    if (nan_bytes != 0) {
+STRATA_ATTN_UNROLL
+      for (int e = 0; e < 8; ++e) x[e] = KvE4M3TopToF32(r.w[e / 4] << (24 - 8 * (e % 4)));
+    }
+  } else {
+STRATA_ATTN_UNROLL
+    for (int e = 0; e < 8; ++e) {
+      if constexpr (kDtype == KvDtype::kF32) {
+        x[e] = KvBitsToF32(r.w[e]);
+      } else if constexpr (kDtype == KvDtype::kF16) {
+        const uint32_t h = (r.w[e / 2] >> (16 * (e % 2))) & 0xFFFFu;
+#ifdef __CUDA_ARCH__
+        x[e] = __half2float(__ushort_as_half(static_cast<unsigned short>(h)));  // exact
+#else
+        x[e] = KvF16ToF32Fast(h);
+#endif
+      } else if constexpr (kDtype == KvDtype::kBF16) {
+        x[e] = KvBitsToF32(e % 2 == 0 ? r.w[e / 2] << 16 : r.w[e / 2] & 0xFFFF0000u);
+      } else {  // kInt8
+        x[e] = static_cast<float>(static_cast<int8_t>((r.w[e / 4] >> (8 * (e % 4))) & 0xFFu));
+      }
+    }
+  }
+}
+
+// Sums kN values per lane over the kLanes lanes of a lane group (offsets kO, kO/2,
+// ..., 1; kO = kLanes / 2) as a reduce-scatter: at each offset a lane keeps half of
+// its values and sends the other half to its partner, so the kN values cost about
+// kN shuffles instead of kN * log2(kLanes). Afterwards a[0 .. max(1, kN / kLanes))
+// hold full sums of the original indices base + i. With kN < kLanes the last
+// offsets are a plain butterfly (every lane ends with the same value).
+template <int kN, int kO>
+__device__ __forceinline__ void ReduceScatterLanes(float* a, int lane_in_group, int& base) {
+  if constexpr (kO >= 1) {
+    if constexpr (kN > 1) {
+      const bool upper = (lane_in_group & kO) != 0;
+STRATA_ATTN_UNROLL
+      for (int i = 0; i < kN / 2; ++i) {
+        const float send = upper ? a[i] : a[i + kN / 2];
+        const float keep = upper ? a[i + kN / 2] : a[i];
+        a[i] = keep + __shfl_xor_sync(0xffffffffu, send, kO);
+      }
+      if (upper) base += kN / 2;
+      ReduceScatterLanes<kN / 2, kO / 2>(a, lane_in_group, base);
+    } else {
+      a[0] += __shfl_xor_sync(0xffffffffu, a[0], kO);
+      ReduceScatterLanes<1, kO / 2>(a, lane_in_group, base);
     }
   }
 }
@@ -158,10 +210,15 @@ __device__ __forceinline__ bool DecodeTokenOk(const DecodeAttentionParams& p, in
 
 __device__ __forceinline__ float DecodeNaN() { return KvBitsToF32(0x7FC00000u); }
 
-template <KvDtype kDtype, int kHeads>
+template <KvDtype kDtype, int kHeads, int kLanes>
 __global__ void __launch_bounds__(kDecodeThreads) DecodeAttentionKernel(DecodeAttentionParams p) {
-  // Logits [kHeads][kDecodeChunk] during the walk; then [groups][kHeads][head_dim]
-  // accumulators (groups * head_dim <= 128 * 8 = 1024).
+  constexpr int kGroups = kDecodeThreads / kLanes;  // KV tokens in flight per step of u
+  constexpr int kT = kHeads >= 8 ? 2 : kDecodeUnroll;  // tokens per lane group per step
+  constexpr int kV = kT * kHeads;                     // partial dots per lane
+  constexpr int kOwn = kV > kLanes ? kV / kLanes : 1;  // full dots per lane afterwards
+  constexpr bool kScaled = kDtype == KvDtype::kFp8E4M3 || kDtype == KvDtype::kInt8;
+  // Logits [kHeads][kDecodeChunk] during the walk; then [kGroups][kHeads][head_dim]
+  // accumulators (kGroups * head_dim <= 128 * 8 = 1024).
   constexpr int kSharedFloats = kHeads * 1024 > kHeads * kDecodeChunk ? kHeads * 1024 : kHeads * kDecodeChunk;
   __shared__ float s_buf[kSharedFloats];
   __shared__ float s_m[kHeads], s_l[kHeads], s_alpha[kHeads];
@@ -184,7 +241,7 @@ __global__ void __launch_bounds__(kDecodeThreads) DecodeAttentionKernel(DecodeAt
   float* out_row = p.out + t * static_cast<int64_t>(p.n_heads) * hd;
   float* ws_ml = static_cast<float*>(p.workspace);
   float* ws_acc = ws_ml ? ws_ml + p.tokens * p.n_heads * parts * 2 : nullptr;
-  // (m, l) and acc of head h of this token for this CTA's partition.
+  // (m, l) of head h of this token for this CTA's partition; acc at ml_index / 2 * hd.
   auto ml_index = [&](int h) { return ((t * p.n_heads + h) * parts + blockIdx.z) * 2; };
 
   if (!DecodeTokenOk(p, s, pos)) {  // uniform over the CTA
@@ -221,15 +278,14 @@ __global__ void __launch_bounds__(kDecodeThreads) DecodeAttentionKernel(DecodeAt
     return;
   }
 
-  // Lane groups: L lanes per KV token, each lane 8 dims.
-  int lanes = 1;
-  while (lanes * 8 < hd) lanes *= 2;
-  const int li = tid % lanes;
-  const int gi = tid / lanes;
-  const int n_groups = kDecodeThreads / lanes;
+  // Lane groups: kLanes lanes per KV token, each lane 8 dims (lanes past head_dim idle).
+  const int li = tid % kLanes;
+  const int gi = tid / kLanes;
   const int d0 = li * 8;
   const bool active = d0 < hd;
-  constexpr bool kScaled = kDtype == KvDtype::kFp8E4M3 || kDtype == KvDtype::kInt8;
+  // After the QK reduce-scatter, lanes whose low bits were summed by the butterfly
+  // hold duplicates; only the first of each writes.
+  const bool qk_writer = kV >= kLanes || (li & (kLanes / kV - 1)) == 0;
 
   float qr[kHeads][8];
   float acc[kHeads][8];
@@ -253,33 +309,39 @@ STRATA_ATTN_UNROLL
       s_row[j] = KvScaleIndex(kv, table[jp / kv.block_size], kvh, jp % kv.block_size);
     }
     __syncthreads();
-    // 1. QK. Every thread runs the same trip count: the shuffles need whole warps.
-    for (int j0 = 0; j0 < n; j0 += n_groups * kDecodeUnroll) {
-      float x[kDecodeUnroll][8];
-      float rs[kDecodeUnroll];
+    // 1. QK: token j0 + u * kGroups + gi for u < kT. Every thread runs the same trip
+    // count (the shuffles need whole warps); missing tokens load zeros.
+    for (int j0 = 0; j0 < n; j0 += kGroups * kT) {
+      KvRaw8<kDtype> raw[kT];
 STRATA_ATTN_UNROLL
-      for (int u = 0; u < kDecodeUnroll; ++u) {
-        const int j = j0 + u * n_groups + gi;
-        rs[u] = 1.0f;
-        if (j < n && active) {
-          const int64_t r = s_row[j];
-          KvLoad8<kDtype>(kv.k, r * hd + d0, x[u]);
-          if constexpr (kScaled) rs[u] = kv.k_scale[r];
-        } else {
-STRATA_ATTN_UNROLL
-          for (int e = 0; e < 8; ++e) x[u][e] = 0.0f;
-        }
+      for (int u = 0; u < kT; ++u) {
+        const int j = j0 + u * kGroups + gi;
+        raw[u] = KvRaw8<kDtype>{};
+        if (j < n && active) raw[u] = KvLoadRaw8<kDtype>(kv.k, s_row[j] * hd + d0);
       }
+      float a[kV];
 STRATA_ATTN_UNROLL
-      for (int u = 0; u < kDecodeUnroll; ++u) {
-        const int j = j0 + u * n_groups + gi;
+      for (int u = 0; u < kT; ++u) {
+        float x[8];
+        KvDecode8<kDtype>(raw[u], x);
 STRATA_ATTN_UNROLL
         for (int g = 0; g < kHeads; ++g) {
           float dot = 0.0f;
 STRATA_ATTN_UNROLL
-          for (int e = 0; e < 8; ++e) dot += qr[g][e] * x[u][e];
-          for (int o = lanes / 2; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
-          if (li == 0 && j < n && g < gc) logits[g * kDecodeChunk + j] = dot * p.scale * rs[u];
+          for (int e = 0; e < 8; ++e) dot += qr[g][e] * x[e];
+          a[u * kHeads + g] = dot;
+        }
+      }
+      int base = 0;
+      ReduceScatterLanes<kV, kLanes / 2>(a, li, base);
+STRATA_ATTN_UNROLL
+      for (int i = 0; i < kOwn; ++i) {
+        const int v = base + i;
+        const int g = v % kHeads;
+        const int j = j0 + (v / kHeads) * kGroups + gi;
+        if (qk_writer && j < n && g < gc) {
+          const float rs = kScaled ? kv.k_scale[s_row[j]] : 1.0f;
+          logits[g * kDecodeChunk + j] = a[i] * p.scale * rs;
         }
       }
     }
@@ -307,45 +369,40 @@ STRATA_ATTN_UNROLL
       }
     }
     __syncthreads();
-    // 3. PV.
+    // 3. PV: no shuffles, so idle lanes skip it.
 STRATA_ATTN_UNROLL
     for (int g = 0; g < kHeads; ++g) {
-      const float a = g < gc ? s_alpha[g] : 1.0f;
+      const float al = g < gc ? s_alpha[g] : 1.0f;
 STRATA_ATTN_UNROLL
-      for (int e = 0; e < 8; ++e) acc[g][e] *= a;
+      for (int e = 0; e < 8; ++e) acc[g][e] *= al;
     }
     if (active) {
-      for (int j0 = 0; j0 < n; j0 += n_groups * kDecodeUnroll) {
-        float x[kDecodeUnroll][8];
-        float rs[kDecodeUnroll];
+      for (int j0 = 0; j0 < n; j0 += kGroups * kT) {
+        KvRaw8<kDtype> raw[kT];
 STRATA_ATTN_UNROLL
-        for (int u = 0; u < kDecodeUnroll; ++u) {
-          const int j = j0 + u * n_groups + gi;
-          rs[u] = 0.0f;
-          if (j < n) {
-            const int64_t r = s_row[j];
-            KvLoad8<kDtype>(kv.v, r * hd + d0, x[u]);
-            rs[u] = kScaled ? kv.v_scale[r] : 1.0f;
-          } else {
-STRATA_ATTN_UNROLL
-            for (int e = 0; e < 8; ++e) x[u][e] = 0.0f;
-          }
+        for (int u = 0; u < kT; ++u) {
+          const int j = j0 + u * kGroups + gi;
+          raw[u] = KvRaw8<kDtype>{};
+          if (j < n) raw[u] = KvLoadRaw8<kDtype>(kv.v, s_row[j] * hd + d0);
         }
 STRATA_ATTN_UNROLL
-        for (int u = 0; u < kDecodeUnroll; ++u) {
-          const int j = j0 + u * n_groups + gi;
+        for (int u = 0; u < kT; ++u) {
+          const int j = j0 + u * kGroups + gi;
           if (j >= n) continue;
+          const float rs = kScaled ? kv.v_scale[s_row[j]] : 1.0f;
+          float x[8];
+          KvDecode8<kDtype>(raw[u], x);
 STRATA_ATTN_UNROLL
           for (int g = 0; g < kHeads; ++g) {
             if (g >= gc) continue;
-            const float w = logits[g * kDecodeChunk + j] * rs[u];
+            const float w = logits[g * kDecodeChunk + j] * rs;
 STRATA_ATTN_UNROLL
-            for (int e = 0; e < 8; ++e) acc[g][e] += w * x[u][e];
+            for (int e = 0; e < 8; ++e) acc[g][e] += w * x[e];
           }
         }
       }
     }
-    __syncthreads();  // the next chunk overwrites the logits
+    __syncthreads();  // the next chunk overwrites the logits and row indices
   }
 
   // Sum the lane groups' accumulators: s_buf[group][kHeads][head_dim].
@@ -359,12 +416,12 @@ STRATA_ATTN_UNROLL
   __syncthreads();
   for (int i = tid; i < gc * hd; i += kDecodeThreads) {
     const int g = i / hd, d = i % hd;
-    float a = 0.0f;
-    for (int k = 0; k < n_groups; ++k) a += s_buf[(k * kHeads + g) * hd + d];
+    float sum = 0.0f;
+    for (int k = 0; k < kGroups; ++k) sum += s_buf[(k * kHeads + g) * hd + d];
     if (!split) {
-      out_row[static_cast<int64_t>(h0 + g) * hd + d] = a / s_l[g];
+      out_row[static_cast<int64_t>(h0 + g) * hd + d] = sum / s_l[g];
     } else {
-      ws_acc[(ml_index(h0 + g) / 2) * hd + d] = a;
+      ws_acc[(ml_index(h0 + g) / 2) * hd + d] = sum;
     }
   }
   if (split && tid < gc) {
@@ -374,13 +431,22 @@ STRATA_ATTN_UNROLL
 }
 
 // Calls f(kernel) with the DecodeAttentionKernel instantiation of a plan.
-template <KvDtype kDtype, typename F>
+template <KvDtype kDtype, int kLanes, typename F>
 auto DispatchDecodeAttentionHeads(int heads_per_cta, F&& f) {
   switch (heads_per_cta) {
-    case 1: return f(DecodeAttentionKernel<kDtype, 1>);
-    case 2: return f(DecodeAttentionKernel<kDtype, 2>);
-    case 4: return f(DecodeAttentionKernel<kDtype, 4>);
-    default: return f(DecodeAttentionKernel<kDtype, 8>);
+    case 1: return f(DecodeAttentionKernel<kDtype, 1, kLanes>);
+    case 2: return f(DecodeAttentionKernel<kDtype, 2, kLanes>);
+    case 4: return f(DecodeAttentionKernel<kDtype, 4, kLanes>);
+    default: return f(DecodeAttentionKernel<kDtype, 8, kLanes>);
+  }
+}
+
+template <KvDtype kDtype, typename F>
+auto DispatchDecodeAttention(const DecodeAttentionPlan& plan, F&& f) {
+  switch (plan.lanes) {
+    case 8: return DispatchDecodeAttentionHeads<kDtype, 8>(plan.heads_per_cta, f);
+    case 16: return DispatchDecodeAttentionHeads<kDtype, 16>(plan.heads_per_cta, f);
+    default: return DispatchDecodeAttentionHeads<kDtype, 32>(plan.heads_per_cta, f);
   }
 }
 

@@ -12,7 +12,7 @@ namespace strata::cuda {
 template <KvDtype kDtype>
 cudaError_t LaunchDecodeAttentionMain(const DecodeAttentionParams& p, const DecodeAttentionPlan& plan,
                                       cudaStream_t stream) {
-  return DispatchDecodeAttentionHeads<kDtype>(plan.heads_per_cta, [&](auto kernel) {
+  return DispatchDecodeAttention<kDtype>(plan, [&](auto kernel) {
     kernel<<<plan.main.grid, plan.main.block, plan.main.dynamic_shared_bytes, stream>>>(p);
     return cudaGetLastError();
   });

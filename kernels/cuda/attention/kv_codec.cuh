@@ -143,12 +143,23 @@ __host__ __device__ __forceinline__ float KvF16ToF32Fast(uint32_t h) {
   return KvBitsToF32(KvF32ToBits(em >= 0x7C00u ? special : v) | sign);
 }
 
-__host__ __device__ __forceinline__ float KvE4M3ToF32Fast(uint32_t c) {
-  const uint32_t sign = (c & 0x80u) << 24;
-  const uint32_t em = c & 0x7Fu;
-  const float v = KvBitsToF32(em << 20) * 1.329227995784916e+36f;  // 2^120
-  return KvBitsToF32(KvF32ToBits(em == 0x7Fu ? KvBitsToF32(0x7FC00000u) : v) | sign);
+// E4M3 byte in bits 31..24 of `top` (lower bits ignored) -> f32, the NaN codes
+// 0x7F/0xFF excepted (they decode to +-480). An arithmetic shift by 4 puts the sign
+// in bit 31 and exponent+mantissa in bits 27..20. Use it only where a NaN code
+// cannot change the result: kFp8E4M3 rows holding a NaN code have a NaN scale
+// (kernels/cpu/kv_quant.h), which the caller multiplies in.
+__host__ __device__ __forceinline__ float KvE4M3TopToF32NoNaN(uint32_t top) {
+  const uint32_t bits = static_cast<uint32_t>(static_cast<int32_t>(top) >> 4) & 0x87F00000u;
+  return KvBitsToF32(bits) * 1.329227995784916e+36f;  // 2^120
 }
+
+// The same with the NaN codes decoded to NaN: equal in value to KvE4M3ToF32.
+__host__ __device__ __forceinline__ float KvE4M3TopToF32(uint32_t top) {
+  const float v = KvE4M3TopToF32NoNaN(top);
+  return (top & 0x7F000000u) == 0x7F000000u ? KvBitsToF32(0x7FC00000u) : v;
+}
+
+__host__ __device__ __forceinline__ float KvE4M3ToF32Fast(uint32_t c) { return KvE4M3TopToF32(c << 24); }
 
 // KvDtypeBytes as a constant expression for templates and device code.
 __host__ __device__ constexpr int KvDtypeBytesConst(KvDtype d) {

@@ -8,7 +8,7 @@ namespace {
 
 template <KvDtype kDtype>
 absl::Status RunMain(const DecodeAttentionParams& p, const DecodeAttentionPlan& plan) {
-  return DispatchDecodeAttentionHeads<kDtype>(plan.heads_per_cta, [&](auto kernel) {
+  return DispatchDecodeAttention<kDtype>(plan, [&](auto kernel) {
     return cuda_host::HostLaunch(plan.main.grid, plan.main.block, plan.main.dynamic_shared_bytes,
                                  [&] { kernel(p); });
   });

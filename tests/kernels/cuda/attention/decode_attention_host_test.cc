@@ -143,6 +143,9 @@ TEST(DecodeAttentionHost, SplitAndUnsplitAgreeAcrossShapes) {
   CheckAttention({KvDtype::kF16, 6, 2, 64, 40}, MixedBatch());
   CheckAttention({KvDtype::kInt8, 12, 1, 64, 0}, MixedBatch());
   CheckAttention({KvDtype::kF32, 4, 1, 8, 24}, MixedBatch(), 5);
+  // 32 lanes per KV token (head_dim > 128), some idle: 8 heads per CTA, and 1.
+  CheckAttention({KvDtype::kFp8E4M3Unscaled, 16, 2, 256, 64}, MixedBatch());
+  CheckAttention({KvDtype::kF16, 3, 3, 160, 0}, MixedBatch());
 }
 
 TEST(DecodeAttentionHost, LongContextCrossesSoftmaxChunks) {

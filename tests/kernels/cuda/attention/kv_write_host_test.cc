@@ -16,6 +16,7 @@
 #include "kernels/cpu/float16.h"
 #include "kernels/cpu/kv_quant.h"
 #include "kernels/cpu/paged_attention.h"
+#include "kernels/cuda/attention/decode_attention_kernel.cuh"
 #include "kernels/cuda/attention/host/host_ops.h"
 #include "kernels/cuda/attention/kv_codec.cuh"
 #include "tests/kernels/cuda/attention/attention_test_util.h"
@@ -56,6 +57,37 @@ TEST(KvCodec, FastE4M3DecodeMatchesExactForEveryCode) {
       ASSERT_EQ(Bits(got), Bits(want)) << c;
     }
   }
+}
+
+// The attention loads' 8-element decode (fast path plus the NaN fix-up for fp8)
+// against the exact per-element decode, on random words with NaN codes mixed in.
+template <KvDtype kDtype>
+void CheckDecode8() {
+  std::mt19937 rng(11);
+  for (int trial = 0; trial < 20000; ++trial) {
+    KvRaw8<kDtype> r;
+    for (uint32_t& w : r.w) w = rng();
+    if (trial % 3 == 0) r.w[0] = (r.w[0] & 0xFFFF00FFu) | ((trial % 2 ? 0x7Fu : 0xFFu) << 8);
+    float x[8];
+    KvDecode8<kDtype>(r, x);
+    for (int e = 0; e < 8; ++e) {
+      const float want = KvLoadElement(r.w, kDtype, e);
+      if (std::isnan(want)) {
+        ASSERT_TRUE(std::isnan(x[e])) << KvDtypeName(kDtype) << " trial " << trial << " e " << e;
+      } else {
+        ASSERT_EQ(Bits(x[e]), Bits(want)) << KvDtypeName(kDtype) << " trial " << trial << " e " << e;
+      }
+    }
+  }
+}
+
+TEST(KvCodec, Decode8MatchesExactForEveryDtype) {
+  CheckDecode8<KvDtype::kF32>();
+  CheckDecode8<KvDtype::kF16>();
+  CheckDecode8<KvDtype::kBF16>();
+  CheckDecode8<KvDtype::kFp8E4M3>();
+  CheckDecode8<KvDtype::kFp8E4M3Unscaled>();
+  CheckDecode8<KvDtype::kInt8>();
 }
 
 TEST(KvCodec, F16EncodeMatchesCpu) {
