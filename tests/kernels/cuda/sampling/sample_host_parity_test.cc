@@ -97,6 +97,20 @@ TEST(CudaSampleHostParity, LargeVocabCombined) {
   CheckRows(RandomLogits(knobs.size() * vocab, 8, 2.0f), vocab, knobs, 80, RunOnHarness);
 }
 
+TEST(CudaSampleHostParity, FlatAndWideDistributions) {
+  // Flat logits put the top_k / top_p / draw crossings mid-way down the ranks, wide
+  // ones spread the values over many exponents: both make the first radix level's
+  // bin choice matter (with peaked logits the top bin nearly always wins).
+  const int32_t vocab = 1001;
+  const std::vector<RowKnobs> mix = {{1.0f, 300}, {1.0f, 600}, {4.0f, 0, 0.5f}, {1.0f, 0, 0.7f},
+                                     {2.0f, 0, 0.9f}, {3.0f, 700, 0.8f}};
+  const auto knobs = Repeat(mix, 3);
+  for (float scale : {0.3f, 12.0f}) {
+    SCOPED_TRACE(scale);
+    CheckRows(RandomLogits(knobs.size() * vocab, 15, scale), vocab, knobs, 150, RunOnHarness);
+  }
+}
+
 TEST(CudaSampleHostParity, TiesResolveByLowestId) {
   // Logits on a coarse grid: top_k and top_p cut through runs of equal values.
   const int32_t vocab = 1001;
