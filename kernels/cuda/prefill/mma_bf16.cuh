@@ -1,5 +1,6 @@
-// One warp-wide tensor-core step, D[16x8] += A[16x16] * B[16x8] (bf16 in, f32
-// accumulate): PTX mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 on sm_80+,
+// Warp-level tensor-core building blocks (mma.sync, ldmatrix, cp.async) with host
+// harness emulations. One warp-wide tensor-core step, D[16x8] += A[16x16] * B[16x8]
+// (bf16 in, f32 accumulate): PTX mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 on sm_80+,
 // and on the host harness an emulation that runs the SAME fragment layout.
 //
 // Fragment layouts (PTX ISA, "Matrix Fragments for mma.m16n8k16" with .bf16), for
@@ -22,7 +23,9 @@
 // meets, every lane computes its own C elements (exact bf16 products, f32 sums in k
 // order) and the warp meets again. So the kernel code path, and the lane/register
 // ownership it relies on, is the same on both; only the summation order of the 16
-// products may differ from the hardware.
+// products may differ from the hardware. ldmatrix.x4.trans is emulated the same way
+// (an exchange of the lanes' row addresses); cp.async is a plain copy on the harness,
+// so the harness checks what is copied where, not the commit/wait placement.
 #pragma once
 
 #include <cstdint>
@@ -111,6 +114,63 @@ __device__ __forceinline__ void Mma16816(float (&d)[4], const uint32_t (&a)[4], 
   }
   __syncwarp();  // the scratch is reused by the next call
   for (int i = 0; i < 4; ++i) d[i] = out[i];
+#endif
+}
+
+// ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16: four 8x8 b16 matrices from shared
+// memory, lane 8 * i + j giving the address of row j of matrix i (16 contiguous
+// bytes, 16-byte aligned). With .trans, register i of lane t holds the elements
+// (row 2 * (t % 4) + e, col t / 4), e = 0 (low half) and 1 (high half), of matrix i:
+// for a row-major [k][n] matrix that is exactly the B fragment of MmaBRow/MmaBCol
+// (tested on the host). The harness emulates it through a per-warp address exchange.
+__host__ __device__ __forceinline__ constexpr int LdmTransRow(int lane, int e) { return 2 * (lane & 3) + e; }
+__host__ __device__ __forceinline__ constexpr int LdmTransCol(int lane, int /*e*/) { return lane >> 2; }
+
+__device__ __forceinline__ void LdMatrixX4Trans(uint32_t (&r)[4], const uint16_t* row_addr) {
+#if defined(__CUDA_ARCH__)
+  const uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(row_addr));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+#elif !defined(__CUDACC__)
+  __shared__ const uint16_t* rows_s[32][32];
+  const uint3 t = threadIdx;
+  const dim3 bd = blockDim;
+  const int linear = static_cast<int>(t.x + t.y * bd.x + t.z * bd.x * bd.y);
+  const int warp = linear / 32, lane = linear % 32;
+  rows_s[warp][lane] = row_addr;
+  __syncwarp();
+  for (int i = 0; i < 4; ++i) {
+    const uint16_t lo = rows_s[warp][8 * i + LdmTransRow(lane, 0)][LdmTransCol(lane, 0)];
+    const uint16_t hi = rows_s[warp][8 * i + LdmTransRow(lane, 1)][LdmTransCol(lane, 1)];
+    r[i] = static_cast<uint32_t>(lo) | (static_cast<uint32_t>(hi) << 16);
+  }
+  __syncwarp();  // the address slots are reused by the next call
+#endif
+}
+
+// 16-byte global -> shared copy, asynchronous on sm_80+ (cp.async.cg: bypasses L1),
+// a plain copy on the harness. Both pointers 16-byte aligned. Visible to the block
+// after CpAsyncWait<n>() (this thread's groups) and a __syncthreads().
+__device__ __forceinline__ void CpAsync16(void* smem_dst, const void* gmem_src) {
+#if defined(__CUDA_ARCH__)
+  const uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(smem_dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(a), "l"(gmem_src));
+#elif !defined(__CUDACC__)
+  __builtin_memcpy(smem_dst, gmem_src, 16);
+#endif
+}
+// Closes the group of this thread's cp.async issued since the last commit.
+__device__ __forceinline__ void CpAsyncCommit() {
+#if defined(__CUDA_ARCH__)
+  asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+// Waits until at most `kPending` of this thread's committed groups are in flight.
+template <int kPending>
+__device__ __forceinline__ void CpAsyncWait() {
+#if defined(__CUDA_ARCH__)
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
 #endif
 }
 

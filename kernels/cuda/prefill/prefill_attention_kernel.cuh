@@ -3,23 +3,26 @@
 // each owning 2 m16 row tiles (32 rows), so every K/V fragment read from shared
 // memory feeds two MMAs. See prefill_attention_params.h for the batch layout.
 //
-//   for each K/V tile of BN keys (64 at head_dim 64, 32 at 128) up to the causal bound
-//   of the CTA's last row:
-//     gather K (row-major) and V (transposed) rows from the paged blocks into shared
-//     memory as bf16 (decoded by kv_codec.cuh, row scale applied; BF16 is a raw copy)
+//   gather K/V tile 0
+//   for each K/V tile kt of BN keys (64 at head_dim 64, 32 at 128) up to the causal
+//   bound of the CTA's last row:
+//     start gathering tile kt + 1 into the other buffer (BF16: cp.async, in flight
+//     during this tile's math; other dtypes: decoded to bf16 by kv_codec.cuh, row
+//     scale applied, stored synchronously)
 //     S = Q K^T on tensor cores (Q as bf16 A fragments, kept in registers)
 //     mask keys > the row's position (only tiles reaching past the CTA's first row),
 //     online softmax in f32 in the log2 domain (running max m, sum l, O *= exp2(m_old - m_new))
-//     O += P V on tensor cores (P re-used from the S accumulators as bf16 A fragments)
+//     O += P V on tensor cores (P re-used from the S accumulators as bf16 A fragments,
+//     V fragments by ldmatrix.trans)
 //   out = O / l
 //
-//   shared memory (bf16, rows padded by 8 elements so the fragment loads of the
-//   32 lanes hit 32 different banks), single-buffered, ~18.5 KiB:
-//     k_s [BN][head_dim + 8]     key j, dim d
-//     vt_s[head_dim][BN + 8]     dim d, key j (transposed: a B-fragment pair is one word)
+//   shared memory (bf16, rows padded by 8 elements so fragment loads and ldmatrix rows
+//   of a warp hit distinct banks), double-buffered, 34-36 KiB:
+//     k_s[2][BN][head_dim + 8]     key j, dim d
+//     v_s[2][BN][head_dim + 8]     key j, dim d
 //
-// Registers (ptxas -v, sm_90a, BF16): 255 at head_dim 128 with ~230 bytes of spill
-// loads (where they land is not inspected: no cuobjdump here), 255 at 64 without
+// Registers (ptxas -v, sm_90a, BF16): 255 at head_dim 128 with ~128 bytes of spill
+// loads (where they land is not inspected: no cuobjdump here), ~252 at 64 without
 // spills; so 2 CTAs (8 warps) per SM.
 #pragma once
 
@@ -140,11 +143,10 @@ __global__ void __launch_bounds__(kPrefillThreads) PrefillAttentionKernel(Prefil
   constexpr int BN = kPrefillBlockN<D>;
   static_assert(D % 16 == 0 && BN % 16 == 0 && kPrefillBlockM == 4 * MT * 16 && kPrefillThreads == 128,
                 "4 warps x MT x 16 rows");
-  constexpr int KS = D + 8;   // k_s row stride (bf16 elements)
-  constexpr int VS = BN + 8;  // vt_s row stride
+  constexpr int KS = D + 8;  // k_s / v_s row stride (bf16 elements; 16-byte multiple)
   constexpr float kLog2e = 1.4426950408889634f;
-  __align__(16) __shared__ uint16_t k_s[BN * KS];
-  __align__(16) __shared__ uint16_t vt_s[D * VS];
+  __align__(16) __shared__ uint16_t k_s[2][BN * KS];  // double-buffered: tile kt in [kt & 1]
+  __align__(16) __shared__ uint16_t v_s[2][BN * KS];
 
   const PagedKvView& kv = p.kv;
   const int32_t group = p.n_heads / kv.n_kv_heads;
@@ -227,42 +229,60 @@ __global__ void __launch_bounds__(kPrefillThreads) PrefillAttentionKernel(Prefil
   const float scale_log2 = p.scale * kLog2e;
   const int n_ktiles = (n_keys + BN - 1) / BN;
 
-  for (int kt = 0; kt < n_ktiles; ++kt) {
-    const int32_t k0 = kt * BN;
-    __syncthreads();  // the previous tile's fragment loads are done
-    // Thread t gathers key row t % BN (block lookup once per tile), chunks of 8 dims
-    // from t / BN on: the 32 lanes of a warp write 32 consecutive keys of one vt_s row
-    // (no bank conflicts) and 32 k_s rows 4 banks apart.
-    static_assert(kPrefillThreads % BN == 0, "each thread keeps one key row");
-    {
-      const int r = static_cast<int>(threadIdx.x) % BN;
-      const int32_t key = k0 + r;
-      int64_t base = -1;  // flat pool index of the row, -1: zeros
-      float ksc = 1.0f, vsc = 1.0f;
-      if (key < n_keys && !table_short) {
-        const int32_t block = table[key / kv.block_size];
-        if (block > 0 && block < kv.num_blocks) {
-          const int64_t slot = key % kv.block_size;
-          base = ((static_cast<int64_t>(block) * kv.n_kv_heads + kvh) * kv.block_size + slot) * D;
-          ksc = KvRowScale(kv, kv.k_scale, block, kvh, slot);
-          vsc = KvRowScale(kv, kv.v_scale, block, kvh, slot);
-        } else if (threadIdx.x < BN && p.bad_blocks) {
-          atomicAdd(p.bad_blocks, 1);
-        }
-      }
-      STRATA_PREFILL_UNROLL
-      for (int d0 = (static_cast<int>(threadIdx.x) / BN) * 8; d0 < D; d0 += (kPrefillThreads / BN) * 8) {
-        uint16_t kb[8] = {0, 0, 0, 0, 0, 0, 0, 0}, vb[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        if (base >= 0) {
-          PrefillLoadChunk<DT>(kv.k, base + d0, ksc, kb);
-          PrefillLoadChunk<DT>(kv.v, base + d0, vsc, vb);
-        }
-        PrefillStore8(&k_s[r * KS + d0], kb);
-        STRATA_PREFILL_UNROLL
-        for (int e = 0; e < 8; ++e) vt_s[(d0 + e) * VS + r] = vb[e];
+  // Gathers K/V tile `kt` into buffer `buf`: thread t takes key row t % BN (one block
+  // lookup) and its chunks of 8 dims from t / BN on, so the 32 lanes of a warp write
+  // 32 rows 4 banks apart. BF16 rows are copied as they are with cp.async (in flight
+  // while the previous tile is computed); the other dtypes are decoded to bf16 here.
+  static_assert(kPrefillThreads % BN == 0, "each thread keeps one key row");
+  auto load_tile = [&](int kt, int buf) {
+    const int r = static_cast<int>(threadIdx.x) % BN;
+    const int32_t key = kt * BN + r;
+    int64_t base = -1;  // flat pool index of the row, -1: zeros
+    float ksc = 1.0f, vsc = 1.0f;
+    if (key < n_keys && !table_short) {
+      const int32_t block = table[key / kv.block_size];
+      if (block > 0 && block < kv.num_blocks) {
+        const int64_t slot = key % kv.block_size;
+        base = ((static_cast<int64_t>(block) * kv.n_kv_heads + kvh) * kv.block_size + slot) * D;
+        ksc = KvRowScale(kv, kv.k_scale, block, kvh, slot);
+        vsc = KvRowScale(kv, kv.v_scale, block, kvh, slot);
+      } else if (threadIdx.x < BN && p.bad_blocks) {
+        atomicAdd(p.bad_blocks, 1);
       }
     }
-    __syncthreads();
+    STRATA_PREFILL_UNROLL
+    for (int d0 = (static_cast<int>(threadIdx.x) / BN) * 8; d0 < D; d0 += (kPrefillThreads / BN) * 8) {
+      uint16_t* kd = &k_s[buf][r * KS + d0];
+      uint16_t* vd = &v_s[buf][r * KS + d0];
+      if constexpr (DT == KvDtype::kBF16) {
+        if (base >= 0) {
+          CpAsync16(kd, static_cast<const uint16_t*>(kv.k) + base + d0);
+          CpAsync16(vd, static_cast<const uint16_t*>(kv.v) + base + d0);
+          continue;
+        }
+      }
+      uint16_t kb[8] = {0, 0, 0, 0, 0, 0, 0, 0}, vb[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      if (base >= 0) {
+        PrefillLoadChunk<DT>(kv.k, base + d0, ksc, kb);
+        PrefillLoadChunk<DT>(kv.v, base + d0, vsc, vb);
+      }
+      PrefillStore8(kd, kb);
+      PrefillStore8(vd, vb);
+    }
+  };
+
+  load_tile(0, 0);
+  CpAsyncCommit();
+  for (int kt = 0; kt < n_ktiles; ++kt) {
+    const int32_t k0 = kt * BN;
+    const int buf = kt & 1;
+    // Tile kt + 1 goes into the other buffer, last read in iteration kt - 1 (whose
+    // closing barrier every thread has passed). One group per iteration, even empty,
+    // so "all but the newest group" is always tile kt.
+    if (kt + 1 < n_ktiles) load_tile(kt + 1, buf ^ 1);
+    CpAsyncCommit();
+    CpAsyncWait<1>();
+    __syncthreads();  // tile kt is in k_s[buf] / v_s[buf] for every thread
 
     // S = Q K^T: B[k][n] = K[key n][dim k], a bf16 pair along the key's row; each B
     // fragment serves the warp's MT m16 tiles.
@@ -280,7 +300,7 @@ __global__ void __launch_bounds__(kPrefillThreads) PrefillAttentionKernel(Prefil
         STRATA_PREFILL_UNROLL
         for (int r = 0; r < 2; ++r) {
           const int key = nb * 8 + MmaBCol(lane, 2 * r), dim = kk * 16 + MmaBRow(lane, 2 * r);
-          b[r] = PrefillLoadPair(&k_s[key * KS + dim]);
+          b[r] = PrefillLoadPair(&k_s[buf][key * KS + dim]);
         }
         STRATA_PREFILL_UNROLL
         for (int mt = 0; mt < MT; ++mt) Mma16816(sc[mt][nb], qa[mt][kk], b);
@@ -332,8 +352,10 @@ __global__ void __launch_bounds__(kPrefillThreads) PrefillAttentionKernel(Prefil
       }
     }
 
-    // O += P V: A = P (from the S accumulators of blocks 2kk, 2kk+1),
-    // B[k][n] = V[key k][dim n] = vt_s[dim n][key k], a pair along vt_s's row.
+    // O += P V: A = P (from the S accumulators of blocks 2kk, 2kk+1); B[k][n] =
+    // V[key k][dim n] by ldmatrix.trans from row-major v_s, two n8 blocks per call:
+    // lanes 0-7 / 8-15 / 16-23 / 24-31 address keys 0-7 / 8-15 / 0-7 / 8-15 of the
+    // k16 step at dims +0 / +0 / +8 / +8, giving b[0..1] of block 2j, b[0..1] of 2j+1.
     STRATA_PREFILL_UNROLL
     for (int kk = 0; kk < BN / 16; ++kk) {
       uint32_t pa[MT][4];
@@ -345,18 +367,20 @@ __global__ void __launch_bounds__(kPrefillThreads) PrefillAttentionKernel(Prefil
                                  sc[mt][2 * kk + MmaAFromCBlock(2 * r + 1)][MmaAFromCElem(2 * r + 1)]);
         }
       }
+      const int key = kk * 16 + (lane & 7) + 8 * ((lane >> 3) & 1);
       STRATA_PREFILL_UNROLL
-      for (int nb = 0; nb < D / 8; ++nb) {
-        uint32_t b[2];
+      for (int nb2 = 0; nb2 < D / 16; ++nb2) {
+        uint32_t r4[4];
+        LdMatrixX4Trans(r4, &v_s[buf][key * KS + nb2 * 16 + 8 * (lane >> 4)]);
+        const uint32_t b_lo[2] = {r4[0], r4[1]}, b_hi[2] = {r4[2], r4[3]};
         STRATA_PREFILL_UNROLL
-        for (int r = 0; r < 2; ++r) {
-          const int dim = nb * 8 + MmaBCol(lane, 2 * r), key = kk * 16 + MmaBRow(lane, 2 * r);
-          b[r] = PrefillLoadPair(&vt_s[dim * VS + key]);
+        for (int mt = 0; mt < MT; ++mt) {
+          Mma16816(o[mt][2 * nb2], pa[mt], b_lo);
+          Mma16816(o[mt][2 * nb2 + 1], pa[mt], b_hi);
         }
-        STRATA_PREFILL_UNROLL
-        for (int mt = 0; mt < MT; ++mt) Mma16816(o[mt][nb], pa[mt], b);
       }
     }
+    __syncthreads();  // buffer `buf` is refilled in iteration kt + 1
   }
 
   STRATA_PREFILL_UNROLL

@@ -130,6 +130,44 @@ TEST(PrefillMmaLayout, EmulatedMmaComputesTheProduct) {
   }
 }
 
+// ldmatrix .trans (PTX ISA "ldmatrix": without .trans lane t receives row t / 4,
+// columns 2 * (t % 4) + {0, 1}; .trans delivers the transpose) of a row-major
+// [k][n] 8x8 matrix gives the B fragment's elements b0, b1 (and of keys 8..15, b2, b3).
+TEST(PrefillMmaLayout, LdMatrixTransGivesTheBFragment) {
+  for (int lane = 0; lane < 32; ++lane) {
+    for (int e = 0; e < 2; ++e) {
+      EXPECT_EQ(LdmTransRow(lane, e), MmaBRow(lane, e));
+      EXPECT_EQ(LdmTransRow(lane, e) + 8, MmaBRow(lane, 2 + e));
+      EXPECT_EQ(LdmTransCol(lane, e), MmaBCol(lane, e));
+      EXPECT_EQ(LdmTransRow(lane, e), 2 * (lane % 4) + e);  // transposed: row t / 4 of the
+      EXPECT_EQ(LdmTransCol(lane, e), lane / 4);            // loaded matrix is column t / 4
+    }
+  }
+}
+
+// The harness emulation of ldmatrix.x4.trans: 4 matrices in a padded row-major buffer,
+// lane 8i+j pointing at row j of matrix i.
+TEST(PrefillMmaLayout, EmulatedLdMatrixX4Trans) {
+  constexpr int kStride = 24;  // elements per row (16-byte multiple)
+  std::vector<uint16_t> mem(32 * kStride);
+  for (size_t i = 0; i < mem.size(); ++i) mem[i] = static_cast<uint16_t>(i * 7 + 3);
+  std::vector<uint32_t> got(32 * 4, 0xFFFFFFFFu);
+  auto body = [&] {
+    const int lane = static_cast<int>(threadIdx.x);
+    uint32_t r[4];
+    LdMatrixX4Trans(r, &mem[lane * kStride + 8]);  // matrix i = rows 8i..8i+7, cols 8..15
+    for (int i = 0; i < 4; ++i) got[lane * 4 + i] = r[i];
+  };
+  ASSERT_TRUE(cuda_host::HostLaunch(dim3(1), dim3(32), 0, body).ok());
+  for (int lane = 0; lane < 32; ++lane) {
+    for (int i = 0; i < 4; ++i) {
+      const int col = 8 + lane / 4, row0 = 8 * i + 2 * (lane % 4);
+      const uint32_t want = mem[row0 * kStride + col] | (static_cast<uint32_t>(mem[(row0 + 1) * kStride + col]) << 16);
+      EXPECT_EQ(got[lane * 4 + i], want) << lane << " " << i;
+    }
+  }
+}
+
 TEST(PrefillPlan, RangesAndTilePrefixSum) {
   // seq 0: 4 rows at 5..8, seq 1: none, seq 2: 1 row at 3, seq 3: 40 rows at 0..39.
   std::vector<int32_t> seq = {0, 0, 0, 0, 2}, pos = {5, 6, 7, 8, 3};
