@@ -220,7 +220,8 @@ __global__ void __launch_bounds__(kDecodeThreads) DecodeAttentionKernel(DecodeAt
   // Logits [kHeads][kDecodeChunk] during the walk; then [kGroups][kHeads][head_dim]
   // accumulators (kGroups * head_dim <= 128 * 8 = 1024).
   constexpr int kSharedFloats = kHeads * 1024 > kHeads * kDecodeChunk ? kHeads * 1024 : kHeads * kDecodeChunk;
-  __shared__ float s_buf[kSharedFloats];
+  __shared__ float4 s_buf4[kSharedFloats / 4];  // float4: 16-byte aligned for the PV loads
+  float* s_buf = reinterpret_cast<float*>(s_buf4);
   __shared__ float s_m[kHeads], s_l[kHeads], s_alpha[kHeads];
   __shared__ int64_t s_row[kDecodeChunk];
   __shared__ int s_bad;
@@ -298,7 +299,7 @@ STRATA_ATTN_UNROLL
     }
   }
 
-  float* logits = s_buf;  // [kHeads][kDecodeChunk]
+  float* logits = s_buf;  // [kDecodeChunk][kHeads]: PV reads a token's kHeads weights at once
   for (int64_t c0 = begin; c0 < end; c0 += kDecodeChunk) {
     const int n = static_cast<int>(end - c0 < kDecodeChunk ? end - c0 : kDecodeChunk);
     // Row index (scale index; element offset / head_dim) of each position of the
@@ -341,7 +342,7 @@ STRATA_ATTN_UNROLL
         const int j = j0 + (v / kHeads) * kGroups + gi;
         if (qk_writer && j < n && g < gc) {
           const float rs = kScaled ? kv.k_scale[s_row[j]] : 1.0f;
-          logits[g * kDecodeChunk + j] = a[i] * p.scale * rs;
+          logits[j * kHeads + g] = a[i] * p.scale * rs;
         }
       }
     }
@@ -350,14 +351,14 @@ STRATA_ATTN_UNROLL
     const int lane = tid % 32;
     for (int g = tid / 32; g < gc; g += kDecodeThreads / 32) {
       float mx = -INFINITY;
-      for (int j = lane; j < n; j += 32) mx = fmaxf(mx, logits[g * kDecodeChunk + j]);
+      for (int j = lane; j < n; j += 32) mx = fmaxf(mx, logits[j * kHeads + g]);
       for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
       const float m_old = s_m[g];
       const float m_new = fmaxf(m_old, mx);
       float sum = 0.0f;
       for (int j = lane; j < n; j += 32) {
-        const float e = expf(logits[g * kDecodeChunk + j] - m_new);
-        logits[g * kDecodeChunk + j] = e;
+        const float e = expf(logits[j * kHeads + g] - m_new);
+        logits[j * kHeads + g] = e;
         sum += e;
       }
       for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
@@ -392,12 +393,25 @@ STRATA_ATTN_UNROLL
           const float rs = kScaled ? kv.v_scale[s_row[j]] : 1.0f;
           float x[8];
           KvDecode8<kDtype>(raw[u], x);
+          float w[kHeads];  // heads >= gc have stale weights; their acc is never read
+          if constexpr (kHeads >= 4) {
+STRATA_ATTN_UNROLL
+            for (int g = 0; g < kHeads; g += 4) {
+              const float4 w4 = *reinterpret_cast<const float4*>(logits + j * kHeads + g);
+              w[g] = w4.x;
+              w[g + 1] = w4.y;
+              w[g + 2] = w4.z;
+              w[g + 3] = w4.w;
+            }
+          } else {
+STRATA_ATTN_UNROLL
+            for (int g = 0; g < kHeads; ++g) w[g] = logits[j * kHeads + g];
+          }
 STRATA_ATTN_UNROLL
           for (int g = 0; g < kHeads; ++g) {
-            if (g >= gc) continue;
-            const float w = logits[g * kDecodeChunk + j] * rs;
+            const float wg = w[g] * rs;
 STRATA_ATTN_UNROLL
-            for (int e = 0; e < 8; ++e) acc[g][e] += w * x[e];
+            for (int e = 0; e < 8; ++e) acc[g][e] += wg * x[e];
           }
         }
       }
