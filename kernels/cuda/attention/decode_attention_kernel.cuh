@@ -5,40 +5,50 @@
 //
 //   grid.x = tokens   grid.y = n_kv_heads * head_chunks   grid.z = partitions
 //
-// A CTA serves kHeads query heads of one GQA group (all of them when the group has
-// <= 8 heads), so each K/V element it loads is used kHeads times. Lanes cover
-// head_dim in slices of 8 elements (one 16-byte load for f16/bf16, 8 bytes for
-// fp8/int8, 32 bytes for f32): L = pow2ceil(head_dim / 8) lanes per KV token, so the
-// CTA works on 128 / L tokens at once (head_dim 128: L = 16, 8 tokens per step, a
-// half-warp reads one 256-byte K row, coalesced):
+// A CTA serves kHeads query heads of one GQA group (1, 2, 4 or 8; a larger group
+// runs in head chunks), so each K/V element it loads is used kHeads times. Lanes
+// cover head_dim in slices of 8 elements (one 16-byte load for f16/bf16, 8 bytes for
+// fp8/int8, 32 bytes for f32): kLanes = 8, 16 or 32 lanes per KV token (head_dim
+// <= 64, <= 128, <= 256; lanes past head_dim idle), so the CTA works on 128 / kLanes
+// tokens at once (head_dim 128: 16 lanes, 8 tokens, a half-warp reads one 256-byte
+// K row, coalesced):
 //
-//   lane:   0        1        ...  15     | 16  ...  31
+//   lane:   0        1        ...  15      | 16  ...  31
 //   dims:   0..7     8..15    ...  120..127| 0..7 ... 120..127
 //   token:  j                              | j + 1
 //
-// The CTA walks its positions [begin, end) in chunks of kDecodeChunk:
-//   1. QK: per lane 8 decoded K values x kHeads q slices (registers), reduced over
-//      the L lanes with xor shuffles; logits (times scale and the row scale) go to
-//      shared memory.
+// The CTA walks its positions [begin, end) in chunks of kDecodeChunk (256):
+//   0. Row index of every position of the chunk (one block-table lookup each) into
+//      shared memory, shared by K, V and the scales.
+//   1. QK: each lane group loads kT tokens (4; 2 with 8 heads) before use, makes
+//      kT x kHeads partial dots from 8 decoded K values and the q slices in
+//      registers, and sums them over its lanes with a reduce-scatter (about one
+//      shuffle per dot, ReduceScatterLanes); logits times scale and row scale go to
+//      shared memory, token-major [chunk][kHeads].
 //   2. Online softmax per head (one warp per head): chunk max, running max m,
 //      rescale factor alpha = exp(m_old - m_new), p = exp(logit - m), running sum l.
-//   3. PV: acc[kHeads][8] per lane in registers, rescaled by alpha, += p * V.
-// At the end the 128 / L token groups' accumulators are summed through shared
-// memory; without a split the CTA writes out = acc / l, with one it writes
-// (m, l, acc) to the workspace and DecodeAttentionReduceKernel merges partitions:
+//   3. PV: acc[kHeads][8] per lane in registers, rescaled by alpha, += p * V (a
+//      token's kHeads weights in one 16-byte shared load).
+// At the end the token groups' accumulators are summed through shared memory;
+// without a split the CTA writes out = acc / l, with one it writes (m, l, acc) to
+// the workspace and DecodeAttentionReduceKernel merges partitions:
 //   out = sum_p exp(m_p - M) acc_p / sum_p exp(m_p - M) l_p,  M = max_p m_p.
 //
 // Scaled dtypes (fp8, int8) fold the row scale into the logit / the weight p, so the
 // inner loops work on raw codes. Softmax uses expf (not __expf) to stay close to the
 // CPU reference's std::exp.
 //
-// Tuning notes (not measured on a GPU here): kDecodeUnroll tokens per group are
-// loaded before use to keep several 16-byte loads in flight per lane; the QK shuffle
-// reduction costs log2(L) shuffles per head per token, fine for kHeads <= 8 at
-// head_dim 128. Candidates if the bench shows a gap to copy bandwidth: cp.async /
-// TMA double buffering of K/V tiles into shared memory (not harness-checkable),
-// hardware cvt for fp8 (cvt.rn.f16x2.e4m3x2 on sm_89+), a larger partition for short
-// batches, or a persistent grid.
+// Tuning notes (ptxas, sm_90a; not measured on a GPU here): kHeads 4 uses ~110-120
+// registers, no spills, 18 KiB static shared: 4 CTAs (16 warps) per SM; kHeads 8
+// ~205 registers: 2 CTAs per SM (a __launch_bounds__ min-blocks of 3 is the first
+// thing to try for GQA 8). Per lane kT loads are in flight in each phase: 64 bytes
+// for bf16, 32 for fp8; fp8 may want kT = 8 (more bytes in flight) if the bench is
+// latency-bound. fp8 costs ~4 ALU ops per element to decode (KvDecode8) plus kHeads
+// FMAs per element per phase, so fp8 with GQA 4 is near the FP32 issue limit at
+// full HBM bandwidth; the next step there is tensor cores (mma.sync m16n8k16 with
+// e4m3 -> f16 cvt, exact) for QK and PV, which the host harness cannot run (device
+// parity tests only). Also: cp.async/TMA double buffering of K/V tiles, a
+// persistent grid for short batches.
 #pragma once
 
 #include <cstddef>
