@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 
 namespace strata {
 
@@ -19,7 +20,7 @@ int64_t KvCache::BytesPerBlock(const KvCacheConfig& c) {
   return 2 * c.n_layers * (one.data + one.scales);
 }
 
-absl::StatusOr<std::unique_ptr<KvCache>> KvCache::Create(const KvCacheConfig& c) {
+absl::StatusOr<std::unique_ptr<KvCache>> KvCache::Plan(const KvCacheConfig& c) {
   if (c.n_layers <= 0 || c.n_kv_heads <= 0 || c.head_dim <= 0 || c.block_size <= 0 ||
       c.block_size > 1024) {
     return absl::InvalidArgumentError("KV cache: bad shape or block size (1..1024)");
@@ -44,16 +45,35 @@ absl::StatusOr<std::unique_ptr<KvCache>> KvCache::Create(const KvCacheConfig& c)
   if (per_layer > std::numeric_limits<int64_t>::max() / c.n_layers - 64) {
     return absl::InvalidArgumentError("KV cache: size overflows");
   }
-  const int64_t total = per_layer * c.n_layers;
+  cache->total_bytes_ = per_layer * c.n_layers;
+  return cache;
+}
+
+absl::StatusOr<std::unique_ptr<KvCache>> KvCache::Create(const KvCacheConfig& c) {
+  ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache, Plan(c));
+  const int64_t total = cache->total_bytes_;
   try {
     cache->storage_.assign(static_cast<size_t>(total + 64), 0);
   } catch (const std::bad_alloc&) {
     return absl::ResourceExhaustedError(absl::StrCat("KV cache: cannot allocate ", total, " bytes"));
   }
-  cache->total_bytes_ = total;
   // 64-byte aligned base so every pool (all multiples of 64) is aligned too.
   const uintptr_t addr = reinterpret_cast<uintptr_t>(cache->storage_.data());
   cache->base_ = cache->storage_.data() + (64 - addr % 64) % 64;
+  return cache;
+}
+
+absl::StatusOr<std::unique_ptr<KvCache>> KvCache::Create(const KvCacheConfig& c, Backend* backend) {
+  if (backend == nullptr) return absl::InvalidArgumentError("KV cache: null backend");
+  ASSIGN_OR_RETURN(std::unique_ptr<KvCache> cache, Plan(c));
+  absl::StatusOr<DeviceBuffer> buf = backend->Allocate(cache->total_bytes_);
+  if (!buf.ok()) {
+    return absl::Status(buf.status().code(), absl::StrCat("KV cache: ", buf.status().message()));
+  }
+  cache->device_storage_ = std::move(*buf);
+  // Both backends align allocations to >= 64 bytes (cudaMalloc: 256).
+  cache->base_ = cache->device_storage_.as<uint8_t>();
+  RETURN_IF_ERROR(backend->FillZero(cache->base_, cache->total_bytes_));
   return cache;
 }
 

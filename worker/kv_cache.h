@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "kernels/paged_kv_view.h"
+#include "worker/backend/backend.h"
 
 namespace strata {
 
@@ -28,7 +29,11 @@ struct KvCacheConfig {
 
 class KvCache {
  public:
+  // In host memory.
   static absl::StatusOr<std::unique_ptr<KvCache>> Create(const KvCacheConfig& config);
+  // In `backend`'s memory (device memory for CudaBackend), zeroed; `backend`
+  // must outlive the cache.
+  static absl::StatusOr<std::unique_ptr<KvCache>> Create(const KvCacheConfig& config, Backend* backend);
 
   // Bytes one block takes across all layers, K and V, scales included (so a
   // byte budget gives fp8/int8 about twice the blocks of f16). 0 on overflow.
@@ -43,12 +48,15 @@ class KvCache {
 
  private:
   explicit KvCache(const KvCacheConfig& config) : config_(config) {}
+  // Checks `c` and computes the pool sizes; the caller provides the storage.
+  static absl::StatusOr<std::unique_ptr<KvCache>> Plan(const KvCacheConfig& c);
   KvCacheConfig config_;
   // Per layer: [K data][V data][K scales][V scales], each region padded to a
   // multiple of 64 bytes from a 64-byte aligned base_.
   int64_t pool_bytes_ = 0;        // one data pool (K or V of one layer)
   int64_t scale_pool_bytes_ = 0;  // one scale pool (0 for f16/f32)
-  std::vector<uint8_t> storage_;
+  std::vector<uint8_t> storage_;  // host memory, or
+  DeviceBuffer device_storage_;   // the backend's
   uint8_t* base_ = nullptr;
   int64_t total_bytes_ = 0;
 };

@@ -283,7 +283,7 @@ absl::Status StepExecutor::Reset() {
   kc.block_size = config_.block_size;
   kc.dtype = config_.kv_dtype;
   kc.num_blocks = kv_plan_.num_blocks;
-  ASSIGN_OR_RETURN(kv_, KvCache::Create(kc));
+  ASSIGN_OR_RETURN(kv_, KvCache::Create(kc, backend_.get()));
   return absl::OkStatus();
 }
 

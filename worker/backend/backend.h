@@ -113,6 +113,8 @@ class Backend {
   // RESOURCE_EXHAUSTED naming the size when the device has no room.
   virtual absl::StatusOr<DeviceBuffer> Allocate(int64_t bytes) = 0;
   virtual absl::Status CopyToDevice(void* dst, const void* host_src, int64_t bytes) = 0;
+  // dst[0, bytes) = 0.
+  virtual absl::Status FillZero(void* dst, int64_t bytes) = 0;
   // Waits for the ops enqueued before it.
   virtual absl::Status CopyToHost(void* host_dst, const void* src, int64_t bytes) = 0;
   virtual absl::Status Synchronize() = 0;

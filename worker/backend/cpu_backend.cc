@@ -44,6 +44,11 @@ absl::Status CpuBackend::CopyToDevice(void* dst, const void* host_src, int64_t b
   return absl::OkStatus();
 }
 
+absl::Status CpuBackend::FillZero(void* dst, int64_t bytes) {
+  if (bytes > 0) std::memset(dst, 0, static_cast<size_t>(bytes));
+  return absl::OkStatus();
+}
+
 absl::Status CpuBackend::CopyToHost(void* host_dst, const void* src, int64_t bytes) {
   if (bytes > 0 && host_dst != src) std::memmove(host_dst, src, static_cast<size_t>(bytes));
   return absl::OkStatus();

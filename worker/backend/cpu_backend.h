@@ -28,6 +28,7 @@ class CpuBackend final : public Backend {
   absl::StatusOr<DeviceBuffer> Allocate(int64_t bytes) override;
   absl::Status CopyToDevice(void* dst, const void* host_src, int64_t bytes) override;
   absl::Status CopyToHost(void* host_dst, const void* src, int64_t bytes) override;
+  absl::Status FillZero(void* dst, int64_t bytes) override;
   absl::Status Synchronize() override { return absl::OkStatus(); }
   absl::StatusOr<BackendWeights> PrepareWeights(const ModelWeights& weights) override;
 

@@ -109,6 +109,11 @@ absl::Status CudaBackend::CopyToDevice(void* dst, const void* host_src, int64_t 
               "cudaMemcpyAsync (to device)");
 }
 
+absl::Status CudaBackend::FillZero(void* dst, int64_t bytes) {
+  if (bytes <= 0) return absl::OkStatus();
+  return Cuda(cudaMemsetAsync(dst, 0, static_cast<size_t>(bytes), stream_), "cudaMemsetAsync");
+}
+
 absl::Status CudaBackend::CopyToHost(void* host_dst, const void* src, int64_t bytes) {
   if (bytes <= 0) return Synchronize();
   RETURN_IF_ERROR(Cuda(cudaMemcpyAsync(host_dst, src, static_cast<size_t>(bytes), cudaMemcpyDeviceToHost, stream_),
