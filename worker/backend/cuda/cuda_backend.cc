@@ -10,6 +10,7 @@
 #include "kernels/cpu/dequantize.h"
 #include "kernels/cpu/kv_quant.h"
 #include "kernels/cuda/cuda_status.h"
+#include "kernels/cuda/attention/launchers.h"
 #include "kernels/cuda/launchers.h"
 
 namespace strata {
@@ -230,8 +231,8 @@ absl::Status CudaBackend::SwiGlu(const SwiGluParams& p) {
 }
 
 absl::Status CudaBackend::KvWrite(const KvWriteParams& p) {
-  if (p.kv.dtype != KvDtype::kF16) return NotOnDeviceYet("KvWrite", KvDtypeName(p.kv.dtype));
-  cuda::KvWriteF16Params c;
+  // Every KvDtype (kernels/cuda/attention/kv_write*): codes and scales bit-exact with the CPU's.
+  cuda::KvWriteParams c;
   c.kv = p.kv;
   c.k = p.k;
   c.v = p.v;
@@ -240,7 +241,7 @@ absl::Status CudaBackend::KvWrite(const KvWriteParams& p) {
   c.tokens = p.tokens;
   c.token_seq = p.token_seq;
   c.positions = p.positions;
-  return Cuda(cuda::LaunchKvWriteF16(c, stream_), "KvWrite");
+  return Cuda(cuda::LaunchKvWrite(c, stream_), "KvWrite");
 }
 
 absl::Status CudaBackend::EmbeddingLookup(const EmbeddingLookupParams& p) {
@@ -250,7 +251,30 @@ absl::Status CudaBackend::MatMuls(absl::Span<const MatMulParams> p) {
   return NotOnDeviceYet("MatMuls", p.empty() ? "" : TensorTypeName(p[0].weight_type));
 }
 absl::Status CudaBackend::Attention(const PagedAttentionParams& p) {
-  return NotOnDeviceYet("Attention", KvDtypeName(p.kv.dtype));
+  // The paged decode kernel serves any mix of tokens (it attends token t to
+  // positions 0..positions[t] like the CPU op); the FlashAttention prefill
+  // kernel (kernels/cuda/prefill) is not routed here yet.
+  cuda::DecodeAttentionParams c;
+  c.kv = p.kv;
+  c.q = p.q;
+  c.q_stride = p.q_stride;
+  c.out = p.out;
+  c.tokens = p.tokens;
+  c.n_heads = p.n_heads;
+  c.token_seq = p.token_seq;
+  c.positions = p.positions;
+  c.scale = p.scale;
+  // Every valid position is below the block table's reach; positions are in
+  // device memory, so that bound sizes the split grid.
+  c.max_context = p.kv.max_blocks_per_seq * p.kv.block_size;
+  c.partition_tokens = 512;
+  const int64_t workspace = static_cast<int64_t>(cuda::DecodeAttentionWorkspaceBytes(c));
+  if (workspace > attention_workspace_.bytes()) {
+    attention_workspace_.Reset();
+    ASSIGN_OR_RETURN(attention_workspace_, Allocate(workspace));
+  }
+  c.workspace = attention_workspace_.data();
+  return Cuda(cuda::LaunchDecodeAttention(c, stream_), "Attention");
 }
 absl::Status CudaBackend::AddBias(float*, const float*, int64_t, int64_t) { return NotOnDeviceYet("AddBias"); }
 absl::Status CudaBackend::Add(float*, const float*, int64_t) { return NotOnDeviceYet("Add"); }

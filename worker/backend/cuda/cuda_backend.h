@@ -5,7 +5,9 @@
 // Weights (PrepareWeights): F16/BF16 matrices are uploaded as they are,
 // F32 matrices as BF16, and the GGUF quantised types (Q8_0, Q4_0, Q4_1, k-quants)
 // as BF16 rows dequantised on the host, so every matmul is a cuBLASLt GEMM;
-// norms, biases and RoPE frequencies stay f32. Activations are f32.
+// norms, biases and RoPE frequencies stay f32. Activations are f32. The KV
+// write (every KvDtype) and attention (the paged split-KV decode kernel) are
+// kernels/cuda/attention.
 //
 // What runs on the device today and what does not is in docs/kernels.md
 // ("CUDA backend status"); an op without a device kernel yet returns
@@ -83,6 +85,7 @@ class CudaBackend final : public Backend {
 
   CudaDeviceInfo info_;
   cudaStream_t stream_ = nullptr;
+  DeviceBuffer attention_workspace_;  // split-KV partials, grown on demand
 };
 
 }  // namespace strata
