@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/kernels/cuda/device_test_util.h"
 #include "kernels/cpu/float16.h"
 #include "kernels/cpu/kv_quant.h"
 #include "kernels/cuda/quant/launchers.h"
@@ -17,29 +18,7 @@
 namespace strata::cuda {
 namespace {
 
-bool HaveGpu() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-
-#define SKIP_WITHOUT_GPU()                                                    \
-  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device (cudaGetDeviceCount failed or 0)"
-
-template <typename T>
-struct DeviceBuffer {
-  explicit DeviceBuffer(const std::vector<T>& host) : n(host.size()) {
-    EXPECT_EQ(cudaMalloc(reinterpret_cast<void**>(&ptr), n * sizeof(T)), cudaSuccess);
-    EXPECT_EQ(cudaMemcpy(ptr, host.data(), n * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
-  }
-  ~DeviceBuffer() { cudaFree(ptr); }
-  std::vector<T> Read() const {
-    std::vector<T> h(n);
-    EXPECT_EQ(cudaMemcpy(h.data(), ptr, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
-    return h;
-  }
-  T* ptr = nullptr;
-  size_t n;
-};
+using ::strata::cuda::testing::DeviceBuffer;
 
 uint32_t Bits(float f) {
   uint32_t b;
