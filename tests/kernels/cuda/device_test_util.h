@@ -20,12 +20,13 @@ inline bool HaveGpu() {
   if (!::strata::cuda::testing::HaveGpu()) GTEST_SKIP() \
       << "no CUDA device (cudaGetDeviceCount failed or 0)"
 
-// A device copy of `host`; Read() waits for the device and copies it back.
+// A device copy of `host` (empty vectors too: a 1-element allocation, so the
+// pointer is valid); Read() waits for the device and copies it back.
 template <typename T>
 struct DeviceBuffer {
   explicit DeviceBuffer(const std::vector<T>& host) : n(host.size()) {
-    EXPECT_EQ(cudaMalloc(reinterpret_cast<void**>(&ptr), n * sizeof(T)), cudaSuccess);
-    EXPECT_EQ(cudaMemcpy(ptr, host.data(), n * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
+    EXPECT_EQ(cudaMalloc(reinterpret_cast<void**>(&ptr), (n ? n : 1) * sizeof(T)), cudaSuccess);
+    if (n) EXPECT_EQ(cudaMemcpy(ptr, host.data(), n * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
   }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
@@ -33,7 +34,7 @@ struct DeviceBuffer {
   std::vector<T> Read() const {
     std::vector<T> h(n);
     EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    EXPECT_EQ(cudaMemcpy(h.data(), ptr, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
+    if (n) EXPECT_EQ(cudaMemcpy(h.data(), ptr, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
     return h;
   }
   T* ptr = nullptr;

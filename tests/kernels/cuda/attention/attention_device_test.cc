@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/kernels/cuda/device_test_util.h"
 #include "kernels/cpu/paged_attention.h"
 #include "kernels/cuda/attention/launchers.h"
 #include "tests/kernels/cuda/attention/attention_test_util.h"
@@ -22,35 +23,7 @@ using testing::HostKvCache;
 using testing::kAllKvDtypes;
 using testing::kNaN;
 
-bool HaveGpu() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-
-#define SKIP_WITHOUT_GPU() \
-  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device (cudaGetDeviceCount failed or 0)"
-
-template <typename T>
-struct DeviceBuffer {
-  explicit DeviceBuffer(const std::vector<T>& host) : n(host.size()) {
-    EXPECT_EQ(cudaMalloc(reinterpret_cast<void**>(&ptr), (n ? n : 1) * sizeof(T)), cudaSuccess);
-    if (n) {
-      EXPECT_EQ(cudaMemcpy(ptr, host.data(), n * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
-    }
-  }
-  ~DeviceBuffer() { cudaFree(ptr); }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  std::vector<T> Read() const {
-    std::vector<T> h(n);
-    if (n) {
-      EXPECT_EQ(cudaMemcpy(h.data(), ptr, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
-    }
-    return h;
-  }
-  T* ptr = nullptr;
-  size_t n;
-};
+using ::strata::cuda::testing::DeviceBuffer;
 
 // A HostKvCache mirrored on the device (pools, scales, tables).
 struct DeviceKvCache {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/kernels/cuda/device_test_util.h"
 #include "kernels/cuda/prefill/launchers.h"
 #include "tests/kernels/cuda/prefill/prefill_test_case.h"
 
@@ -18,14 +19,6 @@ namespace {
 
 using prefill_test::Batch;
 using prefill_test::Case;
-
-bool HaveGpu() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-
-#define SKIP_WITHOUT_GPU() \
-  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device (cudaGetDeviceCount failed or 0)"
 
 template <typename T>
 struct DeviceBuffer {

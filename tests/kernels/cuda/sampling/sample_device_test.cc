@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/kernels/cuda/device_test_util.h"
 #include "kernels/cuda/sampling/launchers.h"
 #include "tests/kernels/cuda/sampling/sample_test_util.h"
 
@@ -13,14 +14,6 @@ namespace strata::cuda {
 namespace {
 
 using namespace sample_test;  // NOLINT: test helpers
-
-bool HaveGpu() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-
-#define SKIP_WITHOUT_GPU()                                                    \
-  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device (cudaGetDeviceCount failed or 0)"
 
 template <typename T>
 T* ToDevice(const T* host, size_t n) {
