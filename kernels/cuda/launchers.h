@@ -7,7 +7,6 @@
 #include <cuda_runtime_api.h>
 
 #include "kernels/cuda/embedding_params.h"
-#include "kernels/cuda/kv_write_f16_params.h"
 #include "kernels/cuda/rms_norm_residual_params.h"
 #include "kernels/cuda/rope_params.h"
 #include "kernels/cuda/swiglu_params.h"
@@ -18,6 +17,5 @@ cudaError_t LaunchRmsNormResidual(const RmsNormResidualParams& p, cudaStream_t s
 cudaError_t LaunchRope(const RopeParams& p, cudaStream_t stream);
 cudaError_t LaunchSwiGlu(const SwiGluParams& p, cudaStream_t stream);
 cudaError_t LaunchEmbedding(const EmbeddingParams& p, cudaStream_t stream);
-cudaError_t LaunchKvWriteF16(const KvWriteF16Params& p, cudaStream_t stream);
 
 }  // namespace strata::cuda

@@ -33,7 +33,7 @@
 //     take part; partial masks are not modelled);
 //   - tensor cores, inline PTX, cp.async, TMA, cooperative groups, clusters;
 //   - device f16/bf16 intrinsics: there is no host __half here; a kernel picks a host
-//     conversion itself (kv_write_f16_kernel.cuh uses the CPU F32ToF16), so only the
+//     conversion itself (attention/kv_codec.cuh encodes f16 with its own bit arithmetic), so only the
 //     device tests compare against the real intrinsics; fast-math intrinsics
 //     (__expf, rsqrtf, ...) are the exact libm functions here;
 //   - AddressSanitizer builds: fibers switch stacks with swapcontext, which ASan does

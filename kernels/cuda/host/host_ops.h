@@ -5,7 +5,6 @@
 
 #include "absl/status/status.h"
 #include "kernels/cuda/embedding_params.h"
-#include "kernels/cuda/kv_write_f16_params.h"
 #include "kernels/cuda/rms_norm_residual_params.h"
 #include "kernels/cuda/rope_params.h"
 #include "kernels/cuda/swiglu_params.h"
@@ -16,6 +15,5 @@ absl::Status HostRunRmsNormResidual(const RmsNormResidualParams& p);
 absl::Status HostRunRope(const RopeParams& p);
 absl::Status HostRunSwiGlu(const SwiGluParams& p);
 absl::Status HostRunEmbedding(const EmbeddingParams& p);
-absl::Status HostRunKvWriteF16(const KvWriteF16Params& p);
 
 }  // namespace strata::cuda

@@ -11,7 +11,6 @@
 
 #include "gtest/gtest.h"
 #include "tests/kernels/cuda/device_test_util.h"
-#include "kernels/cpu/paged_attention.h"
 #include "kernels/cpu/rms_norm.h"
 #include "kernels/cpu/rope.h"
 #include "kernels/cpu/swiglu.h"
@@ -117,53 +116,6 @@ TEST(CudaDevice, EmbeddingMatchesRowCopy) {
       }
     }
   }
-}
-
-TEST(CudaDevice, KvWriteF16MatchesCpuBits) {
-  SKIP_WITHOUT_GPU();
-  const int32_t num_blocks = 9, block_size = 5, n_kv = 3, head_dim = 34, max_blocks = 3;
-  const int64_t tokens = 7, row = n_kv * head_dim;
-  const std::vector<int32_t> tables = {3, 7, 1, 8, 2, 5}, seq = {0, 0, 1, 1, 1, 0, 1},
-                             pos = {0, 6, 4, 5, 14, 11, 9};
-  // Magnitudes from 1e-6 (f16 subnormals) to 7e4 (overflow to inf): every rounding path.
-  std::vector<float> k = RandomNonZero(tokens * row, 8), v = RandomNonZero(tokens * row, 9);
-  for (size_t i = 0; i < k.size(); ++i) k[i] *= std::pow(10.0f, static_cast<float>(i % 12) - 6.0f);
-  const size_t pool = static_cast<size_t>(num_blocks) * n_kv * block_size * head_dim;
-  std::vector<uint16_t> kw(pool, 0x7E01), vw(pool, 0x7E01);
-  PagedKvView kv;
-  kv.dtype = KvDtype::kF16;
-  kv.num_blocks = num_blocks;
-  kv.block_size = block_size;
-  kv.n_kv_heads = n_kv;
-  kv.head_dim = head_dim;
-  kv.max_blocks_per_seq = max_blocks;
-  kv.n_seqs = 2;
-  PagedKvView host_kv = kv;
-  host_kv.k = kw.data();
-  host_kv.v = vw.data();
-  host_kv.block_tables = tables.data();
-  strata::KvWriteParams cp;
-  cp.kv = host_kv;
-  cp.k = k.data();
-  cp.v = v.data();
-  cp.k_stride = cp.v_stride = row;
-  cp.tokens = tokens;
-  cp.token_seq = seq.data();
-  cp.positions = pos.data();
-  ASSERT_TRUE(strata::LaunchKvWrite(cp).ok());
-  DeviceBuffer<uint16_t> dkp(std::vector<uint16_t>(pool, 0x7E01)), dvp(std::vector<uint16_t>(pool, 0x7E01));
-  DeviceBuffer<int32_t> dtab(tables), dseq(seq), dpos(pos);
-  DeviceBuffer<float> dk(k), dv(v);
-  DeviceBuffer<int> dbad(std::vector<int>(1, 0));
-  kv.k = dkp.ptr;
-  kv.v = dvp.ptr;
-  kv.block_tables = dtab.ptr;
-  ASSERT_TRUE(CudaStatus(LaunchKvWriteF16({kv, dk.ptr, dv.ptr, row, row, tokens, dseq.ptr, dpos.ptr,
-                                           dbad.ptr}, nullptr), "KvWriteF16").ok());
-  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  EXPECT_EQ(dbad.Read()[0], 0);
-  EXPECT_EQ(dkp.Read(), kw);
-  EXPECT_EQ(dvp.Read(), vw);
 }
 
 TEST(CudaDevice, BadParamsAreInvalidValue) {
