@@ -31,6 +31,7 @@
 #include "kernels/cpu/rope.h"
 #include "kernels/cpu/swiglu.h"
 #include "worker/backend/device_spec.h"
+#include "worker/model/forward_batch.h"
 #include "worker/model/model_weights.h"
 
 namespace strata {
@@ -107,6 +108,10 @@ class Backend {
   virtual std::string Describe() const = 0;
   // True when backend pointers are host pointers (no copies needed).
   virtual bool host_memory() const = 0;
+  // The native queue the ops are enqueued on (a cudaStream_t for CudaBackend),
+  // null for host backends. Collectives on device buffers (NCCL) order
+  // themselves after the work enqueued on it, and it after them.
+  virtual void* native_stream() const { return nullptr; }
 
   // --- memory ---------------------------------------------------------------
   virtual absl::StatusOr<DeviceMemoryInfo> MemoryInfo() const = 0;
@@ -120,6 +125,16 @@ class Backend {
   virtual absl::Status Synchronize() = 0;
   // Weights in the form the ops read; `weights` must outlive the result on the CPU.
   virtual absl::StatusOr<BackendWeights> PrepareWeights(const ModelWeights& weights) = 0;
+
+  // --- steps ----------------------------------------------------------------
+  // Called once per forward pass with the host view of its batch, before the
+  // pass's first op (after its inputs are uploaded). Device backends plan the
+  // step here (e.g. the prefill kernel's per-sequence tiles), once for all
+  // layers. The batch outlives the pass's ops. Default: nothing to plan.
+  virtual absl::Status BeginForward(const ForwardBatch& batch) {
+    (void)batch;
+    return absl::OkStatus();
+  }
 
   // --- ops (backend pointers; `pool` fields are for CpuBackend) -------------
   virtual absl::Status EmbeddingLookup(const EmbeddingLookupParams& p) = 0;

@@ -196,6 +196,7 @@ absl::Status LlamaModel::Forward(const ForwardBatch& b, KvCache* kv, std::vector
   const int64_t d = config_->d_model;
   RETURN_IF_ERROR(ReserveScratch(T, static_cast<int64_t>(b.logit_rows.size())));
   ASSIGN_OR_RETURN(const BatchInputs in, UploadInputs(b));
+  RETURN_IF_ERROR(backend_->BeginForward(b));
 
   RETURN_IF_ERROR(Embed(b, in));
   for (int64_t l = 0; l < shard_.n_layers(); ++l) RETURN_IF_ERROR(Layer(l, b, in, kv));

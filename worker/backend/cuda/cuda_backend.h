@@ -49,6 +49,7 @@ class CudaBackend final : public Backend {
 
   const CudaDeviceInfo& info() const { return info_; }
   cudaStream_t stream() const { return stream_; }
+  void* native_stream() const override { return stream_; }
 
   DeviceSpec device() const override { return DeviceSpec{DeviceKind::kCuda, info_.index}; }
   std::string Describe() const override;
