@@ -2,7 +2,16 @@
 
 #include <unistd.h>
 
+#include "absl/strings/str_cat.h"
+
 namespace strata::parallel {
+
+absl::Status Communicator::BindStream(void* stream) {
+  if (stream == nullptr) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      Describe(), ": BindStream: this communicator works on host buffers and cannot order itself after a device "
+      "stream (device buffers need an NCCL communicator, e.g. --collective-transport nccl or auto)"));
+}
 
 std::string HostName() {
   char buffer[256] = {};

@@ -65,6 +65,31 @@ class Communicator {
   virtual absl::Status Send(const void* buffer, int64_t count, DataType type, int peer) = 0;
   virtual absl::Status Recv(void* buffer, int64_t count, DataType type, int peer) = 0;
   virtual absl::Status Barrier() = 0;
+
+  // Orders this communicator's work with a compute stream that produces and
+  // consumes its buffers, so no host synchronisation is needed between them.
+  // `stream` is a native device queue (a cudaStream_t as void*, see
+  // Backend::native_stream()) or null.
+  //
+  // Contract, for a non-null stream bound to a device communicator (NCCL):
+  //   - every later op (collective, Send/Recv, Barrier) starts only after all
+  //     work enqueued on `stream` before the call (it reads what the compute
+  //     kernels wrote, and does not overwrite what they still read);
+  //   - work enqueued on `stream` after the op returns starts only after the
+  //     op's transfer finished (the model's next kernels see the result);
+  //   - neither side blocks the host; the ordering is device-side (events).
+  //   - `stream` must stay valid until it is unbound (BindStream(nullptr)) or
+  //     the communicator is destroyed; it must be a stream on the
+  //     communicator's device.
+  // A null stream unbinds: ops are then ordered only as the implementation's
+  // own comment says (NCCL: on its own stream, the caller synchronises).
+  //
+  // Default (host-buffer communicators: Gloo, shared memory): null is OK (a
+  // no-op: their ops complete on the host before returning); a non-null
+  // stream is FAILED_PRECONDITION whose message starts with Describe(): such a
+  // communicator cannot read device buffers, so binding it to a device stream
+  // is a configuration error (use NCCL for device buffers).
+  virtual absl::Status BindStream(void* stream);
 };
 
 }  // namespace strata::parallel

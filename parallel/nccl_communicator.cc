@@ -190,6 +190,10 @@ NcclCommunicator::~NcclCommunicator() {
     comm_ = nullptr;
   }
   if (scratch_ != nullptr) cudaFree(scratch_);
+  // Waits already enqueued on the bound stream keep their record; CUDA
+  // releases an event's resources once it completes.
+  if (compute_ready_ != nullptr) cudaEventDestroy(compute_ready_);
+  if (comm_done_ != nullptr) cudaEventDestroy(comm_done_);
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
 }
 
@@ -243,6 +247,39 @@ absl::Status NcclCommunicator::FinishOp(const char* op, ncclResult_t result) {
   }
 }
 
+absl::Status NcclCommunicator::WaitForCompute(const char* op) {
+  if (bound_stream_ == nullptr) return absl::OkStatus();
+  if (cudaError_t e = cudaEventRecord(compute_ready_, bound_stream_); e != cudaSuccess) {
+    return Fail(absl::InternalError(absl::StrCat(description_, ": ", op,
+                                                 ": cudaEventRecord (compute stream): ", CudaErrorText(e))));
+  }
+  if (cudaError_t e = cudaStreamWaitEvent(stream_, compute_ready_, 0); e != cudaSuccess) {
+    return Fail(absl::InternalError(
+        absl::StrCat(description_, ": ", op, ": cudaStreamWaitEvent (collective stream): ", CudaErrorText(e))));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status NcclCommunicator::ReleaseToCompute(const char* op) {
+  if (bound_stream_ == nullptr) return absl::OkStatus();
+  if (cudaError_t e = cudaEventRecord(comm_done_, stream_); e != cudaSuccess) {
+    return Fail(absl::InternalError(absl::StrCat(description_, ": ", op,
+                                                 ": cudaEventRecord (collective stream): ", CudaErrorText(e))));
+  }
+  if (cudaError_t e = cudaStreamWaitEvent(bound_stream_, comm_done_, 0); e != cudaSuccess) {
+    return Fail(absl::InternalError(
+        absl::StrCat(description_, ": ", op, ": cudaStreamWaitEvent (compute stream): ", CudaErrorText(e))));
+  }
+  return absl::OkStatus();
+}
+
+template <typename Enqueue>
+absl::Status NcclCommunicator::Ordered(const char* op, const char* nccl_call, Enqueue enqueue) {
+  RETURN_IF_ERROR(WaitForCompute(op));
+  RETURN_IF_ERROR(FinishOp(nccl_call, enqueue()));
+  return ReleaseToCompute(op);
+}
+
 namespace {
 
 // "<description>: <op>: <reason>" for a rejected argument.
@@ -263,8 +300,8 @@ absl::Status NcclCommunicator::AllReduceSum(void* buffer, int64_t count, DataTyp
   }
   RETURN_IF_ERROR(BeginOp(kOp));
   if (count == 0) return absl::OkStatus();
-  return FinishOp("ncclAllReduce", ncclAllReduce(buffer, buffer, static_cast<size_t>(count),
-                                                 ToNcclDataType(type), ncclSum, comm_, stream_));
+  return Ordered(kOp, "ncclAllReduce", [&] { return ncclAllReduce(buffer, buffer, static_cast<size_t>(count),
+                                                 ToNcclDataType(type), ncclSum, comm_, stream_); });
 }
 
 absl::Status NcclCommunicator::AllGather(const void* in, void* out, int64_t count, DataType type) {
@@ -290,8 +327,8 @@ absl::Status NcclCommunicator::AllGather(const void* in, void* out, int64_t coun
   }
   RETURN_IF_ERROR(BeginOp(kOp));
   if (count == 0) return absl::OkStatus();
-  return FinishOp("ncclAllGather", ncclAllGather(in, out, static_cast<size_t>(count),
-                                                 ToNcclDataType(type), comm_, stream_));
+  return Ordered(kOp, "ncclAllGather", [&] { return ncclAllGather(in, out, static_cast<size_t>(count),
+                                                 ToNcclDataType(type), comm_, stream_); });
 }
 
 absl::Status NcclCommunicator::Broadcast(void* buffer, int64_t count, DataType type, int root) {
@@ -307,8 +344,8 @@ absl::Status NcclCommunicator::Broadcast(void* buffer, int64_t count, DataType t
   }
   RETURN_IF_ERROR(BeginOp(kOp));
   if (count == 0) return absl::OkStatus();
-  return FinishOp("ncclBroadcast", ncclBroadcast(buffer, buffer, static_cast<size_t>(count),
-                                                 ToNcclDataType(type), root, comm_, stream_));
+  return Ordered(kOp, "ncclBroadcast", [&] { return ncclBroadcast(buffer, buffer, static_cast<size_t>(count),
+                                                 ToNcclDataType(type), root, comm_, stream_); });
 }
 
 absl::Status NcclCommunicator::Send(const void* buffer, int64_t count, DataType type, int peer) {
@@ -324,8 +361,8 @@ absl::Status NcclCommunicator::Send(const void* buffer, int64_t count, DataType 
   }
   RETURN_IF_ERROR(BeginOp(kOp));
   if (count == 0) return absl::OkStatus();
-  return FinishOp("ncclSend", ncclSend(buffer, static_cast<size_t>(count), ToNcclDataType(type),
-                                       peer, comm_, stream_));
+  return Ordered(kOp, "ncclSend", [&] { return ncclSend(buffer, static_cast<size_t>(count), ToNcclDataType(type),
+                                       peer, comm_, stream_); });
 }
 
 absl::Status NcclCommunicator::Recv(void* buffer, int64_t count, DataType type, int peer) {
@@ -341,17 +378,47 @@ absl::Status NcclCommunicator::Recv(void* buffer, int64_t count, DataType type, 
   }
   RETURN_IF_ERROR(BeginOp(kOp));
   if (count == 0) return absl::OkStatus();
-  return FinishOp("ncclRecv", ncclRecv(buffer, static_cast<size_t>(count), ToNcclDataType(type),
-                                       peer, comm_, stream_));
+  return Ordered(kOp, "ncclRecv", [&] { return ncclRecv(buffer, static_cast<size_t>(count), ToNcclDataType(type),
+                                       peer, comm_, stream_); });
 }
 
 absl::Status NcclCommunicator::Barrier() {
-  RETURN_IF_ERROR(BeginOp("Barrier"));
-  RETURN_IF_ERROR(
-      FinishOp("ncclAllReduce (barrier)",
-               ncclAllReduce(scratch_, scratch_, 1, ncclInt32, ncclSum, comm_, stream_)));
+  constexpr const char* kOp = "Barrier";
+  RETURN_IF_ERROR(BeginOp(kOp));
+  RETURN_IF_ERROR(Ordered(kOp, "ncclAllReduce (barrier)", [&] {
+    return ncclAllReduce(scratch_, scratch_, 1, ncclInt32, ncclSum, comm_, stream_);
+  }));
   return Synchronize();
 }
+
+absl::Status NcclCommunicator::BindStream(void* stream) {
+  constexpr const char* kOp = "BindStream";
+  RETURN_IF_ERROR(BeginOp(kOp));
+  if (stream == nullptr) {
+    bound_stream_ = nullptr;
+    return absl::OkStatus();
+  }
+  for (cudaEvent_t* event : {&compute_ready_, &comm_done_}) {
+    if (*event != nullptr) continue;
+    if (cudaError_t e = cudaEventCreateWithFlags(event, cudaEventDisableTiming); e != cudaSuccess) {
+      *event = nullptr;
+      return Fail(absl::InternalError(
+          absl::StrCat(description_, ": ", kOp, ": cudaEventCreateWithFlags: ", CudaErrorText(e))));
+    }
+  }
+  // Recording on the stream checks it: an event of one device cannot be
+  // recorded on another device's stream.
+  auto* candidate = static_cast<cudaStream_t>(stream);
+  if (cudaError_t e = cudaEventRecord(compute_ready_, candidate); e != cudaSuccess) {
+    cudaGetLastError();  // not sticky; clear it so later calls are not confused
+    return absl::InvalidArgumentError(absl::StrCat(
+        description_, ": ", kOp, ": cannot record an event on the given stream (", CudaErrorText(e),
+        "); it must be a live stream on cuda:", device_));
+  }
+  bound_stream_ = candidate;
+  return absl::OkStatus();
+}
+
 
 absl::Status NcclCommunicator::Synchronize() {
   RETURN_IF_ERROR(BeginOp("Synchronize"));

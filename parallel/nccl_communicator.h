@@ -15,6 +15,19 @@
 // asynchronous errors), or a CUDA event recorded on stream() that the
 // consumer's stream waits on. Barrier() synchronises itself.
 //
+// Bound compute stream (BindStream, communicator.h): with a stream S bound,
+// every op first records an event on S and makes stream() wait on it, then
+// enqueues the NCCL call on stream(), then records an event on stream() and
+// makes S wait on it:
+//
+//   S:        kernels ─► [record ready] ······························► [wait done] ─► kernels
+//   stream(): ························ [wait ready] ─► ncclAllReduce ─► [record done]
+//
+// so the collective reads what S's earlier kernels wrote and S's later
+// kernels read its result, without a host synchronisation. The two events
+// are created by BindStream (cudaEventDisableTiming) and re-recorded by each
+// op (a wait captures the record made before it, so reuse is safe).
+//
 // Threading: one thread at a time uses a communicator (the worker's step
 // thread); it may move between threads, each op sets the calling thread's
 // current device to device(). rank(), size(), device(), stream() and
@@ -86,6 +99,14 @@ class NcclCommunicator : public Communicator {
   absl::Status Recv(void* buffer, int64_t count, DataType type, int peer) override;
   // All-reduce of one int on a device scratch word, then Synchronize().
   absl::Status Barrier() override;
+  // See communicator.h and the file comment. `stream` is a cudaStream_t on
+  // device() (or null to unbind). Checks the stream by recording an event on
+  // it: a stream CUDA refuses (e.g. another device's) is INVALID_ARGUMENT
+  // starting with Describe() and the communicator stays usable; one that
+  // failed earlier answers FAILED_PRECONDITION.
+  absl::Status BindStream(void* stream) override;
+  // The bound compute stream, null when none.
+  cudaStream_t bound_stream() const { return bound_stream_; }
 
   // Waits (bounded by sync_timeout) until everything enqueued on stream() has
   // finished, watching NCCL's asynchronous errors meanwhile.
@@ -105,6 +126,14 @@ class NcclCommunicator : public Communicator {
   // Records the first failure, aborts the communicator and returns `status`.
   absl::Status Fail(absl::Status status);
   absl::Status NcclError(const char* op, ncclResult_t result) const;
+  // With a bound stream: stream() waits for the work enqueued on it so far.
+  absl::Status WaitForCompute(const char* op);
+  // With a bound stream: it waits for the work enqueued on stream() so far.
+  absl::Status ReleaseToCompute(const char* op);
+  // Enqueue wrapper: WaitForCompute, `enqueue` (an NCCL call on stream()),
+  // FinishOp, ReleaseToCompute.
+  template <typename Enqueue>
+  absl::Status Ordered(const char* op, const char* nccl_call, Enqueue enqueue);
 
   const int rank_;
   const int size_;
@@ -115,6 +144,9 @@ class NcclCommunicator : public Communicator {
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
   int32_t* scratch_ = nullptr;  // one device int for Barrier
+  cudaStream_t bound_stream_ = nullptr;  // BindStream's compute stream (not owned)
+  cudaEvent_t compute_ready_ = nullptr;  // recorded on bound_stream_ before each op
+  cudaEvent_t comm_done_ = nullptr;      // recorded on stream_ after each op
   absl::Status failure_;        // the first error; ok while healthy
 };
 

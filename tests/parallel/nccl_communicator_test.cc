@@ -6,6 +6,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -474,6 +475,186 @@ TEST(NcclCommunicatorGpuTest, RanksAsThreadsMatchHostReference) {
     if (absl::Status s = comm.Barrier(); !s.ok()) fail(s.ToString());
   };
 
+  std::vector<std::thread> threads;
+  for (int r = 0; r < size; ++r) threads.emplace_back(run_rank, r);
+  for (std::thread& t : threads) t.join();
+  for (int r = 0; r < size; ++r) EXPECT_EQ(failures[r], "") << "rank " << r;
+}
+
+// ---- (d) GPU: a bound compute stream orders the ops without host syncs ----
+
+// A host function that holds its stream for `*static_cast<int*>(ms)` ms, so
+// that work behind it on that stream starts late: an op that does not wait
+// for it (a missing event) reads or writes too early and the check fails.
+void CUDART_CB HoldStream(void* ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(*static_cast<int*>(ms)));
+}
+
+// Pinned host memory (cudaMemcpyAsync to it does not synchronise the host).
+class PinnedBuffer {
+ public:
+  explicit PinnedBuffer(size_t bytes) : bytes_(bytes) {
+    if (cudaMallocHost(&ptr_, std::max<size_t>(bytes, 1)) != cudaSuccess) ptr_ = nullptr;
+  }
+  ~PinnedBuffer() {
+    if (ptr_ != nullptr) cudaFreeHost(ptr_);
+  }
+  PinnedBuffer(const PinnedBuffer&) = delete;
+  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+  uint8_t* get() const { return static_cast<uint8_t*>(ptr_); }
+  // Index of the first byte != value, or -1.
+  int64_t FirstNot(uint8_t value) const {
+    for (size_t i = 0; i < bytes_; ++i) {
+      if (get()[i] != value) return static_cast<int64_t>(i);
+    }
+    return -1;
+  }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_;
+};
+
+// One GPU, size-1 communicator: compute stream writes `in` (after being held),
+// the gather copies it to `out` on the communicator's stream (also held), the
+// compute stream reads `out` back. No host synchronisation until the end.
+TEST(NcclCommunicatorGpuTest, BoundStreamOrdersCollectivesAfterAndBeforeComputeWork) {
+  SKIP_WITHOUT_GPUS(1);
+  InMemoryStore store;
+  absl::StatusOr<std::unique_ptr<NcclCommunicator>> created =
+      CreateNcclCommunicator(ValidConfig(&store));
+  ASSERT_TRUE(created.ok()) << created.status();
+  NcclCommunicator& comm = **created;
+  ASSERT_EQ(cudaSetDevice(0), cudaSuccess);
+  cudaStream_t compute = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&compute, cudaStreamNonBlocking), cudaSuccess);
+  ASSERT_TRUE(comm.BindStream(compute).ok());
+  EXPECT_EQ(comm.bound_stream(), compute);
+
+  constexpr size_t kBytes = size_t{16} << 20;
+  constexpr int kSteps = 3;
+  DeviceBuffer in(kBytes), out(kBytes), sum(kBytes);
+  ASSERT_NE(in.get(), nullptr);
+  ASSERT_NE(out.get(), nullptr);
+  ASSERT_NE(sum.get(), nullptr);
+  ASSERT_TRUE(in.Poison() && out.Poison() && sum.Poison());  // 0xA5, synchronous
+  std::vector<std::unique_ptr<PinnedBuffer>> gathered, reduced;
+  int hold_ms = 200;
+  for (int step = 0; step < kSteps; ++step) {
+    const uint8_t value = static_cast<uint8_t>(0x10 + step);
+    gathered.push_back(std::make_unique<PinnedBuffer>(kBytes));
+    reduced.push_back(std::make_unique<PinnedBuffer>(kBytes));
+    ASSERT_NE(gathered.back()->get(), nullptr);
+    ASSERT_NE(reduced.back()->get(), nullptr);
+    // Compute writes `in` late: the gather must wait for it.
+    if (step == 0) ASSERT_EQ(cudaLaunchHostFunc(compute, HoldStream, &hold_ms), cudaSuccess);
+    ASSERT_EQ(cudaMemsetAsync(in.get(), value, kBytes, compute), cudaSuccess);
+    ASSERT_EQ(cudaMemsetAsync(sum.get(), value, kBytes, compute), cudaSuccess);
+    // The communicator's stream starts late: compute's copy-out must wait for it.
+    if (step == 0) ASSERT_EQ(cudaLaunchHostFunc(comm.stream(), HoldStream, &hold_ms), cudaSuccess);
+    ASSERT_TRUE(comm.AllGather(in.get(), out.get(), static_cast<int64_t>(kBytes), DataType::kU8).ok());
+    ASSERT_TRUE(comm.AllReduceSum(sum.get(), static_cast<int64_t>(kBytes), DataType::kU8).ok());
+    ASSERT_EQ(cudaMemcpyAsync(gathered.back()->get(), out.get(), kBytes, cudaMemcpyDeviceToHost, compute),
+              cudaSuccess);
+    ASSERT_EQ(cudaMemcpyAsync(reduced.back()->get(), sum.get(), kBytes, cudaMemcpyDeviceToHost, compute),
+              cudaSuccess);
+    // The next step's memset overwrites `in` and `sum`: it must not run
+    // before this step's collectives read them.
+  }
+  ASSERT_EQ(cudaStreamSynchronize(compute), cudaSuccess);
+  ASSERT_TRUE(comm.Synchronize().ok());
+  for (int step = 0; step < kSteps; ++step) {
+    const uint8_t value = static_cast<uint8_t>(0x10 + step);
+    EXPECT_EQ(gathered[step]->FirstNot(value), -1) << "AllGather, step " << step;
+    EXPECT_EQ(reduced[step]->FirstNot(value), -1) << "AllReduceSum (one rank), step " << step;
+  }
+
+  // Unbinding returns to the plain contract; a second bind works.
+  EXPECT_TRUE(comm.BindStream(nullptr).ok());
+  EXPECT_EQ(comm.bound_stream(), nullptr);
+  EXPECT_TRUE(comm.BindStream(compute).ok());
+  EXPECT_TRUE(comm.BindStream(nullptr).ok());
+  created->reset();  // the communicator goes before the stream it was bound to
+  EXPECT_EQ(cudaStreamDestroy(compute), cudaSuccess);
+}
+
+// Two or more GPUs, ranks as threads: each rank's compute stream writes its
+// contribution late (held longer on higher ranks), all-reduces on bound
+// streams, forwards along a Send/Recv chain and reads back on the compute
+// stream, with no host synchronisation in between.
+TEST(NcclCommunicatorGpuTest, RanksAsThreadsAllReduceAndSendRecvOnBoundStreams) {
+  SKIP_WITHOUT_GPUS(2);
+  std::string unused;
+  const int size = std::min(GpuCount(&unused), 4);
+  InMemoryStore store;
+  constexpr int64_t kCount = int64_t{1} << 20;  // int32 elements
+  constexpr size_t kBytes = kCount * sizeof(int32_t);
+  std::vector<std::string> failures(size);
+  auto run_rank = [&](int rank) {
+    auto fail = [&](const std::string& what) {
+      if (failures[rank].empty()) failures[rank] = what;
+    };
+    NcclCommunicatorConfig config = ValidConfig(&store);
+    config.prefix = "bound-threads/gen-0";
+    config.rank = rank;
+    config.size = size;
+    config.device = rank;
+    absl::StatusOr<std::unique_ptr<NcclCommunicator>> created = CreateNcclCommunicator(config);
+    if (!created.ok()) return fail(created.status().ToString());
+    NcclCommunicator& comm = **created;
+    if (cudaSetDevice(rank) != cudaSuccess) return fail("cudaSetDevice");
+    cudaStream_t compute = nullptr;
+    if (cudaStreamCreateWithFlags(&compute, cudaStreamNonBlocking) != cudaSuccess) return fail("stream");
+    if (absl::Status s = comm.BindStream(compute); !s.ok()) return fail(s.ToString());
+    {
+      DeviceBuffer a(kBytes), chain(kBytes);
+      PinnedBuffer reduced(kBytes), forwarded(kBytes);
+      if (a.get() == nullptr || chain.get() == nullptr || reduced.get() == nullptr ||
+          forwarded.get() == nullptr) {
+        return fail("allocation");
+      }
+      if (!a.Poison() || !chain.Poison()) return fail("poison");
+      int hold_ms = 100 + 100 * rank;
+      // Every byte of rank r's int32s is r + 1, so the sum's bytes are
+      // 1 + 2 + ... + size (no carries for size <= 4).
+      if (cudaLaunchHostFunc(compute, HoldStream, &hold_ms) != cudaSuccess) return fail("host func");
+      if (cudaMemsetAsync(a.get(), rank + 1, kBytes, compute) != cudaSuccess) return fail("memset");
+      if (absl::Status s = comm.AllReduceSum(a.get(), kCount, DataType::kI32); !s.ok()) {
+        return fail(s.ToString());
+      }
+      if (cudaMemcpyAsync(reduced.get(), a.get(), kBytes, cudaMemcpyDeviceToHost, compute) != cudaSuccess) {
+        return fail("copy out");
+      }
+      // Pipeline-style chain: rank 0's compute writes 0x77 late, then every
+      // rank receives from the previous one and sends to the next.
+      if (rank == 0) {
+        if (cudaLaunchHostFunc(compute, HoldStream, &hold_ms) != cudaSuccess) return fail("host func");
+        if (cudaMemsetAsync(chain.get(), 0x77, kBytes, compute) != cudaSuccess) return fail("memset");
+      } else if (absl::Status s = comm.Recv(chain.get(), kCount, DataType::kI32, rank - 1); !s.ok()) {
+        return fail(s.ToString());
+      }
+      if (rank + 1 < size) {
+        if (absl::Status s = comm.Send(chain.get(), kCount, DataType::kI32, rank + 1); !s.ok()) {
+          return fail(s.ToString());
+        }
+      }
+      if (cudaMemcpyAsync(forwarded.get(), chain.get(), kBytes, cudaMemcpyDeviceToHost, compute) !=
+          cudaSuccess) {
+        return fail("copy out");
+      }
+      if (cudaStreamSynchronize(compute) != cudaSuccess) return fail("cudaStreamSynchronize");
+      if (absl::Status s = comm.Synchronize(); !s.ok()) return fail(s.ToString());
+      const int expected = size * (size + 1) / 2;
+      if (int64_t at = reduced.FirstNot(static_cast<uint8_t>(expected)); at >= 0) {
+        fail(absl::StrCat("AllReduceSum: byte ", at, " is ", int{reduced.get()[at]}, ", expected ", expected));
+      }
+      if (int64_t at = forwarded.FirstNot(0x77); at >= 0) {
+        fail(absl::StrCat("Send/Recv chain: byte ", at, " is ", int{forwarded.get()[at]}));
+      }
+    }
+    created->reset();
+    cudaStreamDestroy(compute);
+  };
   std::vector<std::thread> threads;
   for (int r = 0; r < size; ++r) threads.emplace_back(run_rank, r);
   for (std::thread& t : threads) t.join();
