@@ -4,7 +4,10 @@
 #pragma once
 
 #include "absl/status/status.h"
+#include "kernels/cuda/bias_add_params.h"
 #include "kernels/cuda/embedding_params.h"
+#include "kernels/cuda/gather_rows_params.h"
+#include "kernels/cuda/residual_add_params.h"
 #include "kernels/cuda/rms_norm_residual_params.h"
 #include "kernels/cuda/rope_params.h"
 #include "kernels/cuda/swiglu_params.h"
@@ -15,5 +18,8 @@ absl::Status HostRunRmsNormResidual(const RmsNormResidualParams& p);
 absl::Status HostRunRope(const RopeParams& p);
 absl::Status HostRunSwiGlu(const SwiGluParams& p);
 absl::Status HostRunEmbedding(const EmbeddingParams& p);
+absl::Status HostRunResidualAdd(const ResidualAddParams& p);
+absl::Status HostRunBiasAdd(const BiasAddParams& p);
+absl::Status HostRunGatherRows(const GatherRowsParams& p);
 
 }  // namespace strata::cuda
