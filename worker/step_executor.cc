@@ -1,6 +1,7 @@
 #include "worker/step_executor.h"
 
 #include "worker/backend/backend_factory.h"
+#include "worker/backend/device_memory_plan.h"
 
 #include <algorithm>
 #include <chrono>
@@ -13,6 +14,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 
@@ -119,7 +121,8 @@ absl::StatusOr<KvPlan> PlanKv(const StepExecutorConfig& config, const ModelConfi
   return PlanKv(config, model, whole);
 }
 
-absl::StatusOr<KvPlan> PlanKv(const StepExecutorConfig& config, const ModelConfig& model, const ModelShard& shard) {
+absl::StatusOr<KvPlan> PlanKvShape(const StepExecutorConfig& config, const ModelConfig& model,
+                                   const ModelShard& shard) {
   if (config.block_size < 1 || config.block_size > 1024) {
     return absl::InvalidArgumentError(
         absl::StrCat("block_size ", config.block_size, " is outside [1, 1024]"));
@@ -145,19 +148,32 @@ absl::StatusOr<KvPlan> PlanKv(const StepExecutorConfig& config, const ModelConfi
   if (plan.bytes_per_block <= 0) return absl::InvalidArgumentError("model has an empty KV shape");
   plan.blocks_per_max_sequence =
       static_cast<int32_t>((plan.max_context + config.block_size - 1) / config.block_size);
+  return plan;
+}
+
+namespace {
+
+// "one sequence of max_context N tokens needs ..." for a shape plan.
+std::string NeedText(const KvPlan& plan, int32_t block_size) {
   const int64_t need = int64_t{plan.blocks_per_max_sequence} + 1;
-  const std::string need_text =
-      absl::StrCat("one sequence of max_context ", plan.max_context, " tokens needs ",
-                   plan.blocks_per_max_sequence, " blocks of ", config.block_size,
-                   " tokens plus the null block (", need, " blocks of ", plan.bytes_per_block,
-                   " bytes = ", need * plan.bytes_per_block, " bytes)");
+  return absl::StrCat("one sequence of max_context ", plan.max_context, " tokens needs ",
+                      plan.blocks_per_max_sequence, " blocks of ", block_size,
+                      " tokens plus the null block (", need, " blocks of ", plan.bytes_per_block,
+                      " bytes = ", need * plan.bytes_per_block, " bytes)");
+}
+
+}  // namespace
+
+absl::StatusOr<KvPlan> PlanKv(const StepExecutorConfig& config, const ModelConfig& model, const ModelShard& shard) {
+  ASSIGN_OR_RETURN(KvPlan plan, PlanKvShape(config, model, shard));
+  const int64_t need = int64_t{plan.blocks_per_max_sequence} + 1;
   if (config.kv_blocks < 0) {
     return absl::InvalidArgumentError(absl::StrCat("kv_blocks ", config.kv_blocks, " is negative"));
   }
   if (config.kv_blocks > 0) {
     if (config.kv_blocks < need) {
       return absl::InvalidArgumentError(
-          absl::StrCat("kv_blocks ", config.kv_blocks, " is too small: ", need_text));
+          absl::StrCat("kv_blocks ", config.kv_blocks, " is too small: ", NeedText(plan, config.block_size)));
     }
     plan.num_blocks = config.kv_blocks;
   } else {
@@ -167,11 +183,66 @@ absl::StatusOr<KvPlan> PlanKv(const StepExecutorConfig& config, const ModelConfi
     const int64_t blocks = std::min<int64_t>(config.kv_cache_bytes / plan.bytes_per_block,
                                              std::numeric_limits<int32_t>::max());
     if (blocks < need) {
-      return absl::InvalidArgumentError(absl::StrCat("kv_cache_bytes ", config.kv_cache_bytes,
-                                                     " holds only ", blocks, " blocks: ", need_text));
+      return absl::InvalidArgumentError(absl::StrCat("kv_cache_bytes ", config.kv_cache_bytes, " holds only ",
+                                                     blocks, " blocks: ", NeedText(plan, config.block_size)));
     }
     plan.num_blocks = static_cast<int32_t>(blocks);
   }
+  return plan;
+}
+
+bool SizesKvFromDevice(const StepExecutorConfig& config) {
+  return config.device.kind == DeviceKind::kCuda && config.kv_blocks == 0 && config.kv_cache_bytes == 0;
+}
+
+int64_t ActivationReserveBytes(const ModelConfig& model, const ModelShard& shard, int64_t step_tokens,
+                               int64_t logit_rows) {
+  const int64_t f = sizeof(float);
+  const int64_t T = std::max<int64_t>(step_tokens, 0);
+  const int64_t R = std::clamp<int64_t>(logit_rows, 0, T);
+  const int64_t q_dim = shard.n_heads() * model.head_dim;
+  const int64_t kv_dim = shard.n_kv_heads() * model.head_dim;
+  // x, xn, q, att, k, v, gate, up (LlamaModel::ReserveScratch).
+  int64_t bytes = T * (2 * model.d_model + 2 * q_dim + 2 * kv_dim + 2 * shard.d_ff()) * f;
+  if (shard.topology.last_stage()) {
+    const int tp = shard.topology.tp_size;
+    bytes += tp > 1 ? (1 + tp) * R * shard.tp.vocab_padded * f : R * model.vocab_size * f;
+  }
+  // tokens, positions, token_seq (int32 each) and a block table per token at most.
+  bytes += 3 * T * int64_t{sizeof(int32_t)};
+  bytes += kBackendWorkspaceBytes;
+  const int communicators = (shard.topology.tp_size > 1 ? 1 : 0) + (shard.topology.pp_size > 1 ? 1 : 0);
+  bytes += communicators * kCommunicatorReserveBytes;
+  return bytes;
+}
+
+absl::StatusOr<KvPlan> PlanKvFromDevice(const StepExecutorConfig& config, const ModelConfig& model,
+                                        const ModelShard& shard, const DeviceKvMeasurement& measured) {
+  ASSIGN_OR_RETURN(KvPlan plan, PlanKvShape(config, model, shard));
+  const std::string flag = absl::StrCat("gpu_memory_utilization ", config.gpu_memory_utilization);
+  const int64_t dropped = measured.free_bytes_before_weights - measured.free_bytes_after_weights;
+  DeviceMemoryPlanInput in;
+  in.total_bytes = measured.total_bytes;
+  in.free_bytes_before_load = measured.free_bytes_before_weights;
+  in.weight_bytes = std::max<int64_t>(measured.weight_device_bytes, dropped);
+  in.activation_reserve_bytes = measured.activation_reserve_bytes;
+  in.utilization = config.gpu_memory_utilization;
+  in.min_kv_bytes = (int64_t{plan.blocks_per_max_sequence} + 1) * plan.bytes_per_block;
+  absl::StatusOr<int64_t> kv_bytes = PlanDeviceKvBytes(in);
+  if (!kv_bytes.ok()) {
+    std::string message = absl::StrCat(flag, ": ", kv_bytes.status().message());
+    if (kv_bytes.status().code() == absl::StatusCode::kResourceExhausted) {
+      absl::StrAppend(&message, " (", NeedText(plan, config.block_size), ")");
+    }
+    return absl::Status(kv_bytes.status().code(), message);
+  }
+  plan.num_blocks = static_cast<int32_t>(
+      std::min<int64_t>(*kv_bytes / plan.bytes_per_block, std::numeric_limits<int32_t>::max()));
+  const auto mib = [](int64_t b) { return absl::StrFormat("%.0f MiB", static_cast<double>(b) / (1 << 20)); };
+  plan.device_breakdown = absl::StrCat(
+      "device ", mib(in.total_bytes), " x ", config.gpu_memory_utilization, " - others ",
+      mib(in.total_bytes - in.free_bytes_before_load), " - weights ", mib(in.weight_bytes), " - reserve ",
+      mib(in.activation_reserve_bytes), " = ", mib(*kv_bytes), " of KV");
   return plan;
 }
 
@@ -214,10 +285,34 @@ absl::StatusOr<std::unique_ptr<StepExecutor>> StepExecutor::Create(const StepExe
   ASSIGN_OR_RETURN(ModelShard shard, PlanModelShard(e->model_->config, e->model_->weights, config.topology,
                                                     config.layer_split));
   RETURN_IF_ERROR(ShardWeights(e->model_->config, shard, &e->model_->weights));
-  ASSIGN_OR_RETURN(e->kv_plan_, PlanKv(config, e->model_->config, shard));
+  // A configured pool is checked before anything is uploaded; a device-sized
+  // one (CUDA, no kv_blocks / kv_cache_bytes) checks its shape now and is sized
+  // once the weights are on the device.
+  const bool from_device = SizesKvFromDevice(config);
+  if (from_device) {
+    ASSIGN_OR_RETURN(e->kv_plan_, PlanKvShape(config, e->model_->config, shard));
+  } else {
+    ASSIGN_OR_RETURN(e->kv_plan_, PlanKv(config, e->model_->config, shard));
+  }
   ASSIGN_OR_RETURN(e->pool_, ThreadPool::Create(config.threads));
   ASSIGN_OR_RETURN(e->backend_, CreateBackend(config.device, e->pool_.get()));
+  DeviceMemoryInfo before;
+  if (from_device) {
+    ASSIGN_OR_RETURN(before, e->backend_->MemoryInfo());
+  }
   ASSIGN_OR_RETURN(e->runner_, LlamaModel::Create(&e->model_->config, &e->model_->weights, shard, e->backend_.get()));
+  if (from_device) {
+    ASSIGN_OR_RETURN(const DeviceMemoryInfo after, e->backend_->MemoryInfo());
+    DeviceKvMeasurement m;
+    m.total_bytes = before.total_bytes;
+    m.free_bytes_before_weights = before.free_bytes;
+    m.free_bytes_after_weights = after.free_bytes;
+    m.weight_device_bytes = e->runner_->device_weight_bytes();
+    m.activation_reserve_bytes =
+        ActivationReserveBytes(e->model_->config, shard, e->kv_plan_.max_context,
+                               std::min<int64_t>(e->kv_plan_.max_context, kReserveLogitRows));
+    ASSIGN_OR_RETURN(e->kv_plan_, PlanKvFromDevice(config, e->model_->config, shard, m));
+  }
   RETURN_IF_ERROR(e->Reset());
 
   ModelIdentityInfo& id = e->identity_;
@@ -260,6 +355,13 @@ absl::Status StepExecutor::Connect(const std::string& rendezvous) {
     spec.size = topo.pp_size;
     spec.label = absl::StrCat("pp group ", spec.key_prefix);
     ASSIGN_OR_RETURN(pp_comm_, config_.make_communicator(spec));
+  }
+  // The model passes backend buffers (device pointers on CUDA) to the
+  // communicators; bound to the backend's stream, NCCL orders itself with the
+  // model's kernels on the device.
+  void* stream = backend_->native_stream();
+  for (parallel::Communicator* comm : {tp_comm_.get(), pp_comm_.get()}) {
+    if (comm != nullptr) RETURN_IF_ERROR(comm->BindStream(stream));
   }
   runner_->BindGroups({tp_comm_.get(), pp_comm_.get()});
   connected_ = true;

@@ -97,9 +97,14 @@ struct StepExecutorConfig {
   KvDtype kv_dtype = KvDtype::kF16;
   // KV pool size in blocks including the null block 0. 0 = derive it from
   // kv_cache_bytes / KvCache::BytesPerBlock. Either way it must hold one
-  // max_context sequence plus the null block.
+  // max_context sequence plus the null block. Both 0 on a CUDA device: size
+  // the pool from the device's memory (SizesKvFromDevice, PlanKvFromDevice).
   int32_t kv_blocks = 0;
   int64_t kv_cache_bytes = 0;
+  // Fraction of the device's total memory this worker may use (weights,
+  // activations and KV together) when the pool is sized from the device;
+  // (0, 1], like vLLM's gpu_memory_utilization. Ignored otherwise.
+  double gpu_memory_utilization = 0.9;
   // This process's place in its replica, and the layers per pipeline stage
   // (empty: even split).
   parallel::ParallelTopology topology;
@@ -134,14 +139,73 @@ struct KvPlan {
   int32_t num_blocks = 0;
   int64_t bytes_per_block = 0;
   int32_t blocks_per_max_sequence = 0;
+  // How a device-sized pool was computed (PlanKvFromDevice), for the log;
+  // empty otherwise.
+  std::string device_breakdown;
 };
 absl::StatusOr<KvPlan> PlanKv(const StepExecutorConfig& config, const ModelConfig& model);
 // The same for a shard: its layers and KV heads only.
 absl::StatusOr<KvPlan> PlanKv(const StepExecutorConfig& config, const ModelConfig& model, const ModelShard& shard);
+// The block shape only (max_context, bytes_per_block, blocks_per_max_sequence;
+// num_blocks 0): PlanKv's checks of max_context and block_size, without a
+// budget. What can be checked before the device is measured.
+absl::StatusOr<KvPlan> PlanKvShape(const StepExecutorConfig& config, const ModelConfig& model,
+                                   const ModelShard& shard);
+
+// ---- KV pool sized from device memory (CUDA, no kv_blocks / kv_cache_bytes) ----
+//
+// StepExecutor::Create measures Backend::MemoryInfo() before the weights are
+// uploaded and the free bytes again after PrepareWeights, then:
+//
+//   weights  = max(BackendWeights.device_bytes, free before - free after)
+//   reserve  = ActivationReserveBytes(...)          (estimate, see below)
+//   kv bytes = PlanDeviceKvBytes(total, free before, weights, reserve,
+//                                gpu_memory_utilization, one max-context sequence)
+//   blocks   = min(kv bytes / bytes_per_block, INT32_MAX)   (incl. the null block)
+
+// True when `config` asks for a device-sized pool: a CUDA device and neither
+// kv_blocks nor kv_cache_bytes set.
+bool SizesKvFromDevice(const StepExecutorConfig& config);
+
+// The device memory the worker needs besides weights and KV, estimated as:
+//   - LlamaModel's scratch for a step of `step_tokens` tokens, `logit_rows`
+//     of which are sampled: per token (2 d_model + 2 q_dim + 2 kv_dim +
+//     2 d_ff) f32 (x, xn, q, att, k, v, gate, up), plus the logits
+//     (R x vocab on one rank; R x vocab_padded and tp x R x vocab_padded
+//     gathered with tensor parallelism) and the step's int32 inputs;
+//   - kBackendWorkspaceBytes for the backend's workspaces (GEMM, split-KV
+//     attention partials, allocator rounding);
+//   - kCommunicatorReserveBytes per NCCL communicator this rank builds later
+//     (tp > 1, pp > 1): NCCL's own buffers are allocated after the KV pool.
+// Create uses step_tokens = max_context (the largest prompt one step can
+// prefill; the coordinator's --max-batched-tokens is normally smaller) and
+// logit_rows = min(step_tokens, kReserveLogitRows).
+inline constexpr int64_t kBackendWorkspaceBytes = int64_t{256} << 20;
+inline constexpr int64_t kCommunicatorReserveBytes = int64_t{256} << 20;
+inline constexpr int64_t kReserveLogitRows = 256;
+int64_t ActivationReserveBytes(const ModelConfig& model, const ModelShard& shard, int64_t step_tokens,
+                               int64_t logit_rows);
+
+// What Create measured on the device.
+struct DeviceKvMeasurement {
+  int64_t total_bytes = 0;
+  int64_t free_bytes_before_weights = 0;
+  int64_t free_bytes_after_weights = 0;
+  int64_t weight_device_bytes = 0;       // BackendWeights.device_bytes
+  int64_t activation_reserve_bytes = 0;  // ActivationReserveBytes
+};
+// The device-sized plan (pure: numbers in, blocks out). Errors name the
+// config field: "gpu_memory_utilization 0.95: ..." (RESOURCE_EXHAUSTED with
+// PlanDeviceKvBytes's breakdown when one max_context sequence plus the null
+// block does not fit; INVALID_ARGUMENT for a utilization outside (0, 1]),
+// or PlanKvShape's max_context / block_size errors.
+absl::StatusOr<KvPlan> PlanKvFromDevice(const StepExecutorConfig& config, const ModelConfig& model,
+                                        const ModelShard& shard, const DeviceKvMeasurement& measured);
 
 class StepExecutor {
  public:
-  // Loads config.model_path and sizes the KV pool.
+  // Loads config.model_path and sizes the KV pool (from config, or from the
+  // device's memory, see PlanKvFromDevice).
   static absl::StatusOr<std::unique_ptr<StepExecutor>> Create(const StepExecutorConfig& config);
   // Same with an already loaded model (config.model_path is only reported).
   static absl::StatusOr<std::unique_ptr<StepExecutor>> Create(const StepExecutorConfig& config,
@@ -161,13 +225,18 @@ class StepExecutor {
 
   // Builds this rank's communicators under `rendezvous` (Registered's
   // collective_rendezvous); waits for the other ranks up to the factory's
-  // timeout. A no-op for a 1 x 1 topology.
+  // timeout. A no-op for a 1 x 1 topology. Each communicator is bound to the
+  // backend's native stream (Communicator::BindStream): device communicators
+  // (NCCL) then order themselves with the model's kernels without host
+  // synchronisation; a host-buffer communicator on a device backend is
+  // FAILED_PRECONDITION naming it.
   absl::Status Connect(const std::string& rendezvous);
   bool connected() const { return connected_; }
   const ModelShard& shard() const { return runner_->shard(); }
 
   // KV blocks in the pool including the null block 0.
   int32_t kv_capacity_blocks() const { return kv_plan_.num_blocks; }
+  const KvPlan& kv_plan() const { return kv_plan_; }
   int32_t block_size() const { return config_.block_size; }
   int64_t max_context() const { return kv_plan_.max_context; }
   const ModelIdentityInfo& model_identity() const { return identity_; }

@@ -42,6 +42,60 @@ absl::Status CheckCoordinator(const std::string& address) {
 
 }  // namespace
 
+absl::StatusOr<CollectiveTransport> ParseCollectiveTransport(absl::string_view name) {
+  if (name == "auto") return CollectiveTransport::kAuto;
+  if (name == "tcp") return CollectiveTransport::kTcp;
+  if (name == "shm") return CollectiveTransport::kSharedMemory;
+  if (name == "nccl") return CollectiveTransport::kNccl;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown collective transport '", name, "' (auto, tcp, shm or nccl)"));
+}
+
+const char* CollectiveTransportName(CollectiveTransport transport) {
+  switch (transport) {
+    case CollectiveTransport::kAuto:
+      return "auto";
+    case CollectiveTransport::kTcp:
+      return "tcp";
+    case CollectiveTransport::kSharedMemory:
+      return "shm";
+    case CollectiveTransport::kNccl:
+      return "nccl";
+  }
+  return "?";
+}
+
+absl::StatusOr<CollectiveChoice> ChooseCollective(CollectiveTransport requested, const DeviceSpec& device) {
+  CollectiveChoice choice;
+  const bool cuda = device.kind == DeviceKind::kCuda;
+  if (cuda) {
+    if (requested != CollectiveTransport::kAuto && requested != CollectiveTransport::kNccl) {
+      return Bad("--collective-transport", CollectiveTransportName(requested),
+                 absl::StrCat("--device ", device.ToString(),
+                              " keeps activations in GPU memory, which only NCCL reads; use nccl or auto"));
+    }
+    choice.nccl = true;
+    choice.cuda_device = device.index;
+    return choice;
+  }
+  switch (requested) {
+    case CollectiveTransport::kNccl:
+      return Bad("--collective-transport", "nccl",
+                 absl::StrCat("needs a CUDA device (--device cuda:N); --device ", device.ToString(),
+                              " uses auto, tcp or shm"));
+    case CollectiveTransport::kTcp:
+      choice.cpu = parallel::CpuTransport::kTcp;
+      break;
+    case CollectiveTransport::kSharedMemory:
+      choice.cpu = parallel::CpuTransport::kSharedMemory;
+      break;
+    case CollectiveTransport::kAuto:
+      choice.cpu = parallel::CpuTransport::kAuto;
+      break;
+  }
+  return choice;
+}
+
 std::string WorkerUsage() {
   return absl::StrCat(
       "usage: strata-worker --coordinator HOST:PORT --model PATH [flags]\n"
@@ -51,8 +105,13 @@ std::string WorkerUsage() {
       "  --replica R              replica index (default 0)\n"
       "  --device cpu|cuda:N      where the model runs (default cpu)\n"
       "  --threads N              compute threads (default 1)\n"
-      "  --kv-cache-mb M          KV cache budget in MiB (default ", kDefaultKvCacheMb, ")\n"
+      "  --kv-cache-mb M          KV cache budget in MiB (default on cpu ", kDefaultKvCacheMb,
+      "; on cuda: sized from\n"
+      "                           the device's free memory, see --gpu-memory-utilization)\n"
       "  --kv-blocks N            KV pool size in blocks incl. the null block (instead of --kv-cache-mb)\n"
+      "  --gpu-memory-utilization F  share of the GPU's total memory this worker may use for\n"
+      "                           weights, activations and KV when neither --kv-cache-mb nor\n"
+      "                           --kv-blocks is given (cuda only; (0, 1], default 0.9)\n"
       "  --block-size N           tokens per KV block (default 16)\n"
       "  --kv-dtype f16|f32|bf16|fp8|fp8-unscaled|int8  KV cache element type (default f16;\n"
       "                           bf16 is 2 bytes like f16; fp8 = E4M3 and int8 with a scale\n"
@@ -64,9 +123,10 @@ std::string WorkerUsage() {
       "  --pp-layer-split A,B,..  layers per pipeline stage (default: even, earlier stages take the rest)\n"
       "  --peer-host HOST         address the replica's other ranks reach this worker at (TP/PP only;\n"
       "                           default: this machine's host name)\n"
-      "  --collective-transport auto|tcp|shm  how a TP/PP group's ranks talk (default auto: shared\n"
-      "                           memory when every rank of the group is on this host and in this\n"
-      "                           network namespace, Gloo over TCP otherwise)\n"
+      "  --collective-transport auto|tcp|shm|nccl  how a TP/PP group's ranks talk (default auto:\n"
+      "                           NCCL with --device cuda:N; on cpu shared memory when every rank of\n"
+      "                           the group is on this host and in this network namespace, Gloo over\n"
+      "                           TCP otherwise; tcp/shm are cpu only, nccl is cuda only)\n"
       "  --collective-timeout-s S how long a rendezvous or one collective may wait for peers (default 60)\n"
       "  --connect-timeout-s S    how long to keep dialing an unreachable coordinator (default 120)\n"
       "Exit status: 0 after Shutdown or SIGTERM/SIGINT, 1 on a runtime failure, 2 on bad flags.\n");
@@ -78,7 +138,7 @@ absl::StatusOr<WorkerFlags> ParseWorkerFlags(const std::vector<std::string>& arg
       "--threads",     "--kv-cache-mb", "--kv-blocks", "--block-size", "--kv-dtype",
       "--max-context", "--tp-rank",   "--tp-size",    "--pp-stage",   "--pp-size",
       "--connect-timeout-s", "--pp-layer-split", "--peer-host", "--collective-timeout-s",
-      "--collective-transport"};
+      "--collective-transport", "--gpu-memory-utilization"};
   std::map<std::string, std::string> values;
   WorkerFlags f;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -153,7 +213,6 @@ absl::StatusOr<WorkerFlags> ParseWorkerFlags(const std::vector<std::string>& arg
   if (get("--kv-cache-mb") && get("--kv-blocks")) {
     return absl::InvalidArgumentError("--kv-cache-mb and --kv-blocks are mutually exclusive");
   }
-  if (!get("--kv-cache-mb") && !get("--kv-blocks")) f.kv_cache_mb = kDefaultKvCacheMb;
   if (const std::string* v = get("--kv-dtype")) {
     if (*v == "f16") {
       f.kv_dtype = KvDtype::kF16;
@@ -177,10 +236,23 @@ absl::StatusOr<WorkerFlags> ParseWorkerFlags(const std::vector<std::string>& arg
       return Bad("--connect-timeout-s", *v, "expected a positive number of seconds");
     }
   }
+  DeviceSpec device;  // cpu unless --device says otherwise
   if (const std::string* v = get("--device")) {
     absl::StatusOr<DeviceSpec> spec = ParseDeviceSpec(*v);
     if (!spec.ok()) return Bad("--device", *v, "expected cpu, cuda or cuda:N");
+    device = *spec;
     f.device = spec->ToString();
+  }
+  // No KV size given: a fixed budget on the CPU; on CUDA the step executor
+  // sizes the pool from the device's memory (kv_cache_mb stays 0).
+  if (!get("--kv-cache-mb") && !get("--kv-blocks") && device.kind != DeviceKind::kCuda) {
+    f.kv_cache_mb = kDefaultKvCacheMb;
+  }
+  if (const std::string* v = get("--gpu-memory-utilization")) {
+    if (!absl::SimpleAtod(*v, &f.gpu_memory_utilization) || !(f.gpu_memory_utilization > 0) ||
+        f.gpu_memory_utilization > 1) {
+      return Bad("--gpu-memory-utilization", *v, "expected a fraction in (0, 1], e.g. 0.9");
+    }
   }
   if (const std::string* v = get("--pp-layer-split")) {
     absl::StatusOr<std::vector<int64_t>> split = parallel::ParseLayerSplit(*v);
@@ -201,9 +273,12 @@ absl::StatusOr<WorkerFlags> ParseWorkerFlags(const std::vector<std::string>& arg
     }
   }
   if (const std::string* v = get("--collective-transport")) {
-    absl::StatusOr<parallel::CpuTransport> t = parallel::ParseCpuTransport(*v);
-    if (!t.ok()) return Bad("--collective-transport", *v, "expected auto, tcp or shm");
+    absl::StatusOr<CollectiveTransport> t = ParseCollectiveTransport(*v);
+    if (!t.ok()) return Bad("--collective-transport", *v, "expected auto, tcp, shm or nccl");
     f.collective_transport = *t;
+  }
+  if (absl::StatusOr<CollectiveChoice> c = ChooseCollective(f.collective_transport, device); !c.ok()) {
+    return c.status();
   }
   if (f.tp_rank >= f.tp_size) {
     return Bad("--tp-rank", absl::StrCat(f.tp_rank), absl::StrCat("must be < --tp-size ", f.tp_size));
@@ -225,6 +300,7 @@ StepExecutorConfig ExecutorConfigFromFlags(const WorkerFlags& f) {
   c.kv_dtype = f.kv_dtype;
   c.kv_blocks = f.kv_blocks;
   c.kv_cache_bytes = f.kv_blocks > 0 ? 0 : f.kv_cache_mb << 20;
+  c.gpu_memory_utilization = f.gpu_memory_utilization;
   c.topology.tp_rank = static_cast<int>(f.tp_rank);
   c.topology.tp_size = static_cast<int>(f.tp_size);
   c.topology.pp_stage = static_cast<int>(f.pp_stage);
@@ -250,6 +326,7 @@ CoordinatorLinkConfig LinkConfigFromFlags(const WorkerFlags& f) {
 }
 
 std::string FlagForKvPlanError(absl::string_view message, const WorkerFlags& f) {
+  if (absl::StartsWith(message, "gpu_memory_utilization")) return "--gpu-memory-utilization";
   if (absl::StartsWith(message, "max_context")) return "--max-context";
   if (absl::StartsWith(message, "block_size")) return "--block-size";
   if (absl::StartsWith(message, "kv_blocks") && f.kv_blocks > 0) return "--kv-blocks";

@@ -25,6 +25,9 @@
 #include "absl/synchronization/mutex.h"
 #include "parallel/coordinator_store_client.h"
 #include "parallel/cpu_communicator.h"
+#ifdef STRATA_WITH_NCCL
+#include "parallel/nccl_communicator.h"
+#endif
 #include "worker/backend/backend_factory.h"
 #include "worker/coordinator_link.h"
 #include "worker/step_executor.h"
@@ -137,7 +140,8 @@ int Main(int argc, char** argv) {
     return kExitBadFlags;
   }
   // TP/PP: the replica's ranks meet in the coordinator's rendezvous store and
-  // talk over shared memory (same host) or Gloo over TCP (--collective-transport).
+  // talk over NCCL on the worker's GPU (--device cuda:N), or over shared
+  // memory (same host) or Gloo over TCP on the CPU (--collective-transport).
   std::shared_ptr<parallel::KeyValueStore> store;
   if (exec_config.topology.world_size() > 1) {
     absl::StatusOr<std::unique_ptr<parallel::CoordinatorStoreClient>> client =
@@ -147,26 +151,58 @@ int Main(int argc, char** argv) {
       return kExitFailure;
     }
     store = *std::move(client);
+    // Checked by ParseWorkerFlags already.
+    const CollectiveChoice choice = *ChooseCollective(flags->collective_transport, exec_config.device);
     const std::string peer_host = flags->peer_host;
     const absl::Duration timeout = absl::Seconds(flags->collective_timeout_s);
-    const parallel::CpuTransport transport = flags->collective_transport;
-    exec_config.make_communicator = [store, peer_host, timeout, transport](const CommunicatorSpec& spec)
-        -> absl::StatusOr<std::unique_ptr<parallel::Communicator>> {
-      parallel::CpuCommunicatorConfig cc;
-      cc.store = store.get();
-      cc.prefix = spec.key_prefix;
-      cc.rank = spec.rank;
-      cc.size = spec.size;
-      cc.bind_address = peer_host;
-      cc.timeout = timeout;
-      cc.label = spec.label;
-      cc.transport = transport;
-      absl::StatusOr<std::unique_ptr<parallel::Communicator>> comm = parallel::CreateCpuCommunicator(cc);
-      if (comm.ok()) Log(absl::StrCat("connected: ", (*comm)->Describe()));
-      return comm;
-    };
+    if (choice.nccl) {
+#ifdef STRATA_WITH_NCCL
+      exec_config.make_communicator = [store, timeout, choice](const CommunicatorSpec& spec)
+          -> absl::StatusOr<std::unique_ptr<parallel::Communicator>> {
+        parallel::NcclCommunicatorConfig nc;
+        nc.store = store.get();
+        nc.prefix = absl::StrCat(spec.key_prefix, "/nccl");
+        nc.rank = spec.rank;
+        nc.size = spec.size;
+        nc.device = choice.cuda_device;
+        nc.timeout = timeout;
+        nc.sync_timeout = timeout;
+        nc.label = spec.label;
+        absl::StatusOr<std::unique_ptr<parallel::NcclCommunicator>> comm = parallel::CreateNcclCommunicator(nc);
+        if (!comm.ok()) return comm.status();
+        Log(absl::StrCat("connected: ", (*comm)->Describe()));
+        return std::unique_ptr<parallel::Communicator>(*std::move(comm));
+      };
+#else
+      std::fprintf(stderr, "strata-worker: --collective-transport %s: this build has no NCCL (built without CUDA)\n",
+                   CollectiveTransportName(flags->collective_transport));
+      return kExitBadFlags;
+#endif
+    } else {
+      const parallel::CpuTransport transport = choice.cpu;
+      exec_config.make_communicator = [store, peer_host, timeout, transport](const CommunicatorSpec& spec)
+          -> absl::StatusOr<std::unique_ptr<parallel::Communicator>> {
+        parallel::CpuCommunicatorConfig cc;
+        cc.store = store.get();
+        cc.prefix = spec.key_prefix;
+        cc.rank = spec.rank;
+        cc.size = spec.size;
+        cc.bind_address = peer_host;
+        cc.timeout = timeout;
+        cc.label = spec.label;
+        cc.transport = transport;
+        absl::StatusOr<std::unique_ptr<parallel::Communicator>> comm = parallel::CreateCpuCommunicator(cc);
+        if (comm.ok()) Log(absl::StrCat("connected: ", (*comm)->Describe()));
+        return comm;
+      };
+    }
   }
-  if (absl::StatusOr<KvPlan> plan = PlanKv(exec_config, (*model)->config, *shard); !plan.ok()) {
+  // What can be checked before loading: the budget (or, for a pool sized from
+  // the GPU's memory, only the block shape; the rest once the weights are up).
+  const bool kv_from_device = SizesKvFromDevice(exec_config);
+  absl::StatusOr<KvPlan> plan = kv_from_device ? PlanKvShape(exec_config, (*model)->config, *shard)
+                                               : PlanKv(exec_config, (*model)->config, *shard);
+  if (!plan.ok()) {
     const std::string flag = FlagForKvPlanError(plan.status().message(), *flags);
     std::string value;
     if (flag == "--max-context") value = absl::StrCat(" ", flags->max_context);
@@ -180,6 +216,13 @@ int Main(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<StepExecutor>> executor =
       StepExecutor::Create(exec_config, *std::move(model));
   if (!executor.ok()) {
+    // The GPU cannot hold weights, activations and one max-context sequence
+    // at this utilization: a flag problem the operator can fix.
+    if (absl::StartsWith(executor.status().message(), "gpu_memory_utilization")) {
+      std::fprintf(stderr, "strata-worker: --gpu-memory-utilization: %s\n",
+                   std::string(executor.status().message()).c_str());
+      return kExitBadFlags;
+    }
     Log(absl::StrCat("cannot set up the step executor: ", executor.status().message()));
     return kExitFailure;
   }
@@ -194,6 +237,10 @@ int Main(int argc, char** argv) {
                    id.vocab_size, ", context ", id.context_length, "; KV pool ",
                    (*executor)->kv_capacity_blocks(), " blocks of ", (*executor)->block_size(),
                    " tokens; ", flags->threads, " threads"));
+  if (!(*executor)->kv_plan().device_breakdown.empty()) {
+    Log(absl::StrCat("KV pool sized from the GPU (--gpu-memory-utilization ", flags->gpu_memory_utilization,
+                     "): ", (*executor)->kv_plan().device_breakdown));
+  }
   if (signals.signalled()) return kExitOk;
 
   CoordinatorLink link(LinkConfigFromFlags(*flags), executor->get());

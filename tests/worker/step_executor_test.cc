@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <functional>
 #include <map>
 #include <random>
@@ -694,6 +695,222 @@ TEST(PlanKvTest, SizesAndErrorsNameTheField) {
   c.max_context = 0;
   c.block_size = 0;
   EXPECT_THAT(std::string(PlanKv(c, m).status().message()), HasSubstr("block_size 0"));
+}
+
+// ---- KV pool sized from device memory (numbers in, blocks out) ----
+
+ModelConfig SmallModel() {
+  ModelConfig m;
+  m.n_layers = 2;
+  m.n_kv_heads = 2;
+  m.n_heads = 4;
+  m.head_dim = 8;
+  m.d_model = 32;
+  m.d_ff = 64;
+  m.vocab_size = 1000;
+  m.context_length = 1000;
+  return m;
+}
+
+ModelShard WholeShard(const ModelConfig& m) {
+  ModelShard s;
+  s.tp.q_end = m.n_heads;
+  s.tp.kv_end = m.n_kv_heads;
+  s.tp.ff_end = m.d_ff;
+  s.tp.vocab_end = m.vocab_size;
+  s.tp.vocab_padded = m.vocab_size;
+  s.layers = {0, m.n_layers};
+  return s;
+}
+
+StepExecutorConfig CudaAutoConfig() {
+  StepExecutorConfig c;
+  c.device = DeviceSpec{DeviceKind::kCuda, 0};
+  c.block_size = 16;
+  c.gpu_memory_utilization = 0.9;
+  return c;
+}
+
+TEST(DeviceKvPlanTest, OnlyCudaWithoutAConfiguredSizeIsSizedFromTheDevice) {
+  StepExecutorConfig c = CudaAutoConfig();
+  EXPECT_TRUE(SizesKvFromDevice(c));
+  c.kv_blocks = 100;
+  EXPECT_FALSE(SizesKvFromDevice(c));
+  c.kv_blocks = 0;
+  c.kv_cache_bytes = 1 << 20;
+  EXPECT_FALSE(SizesKvFromDevice(c));
+  c.kv_cache_bytes = 0;
+  c.device = DeviceSpec{DeviceKind::kCpu, 0};
+  EXPECT_FALSE(SizesKvFromDevice(c));  // the CPU path keeps PlanKv's error for an empty budget
+  EXPECT_THAT(std::string(PlanKv(c, SmallModel()).status().message()),
+              HasSubstr("kv_blocks or kv_cache_bytes must be positive"));
+}
+
+TEST(DeviceKvPlanTest, BlocksFromTheMeasuredNumbers) {
+  const ModelConfig m = SmallModel();
+  const StepExecutorConfig c = CudaAutoConfig();
+  constexpr int64_t GiB = int64_t{1} << 30;
+  DeviceKvMeasurement d;
+  d.total_bytes = 80 * GiB;
+  d.free_bytes_before_weights = 79 * GiB;           // 1 GiB: CUDA context, other processes
+  d.free_bytes_after_weights = 79 * GiB - 16 * GiB - GiB / 2;  // 16.5 GiB dropped
+  d.weight_device_bytes = 16 * GiB;                 // allocated for the weights
+  d.activation_reserve_bytes = GiB;
+  absl::StatusOr<KvPlan> plan = PlanKvFromDevice(c, m, WholeShard(m), d);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->bytes_per_block, 2 * 2 * 2 * 16 * 8 * 2);  // K+V, layers, KV heads, tokens, dim, f16
+  EXPECT_EQ(plan->max_context, 1000);
+  EXPECT_EQ(plan->blocks_per_max_sequence, 63);
+  // 72 GiB budget - 1 GiB others - 16.5 GiB weights (the larger: the measured drop) - 1 GiB reserve.
+  const int64_t kv = 72 * GiB - GiB - 16 * GiB - GiB / 2 - GiB;
+  EXPECT_EQ(plan->num_blocks, kv / plan->bytes_per_block);
+  EXPECT_THAT(plan->device_breakdown, HasSubstr("weights 16896 MiB"));
+  EXPECT_THAT(plan->device_breakdown, HasSubstr("= 54784 MiB of KV"));
+
+  // Weights counted by the backend larger than the drop (e.g. memory reused
+  // from a pool): the larger number wins.
+  d.weight_device_bytes = 20 * GiB;
+  EXPECT_EQ(PlanKvFromDevice(c, m, WholeShard(m), d)->num_blocks,
+            (72 * GiB - GiB - 20 * GiB - GiB) / plan->bytes_per_block);
+
+  // Huge devices: the block count is capped at INT32_MAX.
+  DeviceKvMeasurement big;
+  big.total_bytes = int64_t{8} << 40;
+  big.free_bytes_before_weights = big.total_bytes;
+  big.free_bytes_after_weights = big.total_bytes;
+  StepExecutorConfig all = c;
+  all.gpu_memory_utilization = 1.0;
+  EXPECT_EQ(PlanKvFromDevice(all, m, WholeShard(m), big)->num_blocks, std::numeric_limits<int32_t>::max());
+}
+
+TEST(DeviceKvPlanTest, ErrorsNameTheFlagWhenOneSequenceDoesNotFit) {
+  const ModelConfig m = SmallModel();
+  StepExecutorConfig c = CudaAutoConfig();
+  c.gpu_memory_utilization = 0.5;  // exact in binary: the budget is exactly half
+  constexpr int64_t MiB = int64_t{1} << 20;
+  constexpr int64_t kOneSequence = 64 * 2048;  // 63 blocks of 2048 B plus the null block
+  DeviceKvMeasurement d;
+  d.total_bytes = 2000 * MiB;
+  d.free_bytes_before_weights = 2000 * MiB;
+  d.free_bytes_after_weights = 1200 * MiB;  // 800 MiB of weights
+  // 1000 MiB budget - 800 MiB weights - reserve = exactly one max-context sequence.
+  d.activation_reserve_bytes = 200 * MiB - kOneSequence;
+  absl::StatusOr<KvPlan> fits = PlanKvFromDevice(c, m, WholeShard(m), d);
+  ASSERT_TRUE(fits.ok()) << fits.status();
+  EXPECT_EQ(fits->num_blocks, 64);
+  d.activation_reserve_bytes += 1;  // one byte short
+  absl::StatusOr<KvPlan> plan = PlanKvFromDevice(c, m, WholeShard(m), d);
+  ASSERT_EQ(plan.status().code(), absl::StatusCode::kResourceExhausted);
+  const std::string message(plan.status().message());
+  EXPECT_THAT(message, ::testing::StartsWith("gpu_memory_utilization 0.5: "));
+  EXPECT_THAT(message, HasSubstr("weights 800 MiB"));
+  EXPECT_THAT(message, HasSubstr("raise --gpu-memory-utilization"));
+  EXPECT_THAT(message, HasSubstr("one sequence of max_context 1000 tokens needs 63 blocks"));
+  d.activation_reserve_bytes = 300 * MiB;  // nothing left at all
+  EXPECT_EQ(PlanKvFromDevice(c, m, WholeShard(m), d).status().code(), absl::StatusCode::kResourceExhausted);
+
+  c.gpu_memory_utilization = 0;
+  EXPECT_EQ(PlanKvFromDevice(c, m, WholeShard(m), d).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(PlanKvFromDevice(c, m, WholeShard(m), d).status().message()),
+              ::testing::StartsWith("gpu_memory_utilization 0: "));
+  c.gpu_memory_utilization = 1.5;
+  EXPECT_EQ(PlanKvFromDevice(c, m, WholeShard(m), d).status().code(), absl::StatusCode::kInvalidArgument);
+  c.gpu_memory_utilization = 0.9;
+  c.max_context = 1001;  // the shape's own checks come first and name their field
+  EXPECT_THAT(std::string(PlanKvFromDevice(c, m, WholeShard(m), d).status().message()),
+              ::testing::StartsWith("max_context 1001 exceeds"));
+  EXPECT_THAT(std::string(PlanKvShape(c, m, WholeShard(m)).status().message()),
+              ::testing::StartsWith("max_context 1001 exceeds"));
+  c.max_context = 0;
+  absl::StatusOr<KvPlan> shape = PlanKvShape(c, m, WholeShard(m));
+  ASSERT_TRUE(shape.ok());
+  EXPECT_EQ(shape->num_blocks, 0);
+  EXPECT_EQ(shape->blocks_per_max_sequence, 63);
+}
+
+TEST(DeviceKvPlanTest, ActivationReserveFollowsTheScratchLayout) {
+  const ModelConfig m = SmallModel();
+  ModelShard whole = WholeShard(m);
+  // Per token: x, xn (2 x 32) + q, att (2 x 32) + k, v (2 x 16) + gate, up (2 x 64) = 288 f32,
+  // plus 3 int32 inputs; R rows of 1000 logits.
+  const int64_t per_token = 288 * 4 + 3 * 4;
+  EXPECT_EQ(ActivationReserveBytes(m, whole, 100, 10), 100 * per_token + 10 * 1000 * 4 + kBackendWorkspaceBytes);
+  EXPECT_EQ(ActivationReserveBytes(m, whole, 0, 10), kBackendWorkspaceBytes);  // rows <= tokens
+  // A non-last pipeline stage has no logits but a pp communicator.
+  ModelShard first = whole;
+  first.topology.pp_size = 2;
+  EXPECT_EQ(ActivationReserveBytes(m, first, 100, 10),
+            100 * per_token + kBackendWorkspaceBytes + kCommunicatorReserveBytes);
+  // Tensor parallel, last stage: local + tp gathered logits of vocab_padded rows, and a tp communicator.
+  ModelShard tp = whole;
+  tp.topology.tp_size = 2;
+  tp.topology.pp_size = 2;
+  tp.topology.pp_stage = 1;
+  tp.tp.size = 2;
+  tp.tp.q_end = 2;
+  tp.tp.kv_end = 1;
+  tp.tp.ff_end = 32;
+  tp.tp.vocab_end = 500;
+  tp.tp.vocab_padded = 500;
+  const int64_t tp_per_token = (2 * 32 + 2 * 16 + 2 * 8 + 2 * 32) * 4 + 3 * 4;
+  EXPECT_EQ(ActivationReserveBytes(m, tp, 100, 10),
+            100 * tp_per_token + 3 * 10 * 500 * 4 + kBackendWorkspaceBytes + 2 * kCommunicatorReserveBytes);
+}
+
+// Connect binds every communicator to the backend's stream: null on the CPU,
+// which host-buffer communicators accept; one that refuses fails Connect.
+class RecordingCommunicator : public parallel::Communicator {
+ public:
+  RecordingCommunicator(int rank, int size, bool refuse, std::vector<void*>* bound)
+      : rank_(rank), size_(size), refuse_(refuse), bound_(bound), description_("recording communicator") {}
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  const std::string& Describe() const override { return description_; }
+  absl::Status AllReduceSum(void*, int64_t, parallel::DataType) override { return absl::OkStatus(); }
+  absl::Status AllGather(const void*, void*, int64_t, parallel::DataType) override { return absl::OkStatus(); }
+  absl::Status Broadcast(void*, int64_t, parallel::DataType, int) override { return absl::OkStatus(); }
+  absl::Status Send(const void*, int64_t, parallel::DataType, int) override { return absl::OkStatus(); }
+  absl::Status Recv(void*, int64_t, parallel::DataType, int) override { return absl::OkStatus(); }
+  absl::Status Barrier() override { return absl::OkStatus(); }
+  absl::Status BindStream(void* stream) override {
+    bound_->push_back(stream);
+    if (refuse_) return absl::FailedPreconditionError("recording communicator: BindStream refused");
+    return absl::OkStatus();
+  }
+
+ private:
+  int rank_, size_;
+  bool refuse_;
+  std::vector<void*>* bound_;
+  std::string description_;
+};
+
+TEST(StepExecutorConnectTest, BindsEachCommunicatorToTheBackendStream) {
+  if (!HaveModel()) GTEST_SKIP() << "default model not installed";
+  std::vector<void*> bound;
+  bool refuse = false;
+  StepExecutorConfig xc;
+  xc.model_path = STRATA_DEFAULT_MODEL;
+  xc.max_context = kMaxContext;
+  xc.block_size = kBlockSize;
+  xc.kv_blocks = kBlocks;
+  xc.topology.tp_size = 1;
+  xc.topology.pp_size = 2;  // stage 0 of 2: one pp communicator
+  xc.make_communicator = [&](const CommunicatorSpec& spec)
+      -> absl::StatusOr<std::unique_ptr<parallel::Communicator>> {
+    return std::make_unique<RecordingCommunicator>(spec.rank, spec.size, refuse, &bound);
+  };
+  auto executor = StepExecutor::Create(xc);
+  ASSERT_TRUE(executor.ok()) << executor.status();
+  ASSERT_TRUE((*executor)->Connect("rendezvous/gen-1").ok());
+  EXPECT_TRUE((*executor)->connected());
+  ASSERT_EQ(bound.size(), 1u);
+  EXPECT_EQ(bound[0], nullptr);  // CpuBackend has no native stream
+  refuse = true;
+  absl::Status refused = (*executor)->Connect("rendezvous/gen-2");
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("BindStream refused"));
+  EXPECT_FALSE((*executor)->connected());
 }
 
 }  // namespace

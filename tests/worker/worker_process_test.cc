@@ -27,10 +27,12 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "strata/v1/worker.grpc.pb.h"
 #include "worker/backend/backend_factory.h"
 #include "worker/engine.h"
 #include "worker/step_executor.h"
+#include "worker/worker_flags.h"
 
 extern char** environ;
 
@@ -512,6 +514,17 @@ TEST(WorkerFlagsTest, BadFlagsExitTwoNamingTheFlag) {
       {{"--coordinator", "localhost:1", "--model", m, "--connect-timeout-s", "-3"}, "--connect-timeout-s"},
       {{"--coordinator", "localhost:1", "--model", m, "--bogus", "1"}, "--bogus"},
       {{"--coordinator", "localhost:1", "--model", m, "--threads"}, "--threads"},
+      {{"--coordinator", "localhost:1", "--model", m, "--gpu-memory-utilization", "0"}, "--gpu-memory-utilization"},
+      {{"--coordinator", "localhost:1", "--model", m, "--gpu-memory-utilization", "1.01"},
+       "--gpu-memory-utilization"},
+      {{"--coordinator", "localhost:1", "--model", m, "--collective-transport", "udp"}, "--collective-transport"},
+      // Host-buffer transports cannot read GPU activations; NCCL needs a GPU.
+      // Refused while parsing, before the device is checked.
+      {{"--coordinator", "localhost:1", "--model", m, "--device", "cuda:0", "--collective-transport", "tcp"},
+       "--collective-transport tcp"},
+      {{"--coordinator", "localhost:1", "--model", m, "--device", "cuda:0", "--collective-transport", "shm"},
+       "--collective-transport shm"},
+      {{"--coordinator", "localhost:1", "--model", m, "--collective-transport", "nccl"}, "--collective-transport nccl"},
   };
   for (const BadFlags& c : cases) {
     WorkerProcess worker(c.args);
@@ -553,6 +566,91 @@ TEST(WorkerFlagsTest, HelpExitsZero) {
   WorkerProcess worker({"--help"});
   EXPECT_EQ(worker.ExitCode(seconds(10)), 0);
   EXPECT_THAT(worker.Output(), HasSubstr("--kv-cache-mb"));
+}
+
+// ---- flag parsing and the collective transport choice (host logic) ----
+
+absl::StatusOr<WorkerFlags> Parse(std::vector<std::string> extra) {
+  std::vector<std::string> args = {"--coordinator", "localhost:1", "--model", "/"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return ParseWorkerFlags(args);
+}
+
+TEST(WorkerFlagsUnitTest, GpuMemoryUtilizationDefaultRangeAndKvSizing) {
+  absl::StatusOr<WorkerFlags> cpu = Parse({});
+  ASSERT_TRUE(cpu.ok()) << cpu.status();
+  EXPECT_EQ(cpu->gpu_memory_utilization, 0.9);
+  EXPECT_EQ(cpu->kv_cache_mb, kDefaultKvCacheMb);  // CPU: the fixed default budget
+  EXPECT_FALSE(SizesKvFromDevice(ExecutorConfigFromFlags(*cpu)));
+
+  // CUDA without --kv-cache-mb / --kv-blocks: sized from the device.
+  absl::StatusOr<WorkerFlags> cuda = Parse({"--device", "cuda:1", "--gpu-memory-utilization", "0.75"});
+  ASSERT_TRUE(cuda.ok()) << cuda.status();
+  EXPECT_EQ(cuda->kv_cache_mb, 0);
+  StepExecutorConfig config = ExecutorConfigFromFlags(*cuda);
+  EXPECT_TRUE(SizesKvFromDevice(config));
+  EXPECT_EQ(config.gpu_memory_utilization, 0.75);
+  EXPECT_EQ(config.kv_cache_bytes, 0);
+  EXPECT_EQ(config.kv_blocks, 0);
+  // Either size flag keeps the operator's number on CUDA too.
+  EXPECT_FALSE(SizesKvFromDevice(ExecutorConfigFromFlags(*Parse({"--device", "cuda:0", "--kv-cache-mb", "64"}))));
+  EXPECT_FALSE(SizesKvFromDevice(ExecutorConfigFromFlags(*Parse({"--device", "cuda:0", "--kv-blocks", "300"}))));
+  EXPECT_TRUE(Parse({"--gpu-memory-utilization", "1"}).ok());
+  EXPECT_TRUE(Parse({"--gpu-memory-utilization=0.05"}).ok());
+
+  for (const char* bad : {"0", "-0.5", "1.5", "nan", "x", ""}) {
+    absl::StatusOr<WorkerFlags> f = Parse({"--gpu-memory-utilization", bad});
+    ASSERT_FALSE(f.ok()) << bad;
+    EXPECT_EQ(f.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(f.status().message()), ::testing::StartsWith("--gpu-memory-utilization"));
+    EXPECT_THAT(std::string(f.status().message()), HasSubstr("(0, 1]"));
+  }
+  WorkerFlags f = *cuda;
+  EXPECT_EQ(FlagForKvPlanError("gpu_memory_utilization 0.75: device memory: ...", f), "--gpu-memory-utilization");
+  EXPECT_EQ(FlagForKvPlanError("max_context 5000 exceeds", f), "--max-context");
+}
+
+TEST(WorkerFlagsUnitTest, CollectiveTransportFollowsTheDevice) {
+  const DeviceSpec cpu{DeviceKind::kCpu, 0};
+  const DeviceSpec gpu3{DeviceKind::kCuda, 3};
+  // auto: NCCL on the worker's GPU, the CPU transports' own auto on the CPU.
+  absl::StatusOr<CollectiveChoice> c = ChooseCollective(CollectiveTransport::kAuto, gpu3);
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->nccl);
+  EXPECT_EQ(c->cuda_device, 3);
+  c = ChooseCollective(CollectiveTransport::kNccl, gpu3);
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->nccl);
+  c = ChooseCollective(CollectiveTransport::kAuto, cpu);
+  ASSERT_TRUE(c.ok());
+  EXPECT_FALSE(c->nccl);
+  EXPECT_EQ(c->cpu, parallel::CpuTransport::kAuto);
+  EXPECT_EQ(ChooseCollective(CollectiveTransport::kTcp, cpu)->cpu, parallel::CpuTransport::kTcp);
+  EXPECT_EQ(ChooseCollective(CollectiveTransport::kSharedMemory, cpu)->cpu, parallel::CpuTransport::kSharedMemory);
+  // Mismatches name the flag and the device.
+  for (CollectiveTransport t : {CollectiveTransport::kTcp, CollectiveTransport::kSharedMemory}) {
+    absl::StatusOr<CollectiveChoice> bad = ChooseCollective(t, gpu3);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(bad.status().message()),
+                ::testing::StartsWith(absl::StrCat("--collective-transport ", CollectiveTransportName(t))));
+    EXPECT_THAT(std::string(bad.status().message()), HasSubstr("--device cuda:3"));
+  }
+  absl::StatusOr<CollectiveChoice> nccl_on_cpu = ChooseCollective(CollectiveTransport::kNccl, cpu);
+  ASSERT_FALSE(nccl_on_cpu.ok());
+  EXPECT_THAT(std::string(nccl_on_cpu.status().message()), ::testing::StartsWith("--collective-transport nccl"));
+
+  // The same through the parser.
+  EXPECT_EQ(Parse({"--device", "cuda:0"})->collective_transport, CollectiveTransport::kAuto);
+  EXPECT_EQ(Parse({"--device", "cuda:0", "--collective-transport", "nccl"})->collective_transport,
+            CollectiveTransport::kNccl);
+  EXPECT_EQ(Parse({"--collective-transport", "shm"})->collective_transport, CollectiveTransport::kSharedMemory);
+  EXPECT_FALSE(Parse({"--device", "cuda:0", "--collective-transport", "tcp"}).ok());
+  EXPECT_FALSE(Parse({"--collective-transport", "nccl"}).ok());
+  absl::StatusOr<WorkerFlags> unknown = Parse({"--collective-transport", "udp"});
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_THAT(std::string(unknown.status().message()), HasSubstr("auto, tcp, shm or nccl"));
+  EXPECT_EQ(ParseCollectiveTransport("nccl").value(), CollectiveTransport::kNccl);
 }
 
 }  // namespace

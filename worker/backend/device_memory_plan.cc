@@ -28,7 +28,8 @@ absl::StatusOr<int64_t> PlanDeviceKvBytes(const DeviceMemoryPlanInput& in) {
     return absl::ResourceExhaustedError(absl::StrFormat(
         "device memory: %.0f MiB x utilization %.2f = %.0f MiB budget; other processes %.0f MiB, weights %.0f MiB, "
         "activations %.0f MiB leave %.0f MiB for the KV cache, which needs at least %.0f MiB (one max-context "
-        "sequence): raise the utilization, lower --max-context, or shard the model (--tp-size)",
+        "sequence): raise --gpu-memory-utilization, lower --max-context, or shard the model (--tp-size, "
+        "--pp-size)",
         MiB(in.total_bytes), in.utilization, MiB(budget), MiB(others), MiB(in.weight_bytes),
         MiB(in.activation_reserve_bytes), MiB(kv), MiB(in.min_kv_bytes)));
   }
