@@ -3,6 +3,8 @@
 //   F16/BF16:   4 halves (one 8-byte load) -> one float4 store when aligned, else 1:1;
 //   Q8_0/Q4_*:  16 threads per 32-value block (qblock.cuh's QBlockPair: the half-warp
 //               reads the block's quants as one contiguous run), two values each;
+//   Q4_K/Q5_K/Q6_K: one value per thread per step (consecutive threads, consecutive
+//               values), each decoded from its block as dequantize.cc does;
 //   other rank's id: zeros (float4 when aligned).
 // Decoding is kernels/cpu/dequantize.cc's arithmetic (see qblock.cuh), bit for bit.
 #pragma once
@@ -34,8 +36,8 @@ inline const char* CheckEmbedding(const EmbeddingParams& p) {
   }
   const int64_t row_bytes = EmbeddingRowBytes(p.dtype, p.dim);
   if (row_bytes == 0) {
-    return "Embedding: dtype is not F32, F16, BF16, Q8_0, Q4_0 or Q4_1, or dim is not a "
-           "multiple of its 32-value block";
+    return "Embedding: dtype is not F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K or Q6_K, or "
+           "dim is not a multiple of its block (32 values, 256 for k-quants)";
   }
   if (p.row_stride != 0 && p.row_stride < row_bytes) return "Embedding: row_stride < one row";
   // Elements (F32: 4 bytes) and quant blocks (16-bit fields) are read with aligned loads.
@@ -121,6 +123,54 @@ __device__ __forceinline__ void EmbeddingRowQuant(const uint8_t* src, float* dst
   }
 }
 
+__device__ __forceinline__ float EmbeddingSub(float a, float b) {
+#ifdef __CUDA_ARCH__
+  return __fsub_rn(a, b);
+#else
+  return a - b;
+#endif
+}
+
+__device__ __forceinline__ float EmbeddingF16At(const uint8_t* p) {
+  return KvF16ToF32Fast(*reinterpret_cast<const uint16_t*>(p));
+}
+
+// Value i < 256 of a Q4_K, Q5_K or Q6_K block (layouts in kernels/cpu/quant_blocks.h),
+// with dequantize.cc's operations in its order:
+//   Q4_K/Q5_K: (d * sc) * q - (dmin * mn)        Q6_K: (d * sc) * (q - 32)
+__device__ __forceinline__ float EmbeddingKQuantValue(const uint8_t* blk, EmbeddingDtype dt, int i) {
+  if (dt == EmbeddingDtype::kQ6_K) {
+    // | ql[128] | qh[64] | scales[16] int8 | d |: half h = i / 128, quarter k, lane l.
+    const int h = i >> 7, k = (i >> 5) & 3, l = i & 31;
+    const uint8_t lq = blk[64 * h + l + 32 * (k & 1)];
+    const uint8_t hq = blk[128 + 32 * h + l];
+    const int q = ((k < 2 ? lq & 0xF : lq >> 4) | (((hq >> (2 * k)) & 3) << 4)) - 32;
+    const int8_t sc = static_cast<int8_t>(blk[192 + 8 * h + l / 16 + 2 * k]);
+    return QMul(QMul(EmbeddingF16At(blk + 208), static_cast<float>(sc)), static_cast<float>(q));
+  }
+  // | d | dmin | scales[12] | (Q5_K: qh[32]) | qs[128] |: chunk c of 64 values, whose low
+  // nibbles are sub-block 2c and high nibbles sub-block 2c + 1.
+  const int c = i >> 6, hi = (i >> 5) & 1, l = i & 31, j = 2 * c + hi;
+  const uint8_t* s = blk + 4;
+  const int sc = j < 4 ? s[j] & 63 : (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4);
+  const int mn = j < 4 ? s[j + 4] & 63 : (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+  const bool q5 = dt == EmbeddingDtype::kQ5_K;
+  const uint8_t b = blk[(q5 ? 48 : 16) + 32 * c + l];
+  int q = hi ? b >> 4 : b & 0xF;
+  if (q5) q |= ((blk[16 + l] >> j) & 1) << 4;
+  const float d1 = QMul(EmbeddingF16At(blk), static_cast<float>(sc));
+  const float m1 = QMul(EmbeddingF16At(blk + 2), static_cast<float>(mn));
+  return EmbeddingSub(QMul(d1, static_cast<float>(q)), m1);
+}
+
+__device__ __forceinline__ void EmbeddingRowKQuant(const uint8_t* src, float* dst, int64_t dim,
+                                                   EmbeddingDtype dt) {
+  const int64_t bb = dt == EmbeddingDtype::kQ4_K ? 144 : dt == EmbeddingDtype::kQ5_K ? 176 : 210;
+  for (int64_t e = threadIdx.x; e < dim; e += blockDim.x) {
+    dst[e] = EmbeddingKQuantValue(src + (e / 256) * bb, dt, static_cast<int>(e % 256));
+  }
+}
+
 __global__ void __launch_bounds__(kEmbeddingThreads) EmbeddingKernel(EmbeddingParams p) {
   const int64_t t = blockIdx.x;
   const int64_t id = p.ids[t];
@@ -147,6 +197,11 @@ __global__ void __launch_bounds__(kEmbeddingThreads) EmbeddingKernel(EmbeddingPa
     case EmbeddingDtype::kQ4_0:
     case EmbeddingDtype::kQ4_1:
       EmbeddingRowQuant(row, dst, p.dim, static_cast<WeightQuant>(static_cast<int32_t>(p.dtype)));
+      break;
+    case EmbeddingDtype::kQ4_K:
+    case EmbeddingDtype::kQ5_K:
+    case EmbeddingDtype::kQ6_K:
+      EmbeddingRowKQuant(row, dst, p.dim, p.dtype);
       break;
   }
 }

@@ -8,12 +8,14 @@
 //
 // exactly as CpuBackend::EmbeddingLookup does with DequantizeRow
 // (kernels/cpu/dequantize.h): bit for bit, every dtype (no FMA contraction; F16
-// scales and elements decode exactly, NaN payloads included for F16/BF16 rows).
+// scales and elements decode exactly, NaN payloads included for F16/BF16 rows). These
+// are the types DequantizeRow (and so CpuBackend) reads: IsSupportedWeightType.
 //
 // Table rows, row_stride bytes apart (GGUF layouts, kernels/cpu/quant_blocks.h):
 //
 //   F32  dim floats            F16/BF16  dim halves
 //   Q8_0/Q4_0/Q4_1  dim/32 blocks of 34/18/20 bytes (dim a multiple of 32)
+//   Q4_K/Q5_K/Q6_K  dim/256 blocks of 144/176/210 bytes (dim a multiple of 256)
 //
 //   table ─► +----------- row (id = vocab_begin) ----------+ pad +
 //            +----------- row (id = vocab_begin + 1) ------+ pad +   ... row_stride bytes each
@@ -47,6 +49,9 @@ enum class EmbeddingDtype : int32_t {
   kQ4_0 = 2,
   kQ4_1 = 3,
   kQ8_0 = 8,
+  kQ4_K = 12,
+  kQ5_K = 13,
+  kQ6_K = 14,
   kBF16 = 30,
 };
 
@@ -66,7 +71,7 @@ struct EmbeddingParams {
 };
 
 // Bytes of one packed table row of `dim` elements; 0 for a dtype outside the enum or a
-// quantised dim that is not a whole number of 32-value blocks.
+// quantised dim that is not a whole number of blocks (32 values, 256 for k-quants).
 STRATA_EMBEDDING_HD constexpr int64_t EmbeddingRowBytes(EmbeddingDtype dtype, int64_t dim) {
   switch (dtype) {
     case EmbeddingDtype::kF32:
@@ -80,6 +85,12 @@ STRATA_EMBEDDING_HD constexpr int64_t EmbeddingRowBytes(EmbeddingDtype dtype, in
       if (dim % kWeightQuantBlock != 0) return 0;
       return dim / kWeightQuantBlock *
              WeightQuantBlockBytes(static_cast<WeightQuant>(static_cast<int32_t>(dtype)));
+    case EmbeddingDtype::kQ4_K:
+    case EmbeddingDtype::kQ5_K:
+    case EmbeddingDtype::kQ6_K:
+      if (dim % 256 != 0) return 0;
+      return dim / 256 *
+             (dtype == EmbeddingDtype::kQ4_K ? 144 : dtype == EmbeddingDtype::kQ5_K ? 176 : 210);
   }
   return 0;
 }

@@ -118,7 +118,11 @@ std::vector<uint8_t> RandomTable(EmbeddingDtype dt, int64_t rows, int64_t dim, i
   std::vector<uint8_t> buf(offset + rows * row_stride, 0xFF);
   std::mt19937 rng(seed);
   const auto vals = RandomNonZero(rows * dim, seed + 1);
-  const int64_t bb = dt == EmbeddingDtype::kQ8_0 ? 34 : dt == EmbeddingDtype::kQ4_0 ? 18 : 20;
+  const bool k = dt == EmbeddingDtype::kQ4_K || dt == EmbeddingDtype::kQ5_K || dt == EmbeddingDtype::kQ6_K;
+  const int64_t bv = k ? 256 : 32, bb = EmbeddingRowBytes(dt, bv);
+  const int64_t d_at = dt == EmbeddingDtype::kQ6_K ? 208 : 0;
+  const int n_scales = dt == EmbeddingDtype::kQ4_1 || dt == EmbeddingDtype::kQ4_K ||
+                               dt == EmbeddingDtype::kQ5_K ? 2 : 1;
   std::uniform_real_distribution<float> scale(1e-3f, 0.1f);
   for (int64_t r = 0; r < rows; ++r) {
     uint8_t* row = buf.data() + offset + r * row_stride;
@@ -132,13 +136,13 @@ std::vector<uint8_t> RandomTable(EmbeddingDtype dt, int64_t rows, int64_t dim, i
         std::memcpy(row + 2 * i, &h, 2);
       }
     } else {
-      for (int64_t b = 0; b < dim / 32; ++b) {
+      for (int64_t b = 0; b < dim / bv; ++b) {
         uint8_t* blk = row + b * bb;
         for (int64_t i = 0; i < bb; ++i) blk[i] = static_cast<uint8_t>(rng());
-        for (int f = 0; f < (dt == EmbeddingDtype::kQ4_1 ? 2 : 1); ++f) {
+        for (int f = 0; f < n_scales; ++f) {
           uint16_t h = F32ToF16((rng() & 1) ? -scale(rng) : scale(rng));
           if (rng() % 8 == 0) h = static_cast<uint16_t>((h & 0x8000) | (1 + rng() % 0x3FF));
-          std::memcpy(blk + 2 * f, &h, 2);
+          std::memcpy(blk + d_at + 2 * f, &h, 2);
         }
       }
     }
@@ -182,11 +186,12 @@ TEST(CudaDevice, EmbeddingMatchesDequantizeRowEveryDtype) {
   const int64_t tokens = static_cast<int64_t>(ids.size());
   DeviceBuffer<int32_t> dids(ids);
   for (EmbeddingDtype dt : {EmbeddingDtype::kF32, EmbeddingDtype::kF16, EmbeddingDtype::kBF16,
-                            EmbeddingDtype::kQ8_0, EmbeddingDtype::kQ4_0, EmbeddingDtype::kQ4_1}) {
-    const bool quant = dt == EmbeddingDtype::kQ8_0 || dt == EmbeddingDtype::kQ4_0 ||
-                       dt == EmbeddingDtype::kQ4_1;
+                            EmbeddingDtype::kQ8_0, EmbeddingDtype::kQ4_0, EmbeddingDtype::kQ4_1,
+                            EmbeddingDtype::kQ4_K, EmbeddingDtype::kQ5_K, EmbeddingDtype::kQ6_K}) {
     const int64_t esize = dt == EmbeddingDtype::kF32 ? 4 : 2;
-    for (int64_t dim : quant ? std::vector<int64_t>{96, 4096} : std::vector<int64_t>{7, 1001, 4096}) {
+    std::vector<int64_t> dims = {7, 1001, 4096};  // F32, F16, BF16
+    if (EmbeddingRowBytes(dt, 7) == 0) dims = {EmbeddingRowBytes(dt, 96) ? 96 : 256, 4096};
+    for (int64_t dim : dims) {
       const int64_t row_bytes = EmbeddingRowBytes(dt, dim);
       for (bool aligned : {true, false}) {
         const int64_t row_stride = aligned ? (row_bytes + 15) / 16 * 16 : row_bytes + esize;

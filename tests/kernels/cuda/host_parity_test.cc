@@ -4,10 +4,10 @@
 //   RMSNorm: 1e-5 relative + 1e-6 absolute (float vs double sum of squares)
 //   RoPE:    1e-6 relative + 1e-6 absolute (same double angle, float rotation)
 //   SwiGLU:  1e-6 relative + 1e-7 absolute (same formula, libm expf)
-//   Embedding: bit-exact for every dtype (F32, F16, BF16, Q8_0, Q4_0, Q4_1) against
-//              DequantizeRow, the CpuBackend::EmbeddingLookup reference: the same
-//              decodes and the same mul/add order without FMA (NaN payloads of F16/BF16
-//              codes included; quantised tables here have finite scales)
+//   Embedding: bit-exact for every dtype (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K,
+//              Q6_K) against DequantizeRow, the CpuBackend::EmbeddingLookup reference:
+//              the same decodes and the same mul/add order without FMA (NaN payloads of
+//              F16/BF16 codes included; quantised tables here have finite scales)
 //   ResidualAdd, BiasAdd, GatherRows: bit-exact (one f32 add per element, or a copy)
 #include <algorithm>
 #include <cmath>
@@ -129,12 +129,25 @@ TEST(CudaHostParity, SwiGluMatchesCpu) {
 
 // --- embedding ------------------------------------------------------------------
 
-constexpr EmbeddingDtype kAllEmbeddingDtypes[] = {EmbeddingDtype::kF32,  EmbeddingDtype::kF16,
-                                                 EmbeddingDtype::kBF16, EmbeddingDtype::kQ8_0,
-                                                 EmbeddingDtype::kQ4_0, EmbeddingDtype::kQ4_1};
+constexpr EmbeddingDtype kAllEmbeddingDtypes[] = {
+    EmbeddingDtype::kF32,  EmbeddingDtype::kF16,  EmbeddingDtype::kBF16,
+    EmbeddingDtype::kQ8_0, EmbeddingDtype::kQ4_0, EmbeddingDtype::kQ4_1,
+    EmbeddingDtype::kQ4_K, EmbeddingDtype::kQ5_K, EmbeddingDtype::kQ6_K};
 
-bool IsQuant(EmbeddingDtype dt) {
-  return dt == EmbeddingDtype::kQ8_0 || dt == EmbeddingDtype::kQ4_0 || dt == EmbeddingDtype::kQ4_1;
+// Values per block: 1 for F32/F16/BF16.
+int64_t BlockValues(EmbeddingDtype dt) {
+  switch (dt) {
+    case EmbeddingDtype::kQ8_0:
+    case EmbeddingDtype::kQ4_0:
+    case EmbeddingDtype::kQ4_1:
+      return 32;
+    case EmbeddingDtype::kQ4_K:
+    case EmbeddingDtype::kQ5_K:
+    case EmbeddingDtype::kQ6_K:
+      return 256;
+    default:
+      return 1;
+  }
 }
 
 uint32_t Bits(float f) {
@@ -168,15 +181,20 @@ std::vector<uint8_t> RandomTable(EmbeddingDtype dt, int64_t rows, int64_t dim, i
         }
         break;
       default: {
-        const int64_t bb = dt == EmbeddingDtype::kQ8_0 ? 34 : dt == EmbeddingDtype::kQ4_0 ? 18 : 20;
+        // Random quants and sub-block scales; the f16 block scales (d, and m / dmin)
+        // finite and non-zero, one in 8 an f16 subnormal.
+        const int64_t bv = BlockValues(dt), bb = EmbeddingRowBytes(dt, bv);
+        const int64_t d_at = dt == EmbeddingDtype::kQ6_K ? 208 : 0;
+        const int n_scales = dt == EmbeddingDtype::kQ4_1 || dt == EmbeddingDtype::kQ4_K ||
+                                     dt == EmbeddingDtype::kQ5_K ? 2 : 1;
         std::uniform_real_distribution<float> scale(1e-3f, 0.1f);
-        for (int64_t b = 0; b < dim / 32; ++b) {
+        for (int64_t b = 0; b < dim / bv; ++b) {
           uint8_t* blk = row + b * bb;
           for (int64_t i = 0; i < bb; ++i) blk[i] = static_cast<uint8_t>(rng());
-          for (int f = 0; f < (dt == EmbeddingDtype::kQ4_1 ? 2 : 1); ++f) {
+          for (int f = 0; f < n_scales; ++f) {
             uint16_t h = F32ToF16((rng() & 1) ? -scale(rng) : scale(rng));
             if (rng() % 8 == 0) h = static_cast<uint16_t>((h & 0x8000) | (1 + rng() % 0x3FF));
-            std::memcpy(blk + 2 * f, &h, 2);
+            std::memcpy(blk + d_at + 2 * f, &h, 2);
           }
         }
       }
@@ -226,7 +244,9 @@ TEST(CudaHostParity, EmbeddingMatchesDequantizeRowEveryDtype) {
   const std::vector<int32_t> ids = {40, 62, 41, 50, 50, 39, 63, 0, -1, 199, 200, 1000, -7, 55};
   const int64_t tokens = static_cast<int64_t>(ids.size());
   for (EmbeddingDtype dt : kAllEmbeddingDtypes) {
-    const std::vector<int64_t> dims = IsQuant(dt) ? std::vector<int64_t>{32, 96, 1056}
+    const int64_t bv = BlockValues(dt);
+    const std::vector<int64_t> dims = bv == 32    ? std::vector<int64_t>{32, 96, 1056}
+                                      : bv == 256 ? std::vector<int64_t>{256, 1280}
                                                   : std::vector<int64_t>{1, 7, 33, 64, 1001, 1028};
     const int64_t esize = dt == EmbeddingDtype::kF32 ? 4 : 2;
     for (int64_t dim : dims) {
@@ -261,7 +281,7 @@ TEST(CudaHostParity, EmbeddingMatchesDequantizeRowEveryDtype) {
 TEST(CudaHostParity, EmbeddingPackedRowsAndNoCounter) {
   // row_stride 0 (packed rows), out_stride 0 (dim), bad_ids null.
   for (EmbeddingDtype dt : kAllEmbeddingDtypes) {
-    const int64_t dim = 64, rows = 9;
+    const int64_t dim = std::max<int64_t>(64, BlockValues(dt)), rows = 9;
     const auto table = RandomTable(dt, rows, dim, EmbeddingRowBytes(dt, dim), 0, 5);
     const std::vector<int32_t> ids = {8, -3, 0, 4, 9};
     std::vector<float> out(ids.size() * dim, kNaN);
@@ -346,8 +366,10 @@ TEST(CudaHostParity, EmbeddingRejectsBadParams) {
   bad([](EmbeddingParams& p) { p.vocab_begin = 5; });  // > vocab_end
   bad([](EmbeddingParams& p) { p.vocab_total = 3; });  // < vocab_end
   bad([](EmbeddingParams& p) { p.vocab_total = -1; });
-  bad([](EmbeddingParams& p) { p.dtype = static_cast<EmbeddingDtype>(12); });  // Q4_K
+  bad([](EmbeddingParams& p) { p.dtype = static_cast<EmbeddingDtype>(6); });  // Q5_0
+  bad([](EmbeddingParams& p) { p.dtype = static_cast<EmbeddingDtype>(15); });  // Q8_K
   bad([](EmbeddingParams& p) { p.dtype = EmbeddingDtype::kQ8_0; p.dim = 48; });  // not 32k
+  bad([](EmbeddingParams& p) { p.dtype = EmbeddingDtype::kQ6_K; p.dim = 224; });  // not 256k
   bad([](EmbeddingParams& p) { p.row_stride = 255; });  // < 64 floats
   bad([](EmbeddingParams& p) { p.row_stride = 258; });  // F32 rows need 4-byte alignment
   bad([](EmbeddingParams& p) {
