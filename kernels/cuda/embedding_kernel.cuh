@@ -78,7 +78,8 @@ __device__ __forceinline__ bool EmbeddingAligned16(const void* a) {
 __device__ __forceinline__ void EmbeddingZeroRow(float* dst, int64_t dim) {
   if (dim % 4 == 0 && EmbeddingAligned16(dst)) {
     float4* d4 = reinterpret_cast<float4*>(dst);
-    for (int64_t i = threadIdx.x; i < dim / 4; i += blockDim.x) d4[i] = float4{0.0f, 0.0f, 0.0f, 0.0f};
+    const float4 zero{0.0f, 0.0f, 0.0f, 0.0f};
+    for (int64_t i = threadIdx.x; i < dim / 4; i += blockDim.x) d4[i] = zero;
   } else {
     for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) dst[i] = 0.0f;
   }

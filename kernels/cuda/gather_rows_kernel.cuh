@@ -36,7 +36,8 @@ __global__ void __launch_bounds__(kGatherRowsThreads) GatherRowsKernel(GatherRow
     if (threadIdx.x == 0 && p.bad_rows) atomicAdd(p.bad_rows, 1);
     if (dst16) {
       float4* d4 = reinterpret_cast<float4*>(dst);
-      for (int64_t i = threadIdx.x; i < p.cols / 4; i += blockDim.x) d4[i] = float4{0.0f, 0.0f, 0.0f, 0.0f};
+      const float4 zero{0.0f, 0.0f, 0.0f, 0.0f};
+      for (int64_t i = threadIdx.x; i < p.cols / 4; i += blockDim.x) d4[i] = zero;
     } else {
       for (int64_t i = threadIdx.x; i < p.cols; i += blockDim.x) dst[i] = 0.0f;
     }

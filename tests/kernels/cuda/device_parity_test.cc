@@ -118,7 +118,8 @@ std::vector<uint8_t> RandomTable(EmbeddingDtype dt, int64_t rows, int64_t dim, i
   std::vector<uint8_t> buf(offset + rows * row_stride, 0xFF);
   std::mt19937 rng(seed);
   const auto vals = RandomNonZero(rows * dim, seed + 1);
-  const bool k = dt == EmbeddingDtype::kQ4_K || dt == EmbeddingDtype::kQ5_K || dt == EmbeddingDtype::kQ6_K;
+  const bool k = dt == EmbeddingDtype::kQ4_K || dt == EmbeddingDtype::kQ5_K ||
+                 dt == EmbeddingDtype::kQ6_K;
   const int64_t bv = k ? 256 : 32, bb = EmbeddingRowBytes(dt, bv);
   const int64_t d_at = dt == EmbeddingDtype::kQ6_K ? 208 : 0;
   const int n_scales = dt == EmbeddingDtype::kQ4_1 || dt == EmbeddingDtype::kQ4_K ||
@@ -157,7 +158,8 @@ std::vector<float> ReferenceEmbedding(const std::vector<uint8_t>& table, int64_t
   for (int64_t t = 0; t < p.tokens; ++t) {
     if (ids[t] < p.vocab_begin || ids[t] >= p.vocab_end) continue;
     const uint8_t* row = table.data() + offset + (ids[t] - p.vocab_begin) * p.row_stride;
-    EXPECT_TRUE(DequantizeRow(static_cast<TensorType>(p.dtype), row, want.data() + t * p.dim, p.dim).ok());
+    float* out = want.data() + t * p.dim;
+    EXPECT_TRUE(DequantizeRow(static_cast<TensorType>(p.dtype), row, out, p.dim).ok());
   }
   return want;
 }

@@ -267,8 +267,8 @@ TEST(CudaHostParity, EmbeddingMatchesDequantizeRowEveryDtype) {
                                   .tokens = tokens, .dim = dim, .vocab_begin = vocab_begin,
                                   .vocab_end = vocab_end, .out_stride = out_stride,
                                   .bad_ids = &bad, .vocab_total = total};
-          const std::string what = std::string("dtype ") + std::to_string(static_cast<int>(dt)) +
-                                   " dim " + std::to_string(dim) + (aligned ? " aligned" : " unaligned");
+          const std::string what = "dtype " + std::to_string(static_cast<int>(dt)) + " dim " +
+                                   std::to_string(dim) + (aligned ? " aligned" : " unaligned");
           ASSERT_TRUE(HostRunEmbedding(p).ok()) << what;
           ExpectEmbeddingRows(out, out_stride, ReferenceEmbedding(p), dim, what);
           EXPECT_EQ(bad, total > 0 ? 4 : 2) << what;  // -1, -7 (and 200, 1000 past the vocabulary)
