@@ -61,7 +61,6 @@ cublasStatus_t MakeLayout(const MatrixLayoutPlan& m, Layout* out) {
                                     static_cast<uint64_t>(m.rows), static_cast<uint64_t>(m.cols), m.ld);
 }
 
-bool Aligned(const void* p, int32_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
 }  // namespace
 
@@ -99,17 +98,7 @@ absl::Status CublasLtGemm::Run(const CublasLtGemmPlan& plan, const GemmOperands&
     return absl::FailedPreconditionError(absl::StrCat("GEMM plan made for sm_", req.sm,
                                                       ", device ", device_, " is sm_", sm_));
   }
-  if (!ops.w || !ops.x || !ops.y) return absl::InvalidArgumentError("GEMM: null w, x or y");
-  if (!Aligned(ops.w, plan.pointer_alignment) || !Aligned(ops.x, plan.pointer_alignment) ||
-      !Aligned(ops.y, plan.pointer_alignment)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("GEMM: w, x and y must be ", plan.pointer_alignment, "-byte aligned"));
-  }
-  if (req.has_bias && !ops.bias) return absl::InvalidArgumentError("GEMM: plan has a bias, bias is null");
-  if ((plan.set_a_scale || plan.epilogue_scale) && !ops.w_scale) {
-    return absl::InvalidArgumentError("GEMM: FP8 plan needs w_scale");
-  }
-  if (plan.set_b_scale && !ops.x_scale) return absl::InvalidArgumentError("GEMM: FP8 plan needs x_scale");
+  if (absl::Status ok = CheckGemmOperands(plan, ops); !ok.ok()) return ok;
   if (plan.n == 0) return absl::OkStatus();  // no tokens
 
   Desc desc;

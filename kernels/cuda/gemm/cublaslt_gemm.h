@@ -24,19 +24,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "kernels/cuda/gemm/gemm_operands.h"
 #include "kernels/cuda/gemm/gemm_plan.h"
 
 namespace strata::cuda {
-
-// Device pointers of one GEMM, all 16-byte aligned.
-struct GemmOperands {
-  const void* w = nullptr;          // plan's w_dtype, [N, w_row_stride]
-  const void* x = nullptr;          // plan's x_dtype, [M, x_row_stride]
-  void* y = nullptr;                // plan's y_dtype, [M, y_row_stride]
-  const float* bias = nullptr;      // [N], required iff request.has_bias
-  const float* w_scale = nullptr;   // FP8: 1 f32 (per tensor) or [N] (per channel)
-  const float* x_scale = nullptr;   // FP8: 1 f32
-};
 
 class CublasLtGemm {
  public:

@@ -1,5 +1,7 @@
 #include "kernels/cuda/gemm/gemm_plan.h"
 
+#include <cstdint>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 
@@ -158,6 +160,22 @@ absl::StatusOr<CublasLtGemmPlan> PlanGemm(const GemmRequest& req) {
                        p.n, "x", p.k, ":", p.a.ld, ",", p.b.ld, ",", p.d.ld, ":e", p.epilogue, ":s",
                        p.set_a_scale, p.set_b_scale, ":f", p.fast_accum, ":w", p.workspace_bytes);
   return p;
+}
+
+absl::Status CheckGemmOperands(const CublasLtGemmPlan& plan, const GemmOperands& ops) {
+  const GemmRequest& req = plan.request;
+  if (!ops.w || !ops.x || !ops.y) return absl::InvalidArgumentError("GEMM: null w, x or y");
+  const auto aligned = [&](const void* p) { return reinterpret_cast<uintptr_t>(p) % plan.pointer_alignment == 0; };
+  if (!aligned(ops.w) || !aligned(ops.x) || !aligned(ops.y)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("GEMM: w, x and y must be ", plan.pointer_alignment, "-byte aligned"));
+  }
+  if (req.has_bias && !ops.bias) return absl::InvalidArgumentError("GEMM: plan has a bias, bias is null");
+  if ((plan.set_a_scale || plan.epilogue_scale) && !ops.w_scale) {
+    return absl::InvalidArgumentError("GEMM: FP8 plan needs w_scale");
+  }
+  if (plan.set_b_scale && !ops.x_scale) return absl::InvalidArgumentError("GEMM: FP8 plan needs x_scale");
+  return absl::OkStatus();
 }
 
 ColumnEpilogueParams ColumnEpilogueFor(const CublasLtGemmPlan& plan, void* y, const float* bias,

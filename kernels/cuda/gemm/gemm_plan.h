@@ -34,6 +34,7 @@
 
 #include "absl/status/statusor.h"
 #include "kernels/cuda/gemm/column_epilogue_params.h"
+#include "kernels/cuda/gemm/gemm_operands.h"
 
 namespace strata::cuda {
 
@@ -122,6 +123,11 @@ struct CublasLtGemmPlan {
 // INVALID_ARGUMENT naming the offending field for bad shapes, strides, unsupported
 // dtype combinations and FP8 alignment; FAILED_PRECONDITION for FP8 below sm_89.
 absl::StatusOr<CublasLtGemmPlan> PlanGemm(const GemmRequest& request);
+
+// INVALID_ARGUMENT when `ops` cannot serve `plan`: a null w, x or y, one not
+// plan.pointer_alignment-aligned, a missing bias or FP8 scale the plan reads.
+// The executor and its host emulation both check this first.
+absl::Status CheckGemmOperands(const CublasLtGemmPlan& plan, const GemmOperands& ops);
 
 // The column epilogue that follows the cuBLASLt call of `plan` (valid only when
 // plan.epilogue_kernel): in place on y, scale = w_scale when per channel, bias when

@@ -6,6 +6,8 @@
 #include "absl/status/status.h"
 #include "kernels/cuda/gemm/column_epilogue_params.h"
 #include "kernels/cuda/gemm/dequant_bf16_params.h"
+#include "kernels/cuda/gemm/gemm_operands.h"
+#include "kernels/cuda/gemm/gemm_plan.h"
 #include "kernels/cuda/gemm/qgemv_params.h"
 
 namespace strata::cuda {
@@ -13,5 +15,8 @@ namespace strata::cuda {
 absl::Status HostRunDequantBf16(const DequantBf16Params& p);
 absl::Status HostRunQGemv(const QGemvParams& p);
 absl::Status HostRunColumnEpilogue(const ColumnEpilogueParams& p);
+// cuBLASLt emulated from `plan` (host/cublaslt_emulation.cc): what
+// CublasLtGemm::Run computes, on host pointers, column epilogue included.
+absl::Status HostRunGemm(const CublasLtGemmPlan& plan, const GemmOperands& ops);
 
 }  // namespace strata::cuda
