@@ -56,7 +56,9 @@
 
 #include "kernels/cuda/harness/host_launch.h"
 
-#define __global__
+// Internal linkage: a binary may link both a kernel's host-harness build and its
+// nvcc build, whose host launch stub has the kernel's own (external) name.
+#define __global__ static inline
 #define __device__
 #define __host__
 #define __forceinline__ inline __attribute__((always_inline))

@@ -66,14 +66,14 @@ inline const char* CheckFp8Quantize(const Fp8QuantizeParams& p) {
   if (p.rows * p.cols == 0) return nullptr;
   if (!p.x || !p.codes) return "Fp8Quantize: null x/codes";
   switch (p.mode) {
-    case Fp8ScaleMode::kPerTensor:
+    case Fp8QuantizeMode::kPerTensor:
       if (!p.scales || !p.amax_bits) return "Fp8Quantize: per-tensor needs scales and amax_bits";
       return nullptr;
-    case Fp8ScaleMode::kPerRow:
+    case Fp8QuantizeMode::kPerRow:
       if (!p.scales) return "Fp8Quantize: per-row needs scales";
       if (p.rows > 0x7fffffff) return "Fp8Quantize: per-row over 2^31-1 rows";
       return nullptr;
-    case Fp8ScaleMode::kStatic:
+    case Fp8QuantizeMode::kStatic:
       if (!p.static_scale) return "Fp8Quantize: static mode needs static_scale";
       return nullptr;
   }
@@ -105,7 +105,7 @@ __global__ void __launch_bounds__(kFp8Threads) Fp8AmaxKernel(Fp8QuantizeParams p
 
 __global__ void __launch_bounds__(kFp8Threads) Fp8QuantizeTensorKernel(Fp8QuantizeParams p) {
   Fp8Scale s;
-  if (p.mode == Fp8ScaleMode::kStatic) {
+  if (p.mode == Fp8QuantizeMode::kStatic) {
     s = Fp8Scale{Fp8Scale::kFinite, *p.static_scale};
   } else {
     s = Fp8ScaleFromAmax(*p.amax_bits);

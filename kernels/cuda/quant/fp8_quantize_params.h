@@ -26,14 +26,14 @@
 
 namespace strata::cuda {
 
-enum class Fp8ScaleMode : int32_t { kPerTensor = 0, kPerRow = 1, kStatic = 2 };
+enum class Fp8QuantizeMode : int32_t { kPerTensor = 0, kPerRow = 1, kStatic = 2 };
 
 struct Fp8QuantizeParams {
   const float* x = nullptr;             // [rows, cols]
   uint8_t* codes = nullptr;             // [rows, cols] E4M3 codes
   int64_t rows = 0;
   int64_t cols = 0;
-  Fp8ScaleMode mode = Fp8ScaleMode::kPerTensor;
+  Fp8QuantizeMode mode = Fp8QuantizeMode::kPerTensor;
   float* scales = nullptr;              // kPerTensor: [1], kPerRow: [rows]; written
   const float* static_scale = nullptr;  // kStatic: [1]; read
   uint32_t* amax_bits = nullptr;        // kPerTensor: [1] workspace

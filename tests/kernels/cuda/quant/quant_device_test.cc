@@ -68,7 +68,7 @@ TEST(CudaQuantDevice, Fp8QuantizeMatchesCpuBitExact) {
 
   std::vector<uint8_t> want(x.size());
   const float want_scale = QuantizeRowFp8(x.data(), rows * cols, want.data());
-  ASSERT_EQ(LaunchFp8Quantize({dx.ptr, codes.ptr, rows, cols, Fp8ScaleMode::kPerTensor, scales.ptr,
+  ASSERT_EQ(LaunchFp8Quantize({dx.ptr, codes.ptr, rows, cols, Fp8QuantizeMode::kPerTensor, scales.ptr,
                                nullptr, amax.ptr}, nullptr), cudaSuccess);
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   EXPECT_EQ(Bits(scales.Read()[0]), Bits(want_scale));
@@ -78,7 +78,7 @@ TEST(CudaQuantDevice, Fp8QuantizeMatchesCpuBitExact) {
   for (int64_t r = 0; r < rows; ++r) {
     want_scales[r] = QuantizeRowFp8(x.data() + r * cols, cols, want.data() + r * cols);
   }
-  ASSERT_EQ(LaunchFp8Quantize({dx.ptr, codes.ptr, rows, cols, Fp8ScaleMode::kPerRow, scales.ptr},
+  ASSERT_EQ(LaunchFp8Quantize({dx.ptr, codes.ptr, rows, cols, Fp8QuantizeMode::kPerRow, scales.ptr},
                               nullptr), cudaSuccess);
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   EXPECT_EQ(scales.Read(), want_scales);

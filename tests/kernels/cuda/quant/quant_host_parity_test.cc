@@ -142,7 +142,7 @@ void CheckPerTensor(const std::vector<float>& x, int64_t rows, int64_t cols, con
   const float want_scale = QuantizeRowFp8(x.data(), rows * cols, want.data());
   float scale = -1.0f;
   uint32_t amax = 0xFFFFFFFFu;  // stale workspace: the run must reset it
-  Fp8QuantizeParams p{x.data(), codes.data(), rows, cols, Fp8ScaleMode::kPerTensor, &scale, nullptr, &amax};
+  Fp8QuantizeParams p{x.data(), codes.data(), rows, cols, Fp8QuantizeMode::kPerTensor, &scale, nullptr, &amax};
   ASSERT_TRUE(HostRunFp8Quantize(p).ok()) << what;
   EXPECT_EQ(Bits(scale) == Bits(want_scale) || (std::isnan(scale) && std::isnan(want_scale)), true)
       << what << ": scale " << scale << ", want " << want_scale;
@@ -181,7 +181,7 @@ TEST(CudaQuantHostParity, Fp8PerRowMatchesCpu) {
   for (int64_t r = 0; r < rows; ++r) {
     want_scales[r] = QuantizeRowFp8(x.data() + r * cols, cols, want.data() + r * cols);
   }
-  Fp8QuantizeParams p{x.data(), codes.data(), rows, cols, Fp8ScaleMode::kPerRow, scales.data()};
+  Fp8QuantizeParams p{x.data(), codes.data(), rows, cols, Fp8QuantizeMode::kPerRow, scales.data()};
   ASSERT_TRUE(HostRunFp8Quantize(p).ok());
   ExpectCodes(codes, want, "per row");
   for (int64_t r = 0; r < rows; ++r) {
@@ -205,7 +205,7 @@ TEST(CudaQuantHostParity, Fp8StaticScaleMatchesCpu) {
   for (float s : {0.01f, 0.37f, 1.0f}) {
     std::vector<uint8_t> codes(x.size(), 0xCD), want(x.size());
     for (size_t i = 0; i < x.size(); ++i) want[i] = F32ToE4M3(x[i] / s);
-    Fp8QuantizeParams p{x.data(), codes.data(), rows, cols, Fp8ScaleMode::kStatic, nullptr, &s};
+    Fp8QuantizeParams p{x.data(), codes.data(), rows, cols, Fp8QuantizeMode::kStatic, nullptr, &s};
     ASSERT_TRUE(HostRunFp8Quantize(p).ok());
     ExpectCodes(codes, want, "static");
   }
@@ -239,7 +239,7 @@ TEST(CudaQuantHostParity, Fp8RoundTripWithinHalfAStep) {
   const auto x = Activations(rows * cols, 5);
   std::vector<uint8_t> codes(x.size());
   std::vector<float> scales(rows), back(x.size(), kNaN);
-  ASSERT_TRUE(HostRunFp8Quantize({x.data(), codes.data(), rows, cols, Fp8ScaleMode::kPerRow,
+  ASSERT_TRUE(HostRunFp8Quantize({x.data(), codes.data(), rows, cols, Fp8QuantizeMode::kPerRow,
                                   scales.data()}).ok());
   ASSERT_TRUE(HostRunFp8Dequantize({codes.data(), scales.data(), back.data(), rows, cols, true}).ok());
   for (int64_t i = 0; i < rows * cols; ++i) {
@@ -251,11 +251,11 @@ TEST(CudaQuantHostParity, Fp8RoundTripWithinHalfAStep) {
 TEST(CudaQuantHostParity, Fp8RejectsBadParams) {
   float x = 1.0f, scale = 0.0f;
   uint8_t code = 0;
-  EXPECT_FALSE(HostRunFp8Quantize({&x, &code, 1, 1, Fp8ScaleMode::kPerTensor, &scale}).ok());  // no workspace
-  EXPECT_FALSE(HostRunFp8Quantize({&x, &code, 1, 1, Fp8ScaleMode::kPerRow}).ok());
-  EXPECT_FALSE(HostRunFp8Quantize({&x, &code, 1, 1, Fp8ScaleMode::kStatic, &scale}).ok());
-  EXPECT_FALSE(HostRunFp8Quantize({&x, &code, -1, 1, Fp8ScaleMode::kPerRow, &scale}).ok());
-  EXPECT_TRUE(HostRunFp8Quantize({nullptr, nullptr, 0, 5, Fp8ScaleMode::kPerRow}).ok());
+  EXPECT_FALSE(HostRunFp8Quantize({&x, &code, 1, 1, Fp8QuantizeMode::kPerTensor, &scale}).ok());  // no workspace
+  EXPECT_FALSE(HostRunFp8Quantize({&x, &code, 1, 1, Fp8QuantizeMode::kPerRow}).ok());
+  EXPECT_FALSE(HostRunFp8Quantize({&x, &code, 1, 1, Fp8QuantizeMode::kStatic, &scale}).ok());
+  EXPECT_FALSE(HostRunFp8Quantize({&x, &code, -1, 1, Fp8QuantizeMode::kPerRow, &scale}).ok());
+  EXPECT_TRUE(HostRunFp8Quantize({nullptr, nullptr, 0, 5, Fp8QuantizeMode::kPerRow}).ok());
   EXPECT_FALSE(HostRunFp8Dequantize({&code, nullptr, &x, 1, 1, false}).ok());
 }
 
