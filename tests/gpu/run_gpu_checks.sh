@@ -22,7 +22,8 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
     -DSTRATA_BUILD_BENCH=ON -DSTRATA_WITH_CUDA=ON
 fi
 device_tests=(cuda_kernels_device_test cuda_attention_device_test cuda_prefill_device_test
-              cuda_quant_device_test cuda_sampling_device_test cuda_gemm_device_test nccl_communicator_test)
+              cuda_quant_device_test cuda_sampling_device_test cuda_gemm_device_test nccl_communicator_test
+              cuda_backend_test)
 benches=(gemm_bench decode_attention_bench prefill_attention_bench)
 ninja -C "$build" "${device_tests[@]}" "${benches[@]}"
 

@@ -6,6 +6,7 @@
 
 #ifdef STRATA_WITH_CUDA_BACKEND
 #include "worker/backend/cuda/cuda_backend.h"
+#include "worker/backend/cuda/device_kernel_ops.h"
 #endif
 
 namespace strata {
@@ -21,7 +22,7 @@ bool BuiltWithCuda() {
 absl::Status CheckDevice(const DeviceSpec& device) {
   if (device.kind == DeviceKind::kCpu) return absl::OkStatus();
 #ifdef STRATA_WITH_CUDA_BACKEND
-  return CudaBackend::CheckDevice(device.index).status();
+  return DeviceKernelOps::CheckDevice(device.index).status();
 #else
   return absl::FailedPreconditionError(absl::StrCat(
       device.ToString(), ": this build has no CUDA backend (nvcc was not found when it was built)"));
@@ -35,9 +36,8 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(const DeviceSpec& device,
     case DeviceKind::kCuda:
 #ifdef STRATA_WITH_CUDA_BACKEND
     {
-      CudaBackendConfig config;
-      config.device = device.index;
-      ASSIGN_OR_RETURN(std::unique_ptr<CudaBackend> cuda, CudaBackend::Create(config));
+      ASSIGN_OR_RETURN(std::unique_ptr<DeviceKernelOps> ops, DeviceKernelOps::Create(device.index));
+      ASSIGN_OR_RETURN(std::unique_ptr<CudaBackend> cuda, CudaBackend::Create(std::move(ops)));
       return std::unique_ptr<Backend>(std::move(cuda));
     }
 #else

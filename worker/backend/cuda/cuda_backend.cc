@@ -1,7 +1,7 @@
 #include "worker/backend/cuda/cuda_backend.h"
 
-#include <cuda_runtime.h>
-
+#include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -9,120 +9,148 @@
 #include "common/status_macros.h"
 #include "kernels/cpu/dequantize.h"
 #include "kernels/cpu/kv_quant.h"
-#include "kernels/cuda/cuda_status.h"
-#include "kernels/cuda/attention/launchers.h"
-#include "kernels/cuda/launchers.h"
+#include "kernels/cuda/gemm/weight_quant.h"
+#include "kernels/cuda/prefill/prefill_plan.h"
 
 namespace strata {
 
 namespace {
 
-absl::Status Cuda(cudaError_t err, const char* what) { return cuda::CudaStatus(err, what); }
+// The GGUF block types the weight-only kernels read in place.
+bool KeptQuantised(TensorType t, cuda::WeightQuant* q) {
+  switch (t) {
+    case TensorType::kQ8_0:
+      *q = cuda::WeightQuant::kQ8_0;
+      return true;
+    case TensorType::kQ4_0:
+      *q = cuda::WeightQuant::kQ4_0;
+      return true;
+    case TensorType::kQ4_1:
+      *q = cuda::WeightQuant::kQ4_1;
+      return true;
+    default:
+      return false;
+  }
+}
 
-absl::Status NotOnDeviceYet(const char* op, absl::string_view detail = "") {
-  return absl::UnimplementedError(absl::StrCat("CudaBackend::", op, detail.empty() ? "" : " ", detail,
-                                               ": no device kernel wired in yet (docs/kernels.md, "
-                                               "\"CUDA backend status\")"));
+int64_t DenseRowBytes(const WeightMatrix& w) {
+  cuda::WeightQuant q = cuda::WeightQuant::kQ8_0;
+  if (KeptQuantised(w.type, &q)) return w.cols / cuda::kWeightQuantBlock * cuda::WeightQuantBlockBytes(q);
+  return w.cols * 2;  // F16 / BF16
 }
 
 }  // namespace
 
-absl::StatusOr<CudaDeviceInfo> CudaBackend::CheckDevice(int index) {
-  const std::string dev = absl::StrCat("cuda:", index);
-  int count = 0;
-  const cudaError_t err = cudaGetDeviceCount(&count);
-  if (err != cudaSuccess) {
-    cudaGetLastError();  // clear the sticky-free error so later calls start clean
-    return absl::FailedPreconditionError(
-        absl::StrCat(dev, ": no CUDA device is visible (cudaGetDeviceCount: ", cudaGetErrorString(err), ")"));
-  }
-  if (count == 0) return absl::FailedPreconditionError(absl::StrCat(dev, ": no CUDA device is visible"));
-  if (index < 0 || index >= count) {
-    return absl::FailedPreconditionError(absl::StrCat(dev, ": only ", count, " CUDA device",
-                                                      count == 1 ? " is" : "s are", " visible (0..", count - 1,
-                                                      "; CUDA_VISIBLE_DEVICES filters them)"));
-  }
-  cudaDeviceProp prop{};
-  RETURN_IF_ERROR(Cuda(cudaGetDeviceProperties(&prop, index), "cudaGetDeviceProperties"));
-  CudaDeviceInfo info;
-  info.index = index;
-  info.device_count = count;
-  info.name = prop.name;
-  info.sm_major = prop.major;
-  info.sm_minor = prop.minor;
-  info.total_bytes = static_cast<int64_t>(prop.totalGlobalMem);
-  if (prop.major < 8) {
-    return absl::FailedPreconditionError(absl::StrCat(dev, " (", info.name, ", sm_", prop.major, prop.minor,
-                                                      "): the CUDA backend needs sm_80 or newer"));
-  }
-  return info;
-}
-
-absl::StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const CudaBackendConfig& config) {
-  ASSIGN_OR_RETURN(CudaDeviceInfo info, CheckDevice(config.device));
-  auto b = std::unique_ptr<CudaBackend>(new CudaBackend());
-  b->info_ = info;
-  RETURN_IF_ERROR(Cuda(cudaSetDevice(config.device), "cudaSetDevice"));
-  RETURN_IF_ERROR(Cuda(cudaStreamCreateWithFlags(&b->stream_, cudaStreamNonBlocking), "cudaStreamCreate"));
-  return b;
+absl::StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(std::unique_ptr<KernelOps> ops,
+                                                                 const CudaBackendOptions& options) {
+  if (ops == nullptr) return absl::InvalidArgumentError("CudaBackend: null KernelOps");
+  return std::unique_ptr<CudaBackend>(new CudaBackend(std::move(ops), options));
 }
 
 CudaBackend::~CudaBackend() {
-  if (stream_ != nullptr) {
-    cudaStreamSynchronize(stream_);
-    cudaStreamDestroy(stream_);
+  pending_.clear();  // a step that never finished: its work is dropped
+  recording_ = false;
+  DropGraphs();
+  // Nothing may still read the scratch buffers freed after this.
+  ops_->Synchronize().IgnoreError();
+}
+
+// --- recording and graphs --------------------------------------------------------
+
+absl::Status CudaBackend::Run(char kind, Work work) {
+  if (!recording_) return work();
+  pending_.push_back(std::move(work));
+  pending_kinds_.push_back(kind);
+  return absl::OkStatus();
+}
+
+absl::Status CudaBackend::FlushEager() {
+  if (!recording_) return absl::OkStatus();
+  recording_ = false;
+  std::vector<Work> work = std::move(pending_);
+  pending_.clear();
+  pending_kinds_.clear();
+  for (Work& w : work) RETURN_IF_ERROR(w());
+  return absl::OkStatus();
+}
+
+absl::Status CudaBackend::FinishStep() {
+  if (!recording_) return absl::OkStatus();
+  recording_ = false;
+  std::vector<Work> work = std::move(pending_);
+  const std::string key = absl::StrCat(step_key_, "/", pending_kinds_);
+  pending_.clear();
+  pending_kinds_.clear();
+  auto it = graphs_.find(key);
+  if (it == graphs_.end()) {
+    if (static_cast<int>(graphs_.size()) >= options_.max_graphs) DropGraphs();
+    RETURN_IF_ERROR(ops_->BeginCapture());
+    for (Work& w : work) {
+      if (absl::Status s = w(); !s.ok()) {
+        if (absl::StatusOr<int64_t> g = ops_->EndCapture(); g.ok()) ops_->DestroyGraph(*g);
+        return s;
+      }
+    }
+    ASSIGN_OR_RETURN(const int64_t graph, ops_->EndCapture());
+    it = graphs_.emplace(key, graph).first;
   }
+  return ops_->LaunchGraph(it->second);
+}
+
+void CudaBackend::DropGraphs() {
+  for (auto& [key, graph] : graphs_) ops_->DestroyGraph(graph);
+  graphs_.clear();
 }
 
 std::string CudaBackend::Describe() const {
-  return absl::StrFormat("cuda:%d %s, sm_%d%d, %.1f GiB", info_.index, info_.name, info_.sm_major, info_.sm_minor,
-                         static_cast<double>(info_.total_bytes) / (1 << 30));
-}
-
-absl::StatusOr<DeviceMemoryInfo> CudaBackend::MemoryInfo() const {
-  size_t free_bytes = 0, total_bytes = 0;
-  RETURN_IF_ERROR(Cuda(cudaMemGetInfo(&free_bytes, &total_bytes), "cudaMemGetInfo"));
-  return DeviceMemoryInfo{static_cast<int64_t>(free_bytes), static_cast<int64_t>(total_bytes)};
+  const KernelDeviceInfo& i = ops_->info();
+  return absl::StrFormat("cuda:%d %s, sm_%d, %.1f GiB", i.index, i.name, i.sm,
+                         static_cast<double>(i.total_bytes) / (1 << 30));
 }
 
 absl::StatusOr<DeviceBuffer> CudaBackend::Allocate(int64_t bytes) {
-  if (bytes < 0) return absl::InvalidArgumentError(absl::StrCat("allocate: negative size ", bytes));
-  void* p = nullptr;
-  const cudaError_t err = cudaMalloc(&p, static_cast<size_t>(bytes > 0 ? bytes : 1));
-  if (err == cudaErrorMemoryAllocation) {
-    cudaGetLastError();
-    size_t free_bytes = 0, total_bytes = 0;
-    cudaMemGetInfo(&free_bytes, &total_bytes);
-    return absl::ResourceExhaustedError(absl::StrCat(device().ToString(), ": cannot allocate ", bytes,
-                                                     " bytes (", free_bytes, " of ", total_bytes, " free)"));
-  }
-  RETURN_IF_ERROR(Cuda(err, "cudaMalloc"));
+  RETURN_IF_ERROR(FlushEager());
+  ASSIGN_OR_RETURN(void* p, ops_->Malloc(bytes));
+  // A new buffer may sit where a freed one was: graphs baked the old meaning.
+  ++epoch_;
+  DropGraphs();
   return DeviceBuffer(this, p, bytes);
 }
 
-void CudaBackend::Free(void* data) { cudaFree(data); }
+void CudaBackend::Free(void* data) {
+  FlushEager().IgnoreError();  // recorded work may read `data`; its errors surface at the next sync
+  ++epoch_;
+  DropGraphs();
+  ops_->Free(data);
+}
 
 absl::Status CudaBackend::CopyToDevice(void* dst, const void* host_src, int64_t bytes) {
-  if (bytes <= 0) return absl::OkStatus();
-  // From pageable memory cudaMemcpyAsync stages the bytes before it returns,
-  // so the caller may reuse host_src at once.
-  return Cuda(cudaMemcpyAsync(dst, host_src, static_cast<size_t>(bytes), cudaMemcpyHostToDevice, stream_),
-              "cudaMemcpyAsync (to device)");
+  RETURN_IF_ERROR(FlushEager());
+  return ops_->CopyToDevice(dst, host_src, bytes);
 }
-
-absl::Status CudaBackend::FillZero(void* dst, int64_t bytes) {
-  if (bytes <= 0) return absl::OkStatus();
-  return Cuda(cudaMemsetAsync(dst, 0, static_cast<size_t>(bytes), stream_), "cudaMemsetAsync");
-}
-
 absl::Status CudaBackend::CopyToHost(void* host_dst, const void* src, int64_t bytes) {
-  if (bytes <= 0) return Synchronize();
-  RETURN_IF_ERROR(Cuda(cudaMemcpyAsync(host_dst, src, static_cast<size_t>(bytes), cudaMemcpyDeviceToHost, stream_),
-                       "cudaMemcpyAsync (to host)"));
-  return Synchronize();
+  RETURN_IF_ERROR(FinishStep());
+  return ops_->CopyToHost(host_dst, src, bytes);
+}
+absl::Status CudaBackend::FillZero(void* dst, int64_t bytes) {
+  RETURN_IF_ERROR(FlushEager());
+  return ops_->FillZero(dst, bytes);
+}
+absl::Status CudaBackend::Synchronize() {
+  RETURN_IF_ERROR(FlushEager());
+  return ops_->Synchronize();
 }
 
-absl::Status CudaBackend::Synchronize() { return Cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize"); }
+absl::Status CudaBackend::Reserve(DeviceBuffer& buf, int64_t bytes) {
+  if (bytes <= buf.bytes()) return absl::OkStatus();
+  RETURN_IF_ERROR(FlushEager());
+  RETURN_IF_ERROR(ops_->Synchronize());  // enqueued work may still read the old buffer
+  buf.Reset();
+  ASSIGN_OR_RETURN(buf, Allocate(bytes));
+  return absl::OkStatus();
+}
+
+// --- weights -------------------------------------------------------------------
 
 absl::StatusOr<void*> CudaBackend::Upload(const void* host, int64_t bytes, BackendWeights& out) {
   ASSIGN_OR_RETURN(DeviceBuffer buf, Allocate(bytes));
@@ -136,9 +164,10 @@ absl::StatusOr<void*> CudaBackend::Upload(const void* host, int64_t bytes, Backe
 absl::StatusOr<WeightMatrix> CudaBackend::UploadMatrix(const WeightMatrix& w, BackendWeights& out) {
   WeightMatrix d = w;
   d.file_mapped = false;
-  if (w.type == TensorType::kF16 || w.type == TensorType::kBF16) {
-    // Dense rows: the GEMM's leading dimension is the row length.
-    const int64_t row = w.cols * 2;
+  cuda::WeightQuant q = cuda::WeightQuant::kQ8_0;
+  if (w.type == TensorType::kF16 || w.type == TensorType::kBF16 || KeptQuantised(w.type, &q)) {
+    // Packed rows: the GEMM's leading dimension / the kernels' row stride.
+    const int64_t row = DenseRowBytes(w);
     std::vector<uint8_t> packed;
     const void* src = w.data;
     if (w.row_stride != row) {
@@ -201,6 +230,207 @@ absl::StatusOr<BackendWeights> CudaBackend::PrepareWeights(const ModelWeights& w
   return out;
 }
 
+// --- steps ---------------------------------------------------------------------
+
+absl::Status CudaBackend::BeginForward(const ForwardBatch& b) {
+  RETURN_IF_ERROR(FlushEager());
+  step_.valid = true;
+  step_.batch = &b;
+  step_.attention_planned = false;
+  step_.prefill = false;
+  step_.max_context = 0;
+  step_.max_rows = 0;
+  int64_t rows = 0;
+  for (size_t t = 0; t < b.tokens.size(); ++t) {
+    step_.max_context = std::max(step_.max_context, b.positions[t] + 1);
+    rows = (t > 0 && b.token_seq[t] == b.token_seq[t - 1]) ? rows + 1 : 1;
+    step_.max_rows = std::max(step_.max_rows, rows);
+  }
+  const int64_t tokens = static_cast<int64_t>(b.tokens.size());
+  if (options_.cuda_graphs && step_.max_rows == 1 && tokens <= options_.max_graph_tokens) {
+    // Decode: a power-of-two context bucket keeps the attention grid (baked
+    // into the graph) the same for many steps.
+    int32_t bucket = 64;
+    while (bucket < step_.max_context) bucket *= 2;
+    step_.max_context = bucket;  // Attention caps it at the block table's reach
+    recording_ = true;
+    step_key_ = absl::StrCat(epoch_, "/", tokens, "/", b.n_seqs, "/", b.max_blocks_per_seq, "/",
+                             b.logit_rows.size(), "/", step_.max_context);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CudaBackend::PlanAttention(const PagedAttentionParams& p) {
+  step_.attention_planned = true;
+  step_.prefill = false;
+  const int32_t head_dim = p.kv.head_dim;
+  if (!step_.valid || step_.max_rows < kPrefillMinRows || (head_dim != 64 && head_dim != 128)) {
+    return absl::OkStatus();
+  }
+  const ForwardBatch& b = *step_.batch;
+  cuda::PrefillPlan plan;
+  if (cuda::BuildPrefillPlan(b.token_seq.data(), b.positions.data(), static_cast<int64_t>(b.tokens.size()),
+                             p.kv.n_seqs, p.n_heads, p.kv.n_kv_heads, &plan) != nullptr) {
+    return absl::OkStatus();  // not a shape the prefill kernel takes: the decode kernel serves any batch
+  }
+  std::vector<int32_t> packed;
+  packed.reserve(plan.q_start.size() + plan.q_pos0.size() + plan.tile_start.size());
+  packed.insert(packed.end(), plan.q_start.begin(), plan.q_start.end());
+  packed.insert(packed.end(), plan.q_pos0.begin(), plan.q_pos0.end());
+  packed.insert(packed.end(), plan.tile_start.begin(), plan.tile_start.end());
+  const int64_t bytes = static_cast<int64_t>(packed.size() * sizeof(int32_t));
+  RETURN_IF_ERROR(Reserve(step_.prefill_plan, bytes));
+  RETURN_IF_ERROR(CopyToDevice(step_.prefill_plan.data(), packed.data(), bytes));
+  step_.prefill = true;
+  step_.n_tiles = plan.n_tiles;
+  step_.group = plan.group;
+  step_.n_seqs = p.kv.n_seqs;
+  return absl::OkStatus();
+}
+
+// --- ops -----------------------------------------------------------------------
+
+absl::Status CudaBackend::EmbeddingLookup(const EmbeddingLookupParams& p) {
+  cuda::EmbeddingParams c;
+  switch (p.table.type) {
+    case TensorType::kF32: c.dtype = cuda::EmbeddingDtype::kF32; break;
+    case TensorType::kF16: c.dtype = cuda::EmbeddingDtype::kF16; break;
+    case TensorType::kBF16: c.dtype = cuda::EmbeddingDtype::kBF16; break;
+    case TensorType::kQ8_0: c.dtype = cuda::EmbeddingDtype::kQ8_0; break;
+    case TensorType::kQ4_0: c.dtype = cuda::EmbeddingDtype::kQ4_0; break;
+    case TensorType::kQ4_1: c.dtype = cuda::EmbeddingDtype::kQ4_1; break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat("CudaBackend::EmbeddingLookup: table type ",
+                                                     TensorTypeName(p.table.type),
+                                                     " is not a device weight type (PrepareWeights converts it)"));
+  }
+  c.table = p.table.data;
+  c.row_stride = p.table.row_stride;
+  c.ids = p.ids;
+  c.out = p.out;
+  c.tokens = p.tokens;
+  c.dim = p.table.cols;
+  c.vocab_begin = p.vocab_begin;
+  c.vocab_end = p.vocab_end;
+  return Run('E', [this, c] { return ops_->Embedding(c); });
+}
+
+absl::Status CudaBackend::CastInput(const MatMulParams& p, cuda::GemmDtype dtype) {
+  const int64_t n = p.tokens * p.cols;
+  RETURN_IF_ERROR(Reserve(x16_, n * 2));
+  cuda::CastParams c;
+  c.kind = dtype == cuda::GemmDtype::kF16 ? cuda::CastKind::kF32ToF16 : cuda::CastKind::kF32ToBF16;
+  c.in = p.input;
+  c.out = x16_.data();
+  c.n = n;
+  return Run('C', [this, c] { return ops_->Cast(c); });
+}
+
+absl::Status CudaBackend::Gemm(const MatMulParams& p, const void* w, int64_t w_row_stride, int64_t rows,
+                               cuda::GemmDtype dtype, float* y) {
+  cuda::GemmRequest req;
+  req.shape = {p.tokens, rows, p.cols};
+  req.w_dtype = req.x_dtype = dtype;
+  req.y_dtype = cuda::GemmDtype::kF32;
+  req.w_row_stride = w_row_stride;
+  req.x_row_stride = p.cols * 2;
+  req.y_row_stride = (p.output_stride > 0 ? p.output_stride : p.rows) * 4;
+  req.sm = ops_->info().sm;
+  ASSIGN_OR_RETURN(const cuda::CublasLtGemmPlan plan, cuda::PlanGemm(req));
+  cuda::GemmOperands o;
+  o.w = w;
+  o.x = x16_.data();
+  o.y = y;
+  return Run('M', [this, plan, o] { return ops_->Gemm(plan, o); });
+}
+
+absl::Status CudaBackend::QuantMatMul(const MatMulParams& p, bool* x16_is_bf16_of_input) {
+  cuda::WeightQuant q = cuda::WeightQuant::kQ8_0;
+  KeptQuantised(p.weight_type, &q);
+  const int64_t out_stride = p.output_stride > 0 ? p.output_stride : p.rows;
+  if (p.tokens <= cuda::kQGemvMaxM) {
+    cuda::QGemvParams g;
+    g.quant = q;
+    g.w = p.weight;
+    g.w_row_stride = p.weight_row_stride;
+    g.n = p.rows;
+    g.k = p.cols;
+    g.x = p.input;
+    g.x_stride = p.cols;
+    g.m = p.tokens;
+    g.y = p.output;
+    g.y_stride = out_stride;
+    return Run('Q', [this, g] { return ops_->QGemv(g); });
+  }
+  // Prefill: BF16 GEMMs over row chunks of W dequantised on the device.
+  if (!*x16_is_bf16_of_input) {
+    RETURN_IF_ERROR(CastInput(p, cuda::GemmDtype::kBF16));
+    *x16_is_bf16_of_input = true;
+  }
+  const int64_t row_bytes = p.cols * 2;
+  int64_t chunk = std::max<int64_t>(64, kDequantChunkBytes / row_bytes / 64 * 64);
+  chunk = std::min(chunk, p.rows);
+  RETURN_IF_ERROR(Reserve(w_bf16_, chunk * row_bytes));
+  for (int64_t r0 = 0; r0 < p.rows; r0 += chunk) {
+    const int64_t n = std::min(chunk, p.rows - r0);
+    cuda::DequantBf16Params d;
+    d.quant = q;
+    d.src = static_cast<const uint8_t*>(p.weight) + r0 * p.weight_row_stride;
+    d.src_row_stride = p.weight_row_stride;
+    d.rows = n;
+    d.cols = p.cols;
+    d.dst = w_bf16_.as<uint16_t>();
+    d.dst_row_stride = p.cols;
+    RETURN_IF_ERROR(Run('D', [this, d] { return ops_->DequantBf16(d); }));
+    RETURN_IF_ERROR(Gemm(p, w_bf16_.data(), row_bytes, n, cuda::GemmDtype::kBF16, p.output + r0));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CudaBackend::MatMuls(absl::Span<const MatMulParams> ps) {
+  // The calls of one span share their input (Q/K/V, gate/up): cast it once.
+  const float* cast_of = nullptr;
+  cuda::GemmDtype cast_dtype = cuda::GemmDtype::kF32;
+  for (const MatMulParams& p : ps) {
+    if (p.input == nullptr || p.output == nullptr || p.weight == nullptr) {
+      return absl::InvalidArgumentError("CudaBackend::MatMuls: null input, output or weight");
+    }
+    if (p.tokens < 0 || p.rows <= 0 || p.cols <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat("CudaBackend::MatMuls: bad shape tokens ", p.tokens, ", rows ",
+                                                     p.rows, ", cols ", p.cols));
+    }
+    if (p.tokens == 0) continue;
+    cuda::WeightQuant q = cuda::WeightQuant::kQ8_0;
+    if (KeptQuantised(p.weight_type, &q)) {
+      bool bf16_ready = cast_of == p.input && cast_dtype == cuda::GemmDtype::kBF16;
+      RETURN_IF_ERROR(QuantMatMul(p, &bf16_ready));
+      if (bf16_ready) {
+        cast_of = p.input;
+        cast_dtype = cuda::GemmDtype::kBF16;
+      }
+      continue;
+    }
+    cuda::GemmDtype dtype;
+    if (p.weight_type == TensorType::kBF16) {
+      dtype = cuda::GemmDtype::kBF16;
+    } else if (p.weight_type == TensorType::kF16) {
+      dtype = cuda::GemmDtype::kF16;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("CudaBackend::MatMuls: weight type ",
+                                                     TensorTypeName(p.weight_type),
+                                                     " is not a device weight type (PrepareWeights converts it)"));
+    }
+    if (cast_of != p.input || cast_dtype != dtype) {
+      RETURN_IF_ERROR(CastInput(p, dtype));
+      cast_of = p.input;
+      cast_dtype = dtype;
+    }
+    const int64_t w_stride = p.weight_row_stride > 0 ? p.weight_row_stride : p.cols * 2;
+    RETURN_IF_ERROR(Gemm(p, p.weight, w_stride, p.rows, dtype, p.output));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CudaBackend::RmsNorm(const RmsNormParams& p) {
   cuda::RmsNormResidualParams c;
   c.x = p.x;
@@ -210,7 +440,7 @@ absl::Status CudaBackend::RmsNorm(const RmsNormParams& p) {
   c.rows = p.rows;
   c.cols = p.cols;
   c.eps = p.eps;
-  return Cuda(cuda::LaunchRmsNormResidual(c, stream_), "RmsNorm");
+  return Run('N', [this, c] { return ops_->RmsNormResidual(c); });
 }
 
 absl::Status CudaBackend::Rope(const RopeParams& p) {
@@ -223,15 +453,16 @@ absl::Status CudaBackend::Rope(const RopeParams& p) {
   c.positions = p.positions;
   c.inv_freq = p.inv_freq;
   c.neox = p.neox;
-  return Cuda(cuda::LaunchRope(c, stream_), "Rope");
+  return Run('R', [this, c] { return ops_->Rope(c); });
 }
 
 absl::Status CudaBackend::SwiGlu(const SwiGluParams& p) {
-  return Cuda(cuda::LaunchSwiGlu({p.gate, p.up, p.out, p.n}, stream_), "SwiGlu");
+  const cuda::SwiGluParams c{p.gate, p.up, p.out, p.n};
+  return Run('S', [this, c] { return ops_->SwiGlu(c); });
 }
 
 absl::Status CudaBackend::KvWrite(const KvWriteParams& p) {
-  // Every KvDtype (kernels/cuda/attention/kv_write*): codes and scales bit-exact with the CPU's.
+  // Every KvDtype: codes and scales bit-exact with the CPU's.
   cuda::KvWriteParams c;
   c.kv = p.kv;
   c.k = p.k;
@@ -241,19 +472,28 @@ absl::Status CudaBackend::KvWrite(const KvWriteParams& p) {
   c.tokens = p.tokens;
   c.token_seq = p.token_seq;
   c.positions = p.positions;
-  return Cuda(cuda::LaunchKvWrite(c, stream_), "KvWrite");
+  return Run('K', [this, c] { return ops_->KvWrite(c); });
 }
 
-absl::Status CudaBackend::EmbeddingLookup(const EmbeddingLookupParams& p) {
-  return NotOnDeviceYet("EmbeddingLookup", TensorTypeName(p.table.type));
-}
-absl::Status CudaBackend::MatMuls(absl::Span<const MatMulParams> p) {
-  return NotOnDeviceYet("MatMuls", p.empty() ? "" : TensorTypeName(p[0].weight_type));
-}
 absl::Status CudaBackend::Attention(const PagedAttentionParams& p) {
-  // The paged decode kernel serves any mix of tokens (it attends token t to
-  // positions 0..positions[t] like the CPU op); the FlashAttention prefill
-  // kernel (kernels/cuda/prefill) is not routed here yet.
+  if (!step_.attention_planned) RETURN_IF_ERROR(PlanAttention(p));
+  if (step_.prefill && p.kv.n_seqs == step_.n_seqs) {
+    const int32_t* plan = step_.prefill_plan.as<int32_t>();
+    cuda::PrefillAttentionParams c;
+    c.kv = p.kv;
+    c.q = p.q;
+    c.q_stride = p.q_stride;
+    c.out = p.out;
+    c.out_stride = static_cast<int64_t>(p.n_heads) * p.kv.head_dim;
+    c.n_heads = p.n_heads;
+    c.scale = p.scale;
+    c.q_start = plan;
+    c.q_pos0 = plan + step_.n_seqs + 1;
+    c.tile_start = plan + 2 * step_.n_seqs + 1;
+    c.n_tiles = step_.n_tiles;
+    c.plan_group = step_.group;
+    return Run('P', [this, c] { return ops_->PrefillAttention(c); });
+  }
   cuda::DecodeAttentionParams c;
   c.kv = p.kv;
   c.q = p.q;
@@ -264,22 +504,55 @@ absl::Status CudaBackend::Attention(const PagedAttentionParams& p) {
   c.token_seq = p.token_seq;
   c.positions = p.positions;
   c.scale = p.scale;
-  // Every valid position is below the block table's reach; positions are in
-  // device memory, so that bound sizes the split grid.
-  c.max_context = p.kv.max_blocks_per_seq * p.kv.block_size;
-  c.partition_tokens = 512;
+  // Positions are in device memory: the host view of the step bounds them; without
+  // one, the block table's reach does.
+  const int32_t reach = p.kv.max_blocks_per_seq * p.kv.block_size;
+  c.max_context = step_.valid && step_.max_context > 0 ? std::min(step_.max_context, reach) : reach;
+  c.partition_tokens =
+      cuda::SuggestDecodePartitionTokens(p.tokens, p.kv.n_kv_heads, c.max_context, ops_->info().sm_count);
   const int64_t workspace = static_cast<int64_t>(cuda::DecodeAttentionWorkspaceBytes(c));
-  if (workspace > attention_workspace_.bytes()) {
-    attention_workspace_.Reset();
-    ASSIGN_OR_RETURN(attention_workspace_, Allocate(workspace));
-  }
+  RETURN_IF_ERROR(Reserve(attention_workspace_, workspace));
   c.workspace = attention_workspace_.data();
-  return Cuda(cuda::LaunchDecodeAttention(c, stream_), "Attention");
+  return Run('A', [this, c] { return ops_->DecodeAttention(c); });
 }
-absl::Status CudaBackend::AddBias(float*, const float*, int64_t, int64_t) { return NotOnDeviceYet("AddBias"); }
-absl::Status CudaBackend::Add(float*, const float*, int64_t) { return NotOnDeviceYet("Add"); }
-absl::Status CudaBackend::GatherRows(const float*, absl::Span<const int32_t>, int64_t, float*) {
-  return NotOnDeviceYet("GatherRows");
+
+absl::Status CudaBackend::AddBias(float* x, const float* bias, int64_t rows, int64_t cols) {
+  cuda::BiasAddParams c;
+  c.x = x;
+  c.bias = bias;
+  c.rows = rows;
+  c.cols = cols;
+  return Run('B', [this, c] { return ops_->BiasAdd(c); });
+}
+
+absl::Status CudaBackend::Add(float* x, const float* y, int64_t n) {
+  cuda::ResidualAddParams c;
+  c.x = x;
+  c.y = y;
+  c.n = n;
+  return Run('+', [this, c] { return ops_->ResidualAdd(c); });
+}
+
+absl::Status CudaBackend::GatherRows(const float* src, absl::Span<const int32_t> rows, int64_t cols, float* dst) {
+  if (rows.empty()) return absl::OkStatus();
+  int32_t max_row = 0;
+  for (const int32_t r : rows) {
+    if (r < 0) return absl::InvalidArgumentError(absl::StrCat("GatherRows: negative row ", r));
+    max_row = std::max(max_row, r);
+  }
+  // The row ids are this step's data: copied now (outside any graph), read by
+  // the kernel whenever it runs.
+  const int64_t bytes = static_cast<int64_t>(rows.size() * sizeof(int32_t));
+  RETURN_IF_ERROR(Reserve(row_ids_, bytes));
+  RETURN_IF_ERROR(ops_->CopyToDevice(row_ids_.data(), rows.data(), bytes));
+  cuda::GatherRowsParams c;
+  c.src = src;
+  c.rows = row_ids_.as<int32_t>();
+  c.dst = dst;
+  c.n_rows = static_cast<int64_t>(rows.size());
+  c.cols = cols;
+  c.src_rows = static_cast<int64_t>(max_row) + 1;
+  return Run('G', [this, c] { return ops_->GatherRows(c); });
 }
 
 }  // namespace strata

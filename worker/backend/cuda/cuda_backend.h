@@ -1,61 +1,79 @@
-// Backend on one NVIDIA GPU: device memory from cudaMalloc (never managed
-// memory), every op enqueued on one non-blocking stream, kernels from
-// kernels/cuda (launchers taking one Params struct each).
+// The Backend for NVIDIA GPUs: LlamaModel's ops mapped onto the kernels of
+// kernels/cuda and cuBLASLt, through KernelOps (kernel_ops.h), so the same
+// mapping runs on a GPU (DeviceKernelOps) and, in CI, on the host harness
+// (HostKernelOps) where its logits are checked against CpuBackend's.
 //
-// Weights (PrepareWeights): F16/BF16 matrices are uploaded as they are,
-// F32 matrices as BF16, and the GGUF quantised types (Q8_0, Q4_0, Q4_1, k-quants)
-// as BF16 rows dequantised on the host, so every matmul is a cuBLASLt GEMM;
-// norms, biases and RoPE frequencies stay f32. Activations are f32. The KV
-// write (every KvDtype) and attention (the paged split-KV decode kernel) are
-// kernels/cuda/attention.
+// Weights (PrepareWeights): F16/BF16 matrices are uploaded as stored; Q8_0,
+// Q4_0 and Q4_1 stay in their GGUF blocks (weight-only kernels read them);
+// every other type (F32, k-quants) becomes BF16 rows dequantised on the host.
+// Norms, biases and RoPE frequencies are f32; activations are f32.
 //
-// What runs on the device today and what does not is in docs/kernels.md
-// ("CUDA backend status"); an op without a device kernel yet returns
-// UNIMPLEMENTED naming the op, never a wrong result.
+// MatMuls (Y[M, N] = X[M, K] . W^T, f32 X and Y):
+//   F16/BF16 W          X cast to W's type once per input, cuBLASLt GEMM -> f32
+//   Q8_0/Q4_0/Q4_1 W    M <= kQGemvMaxM (decode): QGemv reads the blocks
+//                       M >  kQGemvMaxM: W dequantised to BF16 in row chunks
+//                       (<= kDequantChunkBytes), each a BF16 cuBLASLt GEMM
+// Attention, planned once per step (BeginForward, then on the step's first
+// Attention call, when the head counts are known):
+//   a sequence with >= kPrefillMinRows query tokens and head_dim 64/128
+//       -> FlashAttention prefill kernel over the paged cache (whole batch)
+//   otherwise -> split-KV decode kernel, max_context = the batch's longest
+//       context (rounded up to a power of two >= 64 when graphs are on, so a
+//       graph serves many steps), partition size from SuggestDecodePartitionTokens
 //
-// Threading: one caller at a time (the step thread); the stream is owned.
+// CUDA graphs (options.cuda_graphs): the kernels of a decode-only step (one
+// query token per sequence, <= max_graph_tokens tokens) are recorded instead
+// of launched, and at the step's end (CopyToHost) replayed from a graph
+// captured once per key: (tokens, sequences, block-table width, logit rows,
+// max_context bucket, the op sequence, and the memory epoch, which any
+// Allocate or Free advances, so a graph never outlives a pointer it baked in).
+// The step's per-token inputs live in buffers the model uploads before
+// BeginForward, and GatherRows' row ids are copied eagerly, so a replay reads
+// the new step's values. A Synchronize, CopyToDevice or FillZero in the middle
+// of a step (tensor parallelism, pipeline sends) runs what was recorded
+// eagerly and the rest of the step without a graph.
+//
+// Threading: one caller at a time (the step thread).
 #pragma once
 
-#include <cuda_runtime_api.h>
-
+#include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "worker/backend/backend.h"
+#include "worker/backend/cuda/kernel_ops.h"
 
 namespace strata {
 
-struct CudaBackendConfig {
-  int device = 0;  // cudaSetDevice ordinal
-};
-
-// What CheckDevice found.
-struct CudaDeviceInfo {
-  int index = 0;
-  int device_count = 0;
-  std::string name;
-  int sm_major = 0, sm_minor = 0;
-  int64_t total_bytes = 0;
+struct CudaBackendOptions {
+  bool cuda_graphs = true;
+  int64_t max_graph_tokens = 256;  // larger decode steps run without graphs
+  int max_graphs = 64;             // all are dropped when one more is needed
 };
 
 class CudaBackend final : public Backend {
  public:
-  // FAILED_PRECONDITION, naming the device and CUDA's reason, when device
-  // `index` is not there (no driver, no GPU, ordinal too large).
-  static absl::StatusOr<CudaDeviceInfo> CheckDevice(int index);
-  static absl::StatusOr<std::unique_ptr<CudaBackend>> Create(const CudaBackendConfig& config);
+  // A query chunk at least this long sends the step to the prefill kernel.
+  static constexpr int64_t kPrefillMinRows = 16;
+  // Largest BF16 chunk of a quantised weight dequantised for one GEMM.
+  static constexpr int64_t kDequantChunkBytes = int64_t{32} << 20;
+
+  static absl::StatusOr<std::unique_ptr<CudaBackend>> Create(std::unique_ptr<KernelOps> ops,
+                                                            const CudaBackendOptions& options = {});
   ~CudaBackend() override;
 
-  const CudaDeviceInfo& info() const { return info_; }
-  cudaStream_t stream() const { return stream_; }
-  void* native_stream() const override { return stream_; }
+  KernelOps& ops() const { return *ops_; }
 
-  DeviceSpec device() const override { return DeviceSpec{DeviceKind::kCuda, info_.index}; }
+  DeviceSpec device() const override { return DeviceSpec{DeviceKind::kCuda, ops_->info().index}; }
   std::string Describe() const override;
   bool host_memory() const override { return false; }
+  void* native_stream() const override { return ops_->stream(); }
 
-  absl::StatusOr<DeviceMemoryInfo> MemoryInfo() const override;
+  absl::StatusOr<DeviceMemoryInfo> MemoryInfo() const override { return ops_->MemoryInfo(); }
   absl::StatusOr<DeviceBuffer> Allocate(int64_t bytes) override;
   absl::Status CopyToDevice(void* dst, const void* host_src, int64_t bytes) override;
   absl::Status CopyToHost(void* host_dst, const void* src, int64_t bytes) override;
@@ -63,6 +81,7 @@ class CudaBackend final : public Backend {
   absl::Status Synchronize() override;
   absl::StatusOr<BackendWeights> PrepareWeights(const ModelWeights& weights) override;
 
+  absl::Status BeginForward(const ForwardBatch& batch) override;
   absl::Status EmbeddingLookup(const EmbeddingLookupParams& p) override;
   absl::Status MatMuls(absl::Span<const MatMulParams> p) override;
   absl::Status RmsNorm(const RmsNormParams& p) override;
@@ -78,15 +97,56 @@ class CudaBackend final : public Backend {
   void Free(void* data) override;
 
  private:
-  CudaBackend() = default;
-  // Uploads `host` (bytes) into a new buffer kept in `out.storage`.
+  // What BeginForward learnt of the step, and the attention plan built from it.
+  struct StepPlan {
+    bool valid = false;           // BeginForward ran for this step
+    const ForwardBatch* batch = nullptr;
+    int32_t max_context = 0;      // longest context in the batch (last position + 1)
+    int64_t max_rows = 0;         // most query tokens of one sequence
+    bool attention_planned = false;
+    bool prefill = false;         // route Attention to the prefill kernel
+    int32_t n_tiles = 0, group = 0;
+    DeviceBuffer prefill_plan;    // q_start | q_pos0 | tile_start (int32)
+    int32_t n_seqs = 0;
+  };
+
+  using Work = std::function<absl::Status()>;
+
+  CudaBackend(std::unique_ptr<KernelOps> ops, const CudaBackendOptions& options)
+      : ops_(std::move(ops)), options_(options) {}
+  // Runs `work` (kernel launches) now, or records it for the step's graph.
+  absl::Status Run(char kind, Work work);
+  // Runs what was recorded, without a graph; the step continues unrecorded.
+  absl::Status FlushEager();
+  // The end of a recorded step: replays (capturing first if needed) its graph.
+  absl::Status FinishStep();
+  void DropGraphs();
+  // buf holds at least `bytes` afterwards (reallocated after a Synchronize).
+  absl::Status Reserve(DeviceBuffer& buf, int64_t bytes);
   absl::StatusOr<void*> Upload(const void* host, int64_t bytes, BackendWeights& out);
   absl::StatusOr<WeightMatrix> UploadMatrix(const WeightMatrix& w, BackendWeights& out);
   absl::StatusOr<const float*> UploadVector(const std::vector<float>& v, BackendWeights& out);
+  // X [tokens, cols] f32 cast to `dtype` into x16_.
+  absl::Status CastInput(const MatMulParams& p, cuda::GemmDtype dtype);
+  absl::Status Gemm(const MatMulParams& p, const void* w, int64_t w_row_stride, int64_t rows, cuda::GemmDtype dtype,
+                    float* y);
+  absl::Status QuantMatMul(const MatMulParams& p, bool* x16_is_bf16_of_input);
+  absl::Status PlanAttention(const PagedAttentionParams& p);
 
-  CudaDeviceInfo info_;
-  cudaStream_t stream_ = nullptr;
-  DeviceBuffer attention_workspace_;  // split-KV partials, grown on demand
+  std::unique_ptr<KernelOps> ops_;
+  CudaBackendOptions options_;
+  // Graph state (see the file comment).
+  bool recording_ = false;
+  std::vector<Work> pending_;
+  std::string pending_kinds_;  // one char per recorded op
+  std::string step_key_;       // the step's key less the op sequence
+  int64_t epoch_ = 0;
+  std::map<std::string, int64_t> graphs_;
+  DeviceBuffer x16_;                  // a matmul input cast to 16 bits
+  DeviceBuffer w_bf16_;               // a quantised weight's chunk as BF16
+  DeviceBuffer attention_workspace_;  // split-KV partials
+  DeviceBuffer row_ids_;              // GatherRows' rows
+  StepPlan step_;
 };
 
 }  // namespace strata

@@ -1,0 +1,403 @@
+// CudaBackend's op mapping, end to end, without a GPU: LlamaModel runs on
+// CudaBackend over HostKernelOps (the kernels' own source on the host harness,
+// cuBLASLt emulated from the GEMM plans) and its logits are held to the same
+// model on CpuBackend (kernels/cpu, the reference ops), step by step through a
+// prefill (the FlashAttention kernel), decode steps (split-KV decode kernel,
+// QGemv) and a mixed chunk.
+//
+// Tolerances (logits of order 1-10 from a 2-layer random model):
+//   - the CUDA path rounds activations to BF16/F16 before every GEMM and the
+//     prefill kernel feeds Q, P, K, V to the tensor cores as BF16 (about 3
+//     significant digits each); the CPU path quantises activations to 8 bits
+//     for quantised weights (llama.cpp's scheme) and keeps f32 otherwise.
+//   So we require max |diff| <= 0.04 * (1 + max |logit|) per step and the same
+//   argmax on every row whose top-2 gap exceeds twice that bound. With an FP8
+//   (E4M3) KV cache the bound is 0.08: one E4M3 step is 6-12% of a value, and
+//   the two paths' K/V differ by enough to round some elements to neighbouring
+//   codes. A wrong mapping
+//   (a transposed GEMM, a wrong stride, a missed bias, a wrong position or KV
+//   block) moves logits by O(1) and fails both.
+#include "worker/backend/cuda/cuda_backend.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "kernels/cpu/float16.h"
+#include "kernels/cpu/kv_quant.h"
+#include "kernels/cpu/quant_blocks.h"
+#include "kernels/cpu/thread_pool.h"
+#include "worker/backend/cpu_backend.h"
+#include "worker/backend/cuda/host_kernel_ops.h"
+#ifdef STRATA_TEST_DEVICE_KERNEL_OPS
+#include "worker/backend/cuda/device_kernel_ops.h"
+#endif
+#include "worker/kv_cache.h"
+#include "worker/model/llama_model.h"
+#include "worker/model/model_loader.h"
+
+namespace strata {
+namespace {
+
+// --- a random model in a chosen weight type ------------------------------------
+
+uint16_t F16(float x) { return F32ToF16(x); }
+
+std::vector<uint8_t> QuantizeRows(TensorType t, const std::vector<float>& x, int64_t rows, int64_t cols) {
+  std::vector<uint8_t> out;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x.data() + r * cols;
+    for (int64_t b = 0; b < cols / kQK32; ++b) {
+      const float* v = row + b * kQK32;
+      if (t == TensorType::kQ8_0) {
+        BlockQ8_0 blk{};
+        float amax = 0;
+        for (int i = 0; i < kQK32; ++i) amax = std::max(amax, std::fabs(v[i]));
+        const float d = amax / 127.0f;
+        blk.d = F16(d);
+        for (int i = 0; i < kQK32; ++i) blk.qs[i] = static_cast<int8_t>(std::lround(d > 0 ? v[i] / d : 0));
+        const auto* p = reinterpret_cast<const uint8_t*>(&blk);
+        out.insert(out.end(), p, p + sizeof(blk));
+      } else if (t == TensorType::kQ4_0) {
+        BlockQ4_0 blk{};
+        float max = 0;
+        for (int i = 0; i < kQK32; ++i) {
+          if (std::fabs(v[i]) > std::fabs(max)) max = v[i];
+        }
+        const float d = max / -8.0f;
+        blk.d = F16(d);
+        auto q = [&](float f) { return std::min(15, static_cast<int>(d != 0 ? f / d + 8.5f : 8)); };
+        for (int j = 0; j < 16; ++j) blk.qs[j] = static_cast<uint8_t>(q(v[j]) | (q(v[j + 16]) << 4));
+        const auto* p = reinterpret_cast<const uint8_t*>(&blk);
+        out.insert(out.end(), p, p + sizeof(blk));
+      } else {  // Q4_1
+        BlockQ4_1 blk{};
+        float lo = v[0], hi = v[0];
+        for (int i = 0; i < kQK32; ++i) lo = std::min(lo, v[i]), hi = std::max(hi, v[i]);
+        const float d = (hi - lo) / 15.0f;
+        blk.d = F16(d);
+        blk.m = F16(lo);
+        auto q = [&](float f) { return std::min(15, static_cast<int>(d != 0 ? (f - lo) / d + 0.5f : 0)); };
+        for (int j = 0; j < 16; ++j) blk.qs[j] = static_cast<uint8_t>(q(v[j]) | (q(v[j + 16]) << 4));
+        const auto* p = reinterpret_cast<const uint8_t*>(&blk);
+        out.insert(out.end(), p, p + sizeof(blk));
+      }
+    }
+  }
+  return out;
+}
+
+struct RandomModel {
+  ModelConfig config;
+  ModelWeights weights;
+  std::vector<std::vector<uint8_t>> storage;
+
+  RandomModel(TensorType type, bool qkv_bias, bool tied) {
+    config.arch = "llama";
+    config.n_layers = 2;
+    config.d_model = 128;
+    config.n_heads = 4;
+    config.n_kv_heads = 2;
+    config.head_dim = 64;  // a prefill-kernel head size
+    config.d_ff = 160;
+    config.vocab_size = 96;
+    config.context_length = 512;
+    config.qkv_bias = qkv_bias;
+    std::mt19937 rng(11);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    auto matrix = [&](int64_t rows, int64_t cols, float scale) {
+      std::vector<float> f(rows * cols);
+      for (float& x : f) x = nd(rng) * scale;
+      WeightMatrix m;
+      m.type = type;
+      m.rows = rows;
+      m.cols = cols;
+      if (type == TensorType::kF32) {
+        storage.emplace_back(f.size() * 4);
+        std::memcpy(storage.back().data(), f.data(), f.size() * 4);
+        m.row_stride = cols * 4;
+      } else if (type == TensorType::kF16 || type == TensorType::kBF16) {
+        storage.emplace_back(f.size() * 2);
+        auto* h = reinterpret_cast<uint16_t*>(storage.back().data());
+        for (size_t i = 0; i < f.size(); ++i) h[i] = type == TensorType::kF16 ? F16(f[i]) : F32ToBF16(f[i]);
+        m.row_stride = cols * 2;
+      } else {
+        storage.push_back(QuantizeRows(type, f, rows, cols));
+        m.row_stride = static_cast<int64_t>(storage.back().size()) / rows;
+      }
+      m.data = storage.back().data();
+      return m;
+    };
+    auto vec = [&](int64_t n, float mean, float scale) {
+      std::vector<float> v(n);
+      for (float& x : v) x = mean + nd(rng) * scale;
+      return v;
+    };
+    const int64_t d = config.d_model, q = config.n_heads * config.head_dim,
+                  kv = config.n_kv_heads * config.head_dim;
+    weights.token_embd = matrix(config.vocab_size, d, 1.0f);
+    weights.output = tied ? weights.token_embd : matrix(config.vocab_size, d, 0.2f);
+    weights.output_norm = vec(d, 1.0f, 0.1f);
+    weights.layers.resize(config.n_layers);
+    for (auto& l : weights.layers) {
+      l.attn_norm = vec(d, 1.0f, 0.1f);
+      l.ffn_norm = vec(d, 1.0f, 0.1f);
+      l.wq = matrix(q, d, 0.12f);
+      l.wk = matrix(kv, d, 0.12f);
+      l.wv = matrix(kv, d, 0.12f);
+      l.wo = matrix(d, q, 0.12f);
+      l.w_gate = matrix(config.d_ff, d, 0.12f);
+      l.w_up = matrix(config.d_ff, d, 0.12f);
+      l.w_down = matrix(d, config.d_ff, 0.12f);
+      if (qkv_bias) {
+        l.bq = vec(q, 0.0f, 0.1f);
+        l.bk = vec(kv, 0.0f, 0.1f);
+        l.bv = vec(kv, 0.0f, 0.1f);
+      }
+    }
+    weights.rope_inv_freq = RopeInverseFrequencies(config);
+  }
+};
+
+// --- one model on two backends -----------------------------------------------
+
+struct Runner {
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<LlamaModel> model;
+  std::unique_ptr<KvCache> kv;
+};
+
+KvCacheConfig KvConfigFor(const ModelConfig& c, KvDtype dtype) {
+  KvCacheConfig kc;
+  kc.n_layers = c.n_layers;
+  kc.n_kv_heads = c.n_kv_heads;
+  kc.head_dim = c.head_dim;
+  kc.block_size = 16;
+  kc.num_blocks = 24;
+  kc.dtype = dtype;
+  return kc;
+}
+
+Runner MakeRunner(std::unique_ptr<Backend> backend, const RandomModel& m, KvDtype dtype) {
+  Runner r;
+  r.backend = std::move(backend);
+  r.model = LlamaModel::Create(&m.config, &m.weights, r.backend.get()).value();
+  r.kv = KvCache::Create(KvConfigFor(m.config, dtype), r.backend.get()).value();
+  return r;
+}
+
+// Step batches: A (prompt 37 tokens over 3 blocks) + B (prompt 9), then three
+// decode steps of both, then a chunk of 20 more prompt tokens for A beside B's
+// decode token.
+std::vector<ForwardBatch> Steps() {
+  const std::vector<int32_t> table = {3, 7, 1, 12, 0, 0, 5, 9, 2, 14, 0, 0};  // [2 seqs x 6 blocks]
+  std::vector<ForwardBatch> steps;
+  int32_t pos_a = 0, pos_b = 0;
+  auto step = [&](int a_tokens, int b_tokens) {
+    ForwardBatch b;
+    b.n_seqs = 2;
+    b.max_blocks_per_seq = 6;
+    b.block_tables = table;
+    for (int i = 0; i < a_tokens; ++i) {
+      b.tokens.push_back((pos_a * 7 + 3) % 96);
+      b.positions.push_back(pos_a++);
+      b.token_seq.push_back(0);
+    }
+    if (a_tokens > 0) b.logit_rows.push_back(a_tokens - 1);
+    for (int i = 0; i < b_tokens; ++i) {
+      b.tokens.push_back((pos_b * 5 + 11) % 96);
+      b.positions.push_back(pos_b++);
+      b.token_seq.push_back(1);
+    }
+    if (b_tokens > 0) b.logit_rows.push_back(a_tokens + b_tokens - 1);
+    steps.push_back(b);
+  };
+  step(37, 9);
+  for (int i = 0; i < 3; ++i) step(1, 1);
+  step(20, 1);
+  return steps;
+}
+
+void ExpectLogitsAgree(const std::vector<float>& want, const std::vector<float>& got, int64_t vocab, float rel,
+                       const std::string& what) {
+  ASSERT_EQ(want.size(), got.size()) << what;
+  float max_abs = 0, max_diff = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    ASSERT_TRUE(std::isfinite(got[i])) << what << " index " << i;
+    max_abs = std::max(max_abs, std::fabs(want[i]));
+    max_diff = std::max(max_diff, std::fabs(want[i] - got[i]));
+  }
+  const float bound = rel * (1.0f + max_abs);
+  EXPECT_LE(max_diff, bound) << what << ": max |logit| " << max_abs;
+  for (size_t r = 0; r < want.size() / vocab; ++r) {
+    const float* w = want.data() + r * vocab;
+    const float* g = got.data() + r * vocab;
+    std::vector<float> sorted(w, w + vocab);
+    std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(), std::greater<float>());
+    if (sorted[0] - sorted[1] <= 2 * bound) continue;
+    EXPECT_EQ(std::max_element(w, w + vocab) - w, std::max_element(g, g + vocab) - g) << what << " row " << r;
+  }
+}
+
+struct Case {
+  TensorType weights;
+  KvDtype kv;
+  bool qkv_bias;
+  bool tied;
+};
+
+// Runs Steps() on CpuBackend and on CudaBackend over `ops`; returns the ops'
+// launch counts when they are HostKernelOps.
+void ExpectModelParity(const Case& c, std::unique_ptr<KernelOps> ops) {
+  const auto start = std::chrono::steady_clock::now();
+  const RandomModel m(c.weights, c.qkv_bias, c.tied);
+  auto pool = ThreadPool::Create(1).value();
+  Runner cpu = MakeRunner(std::make_unique<CpuBackend>(pool.get()), m, c.kv);
+  auto* host_ops = dynamic_cast<HostKernelOps*>(ops.get());
+  Runner gpu = MakeRunner(CudaBackend::Create(std::move(ops)).value(), m, c.kv);
+
+  const std::vector<ForwardBatch> steps = Steps();
+  for (size_t i = 0; i < steps.size(); ++i) {
+    std::vector<float> want, got;
+    ASSERT_TRUE(cpu.model->Forward(steps[i], cpu.kv.get(), &want).ok());
+    const absl::Status s = gpu.model->Forward(steps[i], gpu.kv.get(), &got);
+    ASSERT_TRUE(s.ok()) << s;
+    const float rel = c.kv == KvDtype::kFp8E4M3 ? 0.08f : 0.04f;
+    ExpectLogitsAgree(want, got, m.config.vocab_size, rel, "step " + std::to_string(i));
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(120));
+  if (host_ops == nullptr) return;
+  // The kernels the mapping promises ran.
+  const auto& n = host_ops->launches();
+  auto count = [&](const char* op) { return n.count(op) ? n.at(op) : 0; };
+  EXPECT_EQ(count("PrefillAttention"), 2 * m.config.n_layers) << "steps 0 and 4 have a >= 16-token chunk";
+  EXPECT_EQ(count("DecodeAttention"), 3 * m.config.n_layers);
+  const bool quantised = c.weights == TensorType::kQ8_0 || c.weights == TensorType::kQ4_0 ||
+                         c.weights == TensorType::kQ4_1;
+  if (quantised) {
+    EXPECT_GT(count("QGemv"), 0);
+    EXPECT_GT(count("DequantBf16"), 0);
+  } else {
+    EXPECT_EQ(count("QGemv"), 0);
+  }
+  EXPECT_GT(count("Gemm"), 0);
+  // Decode steps 1-3 run as one CUDA graph (same shape and context bucket):
+  // captured at step 1, replayed at steps 2 and 3.
+  EXPECT_EQ(count("GraphCapture"), 1);
+  EXPECT_EQ(count("GraphLaunch"), 3);
+}
+
+class CudaBackendOnHarness : public ::testing::TestWithParam<Case> {};
+
+TEST_P(CudaBackendOnHarness, ModelLogitsMatchCpuBackend) {
+  ExpectModelParity(GetParam(), std::make_unique<HostKernelOps>());
+}
+
+#ifdef STRATA_TEST_DEVICE_KERNEL_OPS
+// The same on a GPU (tests/gpu/run_gpu_checks.sh runs it there; skips elsewhere).
+class CudaBackendOnDevice : public ::testing::TestWithParam<Case> {};
+
+TEST_P(CudaBackendOnDevice, ModelLogitsMatchCpuBackend) {
+  if (!DeviceKernelOps::CheckDevice(0).ok()) GTEST_SKIP() << "no CUDA device (sm_80+) visible";
+  auto ops = DeviceKernelOps::Create(0);
+  ASSERT_TRUE(ops.ok()) << ops.status();
+  ExpectModelParity(GetParam(), std::move(*ops));
+}
+#endif
+
+const auto kCases = ::testing::Values(Case{TensorType::kBF16, KvDtype::kF16, false, false},
+                                      Case{TensorType::kF16, KvDtype::kBF16, true, false},
+                                      Case{TensorType::kF32, KvDtype::kF32, false, true},
+                                      Case{TensorType::kQ8_0, KvDtype::kFp8E4M3, false, false},
+                                      Case{TensorType::kQ4_0, KvDtype::kInt8, true, true},
+                                      Case{TensorType::kQ4_1, KvDtype::kF16, false, false});
+
+std::string CaseName(const ::testing::TestParamInfo<Case>& info) {
+  return std::string(TensorTypeName(info.param.weights)) + "_kv" + std::to_string(static_cast<int>(info.param.kv)) +
+         (info.param.qkv_bias ? "_bias" : "") + (info.param.tied ? "_tied" : "");
+}
+
+INSTANTIATE_TEST_SUITE_P(WeightAndKvTypes, CudaBackendOnHarness, kCases, CaseName);
+#ifdef STRATA_TEST_DEVICE_KERNEL_OPS
+INSTANTIATE_TEST_SUITE_P(WeightAndKvTypes, CudaBackendOnDevice, kCases, CaseName);
+#endif
+
+// Long decode: the context bucket grows (64 -> 128), which must re-capture; a
+// replay of a graph with a stale max_context would attend to too few positions.
+TEST(CudaBackendGraphs, DecodeReplaysMatchCpuAcrossContextBuckets) {
+  const RandomModel m(TensorType::kBF16, false, false);
+  auto pool = ThreadPool::Create(1).value();
+  Runner cpu = MakeRunner(std::make_unique<CpuBackend>(pool.get()), m, KvDtype::kF16);
+  auto ops = std::make_unique<HostKernelOps>();
+  HostKernelOps* host_ops = ops.get();
+  Runner gpu = MakeRunner(CudaBackend::Create(std::move(ops)).value(), m, KvDtype::kF16);
+  Runner eager = MakeRunner(CudaBackend::Create(std::make_unique<HostKernelOps>(), {.cuda_graphs = false}).value(),
+                            m, KvDtype::kF16);
+  ForwardBatch b;
+  b.n_seqs = 2;
+  b.max_blocks_per_seq = 6;
+  b.block_tables = {3, 7, 1, 12, 4, 0, 5, 9, 2, 14, 0, 0};
+  for (int i = 0; i < 64; ++i) {
+    b.tokens.push_back((i * 7 + 3) % 96);
+    b.positions.push_back(i < 56 ? i : i - 56);
+    b.token_seq.push_back(i < 56 ? 0 : 1);
+  }
+  b.logit_rows = {55, 63};
+  for (int step = 0; step < 12; ++step) {
+    std::vector<float> want, got, got_eager;
+    ASSERT_TRUE(cpu.model->Forward(b, cpu.kv.get(), &want).ok());
+    ASSERT_TRUE(gpu.model->Forward(b, gpu.kv.get(), &got).ok());
+    ASSERT_TRUE(eager.model->Forward(b, eager.kv.get(), &got_eager).ok());
+    ExpectLogitsAgree(want, got, m.config.vocab_size, 0.04f, "step " + std::to_string(step));
+    EXPECT_EQ(got, got_eager) << "graph replay differs from eager launches at step " << step;
+    // Next: one decode token each (A reaches position 64 at step 9).
+    const int32_t next_a = b.positions[b.logit_rows[0]] + 1, next_b = b.positions[b.logit_rows[1]] + 1;
+    b.tokens = {static_cast<int32_t>(next_a % 96), static_cast<int32_t>((next_b * 5) % 96)};
+    b.positions = {next_a, next_b};
+    b.token_seq = {0, 1};
+    b.logit_rows = {0, 1};
+  }
+  const auto& n = host_ops->launches();
+  EXPECT_EQ(n.at("GraphLaunch"), 11);
+  EXPECT_EQ(n.at("GraphCapture"), 2) << "one per context bucket (64, 128)";
+  EXPECT_EQ(host_ops->live_graphs(), 2);
+}
+
+TEST(CudaBackendOnHarnessMemory, ReportsTheDeviceAndRunsOutOfMemoryWithAClearError) {
+  HostKernelOpsConfig config;
+  config.total_bytes = 1 << 20;
+  auto backend = CudaBackend::Create(std::make_unique<HostKernelOps>(config)).value();
+  EXPECT_EQ(backend->device().ToString(), "cuda:0");
+  EXPECT_FALSE(backend->host_memory());
+  auto a = backend->Allocate(512 << 10);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(backend->MemoryInfo()->free_bytes, 512 << 10);
+  auto b = backend->Allocate(768 << 10);
+  EXPECT_EQ(b.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(b.status().message().find("786432"), std::string::npos) << b.status();
+  a->Reset();
+  EXPECT_EQ(backend->MemoryInfo()->free_bytes, 1 << 20);
+}
+
+TEST(CudaBackendOnHarnessMemory, MatMulRejectsAHostOnlyWeightType) {
+  auto backend = CudaBackend::Create(std::make_unique<HostKernelOps>()).value();
+  std::vector<float> w(64 * 32, 1.0f), x(32, 1.0f), y(64);
+  MatMulParams p;
+  p.weight_type = TensorType::kF32;  // PrepareWeights would have made it BF16
+  p.weight = w.data();
+  p.rows = 64;
+  p.cols = 32;
+  p.input = x.data();
+  p.tokens = 1;
+  p.output = y.data();
+  const absl::Status s = backend->MatMul(p);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("F32"), std::string::npos) << s;
+}
+
+}  // namespace
+}  // namespace strata
