@@ -35,7 +35,7 @@ constexpr TypeTraits kTraits[] = {
     {TensorType::kQ2_K, "Q2_K", 256, 84},  {TensorType::kQ3_K, "Q3_K", 256, 110},
     {TensorType::kQ4_K, "Q4_K", 256, 144}, {TensorType::kQ5_K, "Q5_K", 256, 176},
     {TensorType::kQ6_K, "Q6_K", 256, 210}, {TensorType::kQ8_K, "Q8_K", 256, 292},
-    {TensorType::kBF16, "BF16", 1, 2},
+    {TensorType::kBF16, "BF16", 1, 2},     {TensorType::kF8E4M3, "F8_E4M3", 1, 1},
 };
 
 const TypeTraits* Find(TensorType type) {
@@ -52,6 +52,7 @@ absl::string_view TensorTypeName(TensorType type) {
 }
 
 std::optional<TensorType> TensorTypeFromGgml(uint32_t id) {
+  if (id == static_cast<uint32_t>(TensorType::kF8E4M3)) return std::nullopt;  // not a GGML id
   for (const auto& t : kTraits) {
     if (static_cast<uint32_t>(t.type) == id) return t.type;
   }

@@ -30,6 +30,10 @@ enum class TensorType : uint32_t {
   kQ6_K = 14,
   kQ8_K = 15,
   kBF16 = 30,
+  // Strata's own id (no GGML type, never read from a file): FP8 E4M3 codes, one
+  // byte per element, with one f32 scale per row kept beside the matrix
+  // (WeightMatrix::row_scales). Made by CudaBackend for FP8 weights.
+  kF8E4M3 = 1000,
 };
 
 // Name as GGML prints it ("Q4_1", "BF16", ...). absl::string_view because

@@ -36,6 +36,9 @@ struct MatMulParams {
   TensorType weight_type = TensorType::kF32;
   const void* weight = nullptr;
   int64_t weight_row_stride = 0;  // bytes; 0 means RowBytes(weight_type, cols)
+  // kF8E4M3 weights only (device backends; the CPU kernels reject that type):
+  // f32 [rows] per-row scales.
+  const float* weight_scales = nullptr;
   int64_t rows = 0;               // output features
   int64_t cols = 0;               // input features
   const float* input = nullptr;   // [tokens, cols], row stride `cols`

@@ -15,6 +15,7 @@ MatMulParams MatMulFor(const WeightMatrix& w, const float* in, int64_t tokens, f
   p.weight_type = w.type;
   p.weight = w.data;
   p.weight_row_stride = w.row_stride;
+  p.weight_scales = w.row_scales;
   p.rows = w.rows;
   p.cols = w.cols;
   p.input = in;

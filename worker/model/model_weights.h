@@ -18,6 +18,9 @@ struct WeightMatrix {
   int64_t rows = 0;
   int64_t cols = 0;
   int64_t row_stride = 0;  // bytes
+  // kF8E4M3 only: f32 [rows], row r's values are row_scales[r] * e4m3(code).
+  // Where the matrix is (a backend pointer for backend weights).
+  const float* row_scales = nullptr;
   // A view into a read-only private file mapping (LoadModel's matrices): its
   // pages may be handed back to the kernel after a copy (model_shard.h).
   bool file_mapped = false;

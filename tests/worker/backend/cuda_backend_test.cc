@@ -182,6 +182,23 @@ KvCacheConfig KvConfigFor(const ModelConfig& c, KvDtype dtype) {
   return kc;
 }
 
+// Every layer matrix of an F32 model replaced by its FP8 E4M3 per-row round
+// trip (what CudaBackend's fp8_weights stores), so the CPU runs the same weights.
+void RoundTripLayersThroughFp8(RandomModel& m) {
+  for (LayerWeights& l : m.weights.layers) {
+    for (WeightMatrix* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) {
+      ASSERT_EQ(w->type, TensorType::kF32);
+      auto* x = const_cast<float*>(static_cast<const float*>(w->data));  // our own storage
+      std::vector<uint8_t> codes(w->cols);
+      for (int64_t r = 0; r < w->rows; ++r) {
+        float* row = x + r * w->cols;
+        const float scale = QuantizeRowFp8(row, w->cols, codes.data());
+        for (int64_t c = 0; c < w->cols; ++c) row[c] = E4M3ToF32(codes[c]) * scale;
+      }
+    }
+  }
+}
+
 Runner MakeRunner(std::unique_ptr<Backend> backend, const RandomModel& m, KvDtype dtype) {
   Runner r;
   r.backend = std::move(backend);
@@ -365,6 +382,48 @@ TEST(CudaBackendGraphs, DecodeReplaysMatchCpuAcrossContextBuckets) {
   EXPECT_EQ(n.at("GraphLaunch"), 11);
   EXPECT_EQ(n.at("GraphCapture"), 2) << "one per context bucket (64, 128)";
   EXPECT_EQ(host_ops->live_graphs(), 2);
+}
+
+// FP8 weights (per-row scales) with activations quantised per tensor at each
+// GEMM, against the CPU running the same FP8-rounded weights in f32. The
+// activation quantisation (E4M3: 3 mantissa bits, up to 6.25% per element) is
+// the difference (on this random model, up to ~10% of the largest logit): the
+// bound is 0.15 * (1 + max |logit|) and a cosine similarity above 0.99.
+TEST(CudaBackendFp8, Fp8WeightsMatchCpuOnTheSameRoundedWeights) {
+  const RandomModel m(TensorType::kF32, true, false);
+  RandomModel rounded(TensorType::kF32, true, false);
+  RoundTripLayersThroughFp8(rounded);
+  auto pool = ThreadPool::Create(1).value();
+  Runner cpu = MakeRunner(std::make_unique<CpuBackend>(pool.get()), rounded, KvDtype::kF16);
+  auto ops = std::make_unique<HostKernelOps>();
+  HostKernelOps* host_ops = ops.get();
+  Runner gpu = MakeRunner(CudaBackend::Create(std::move(ops), {.fp8_weights = true}).value(), m, KvDtype::kF16);
+  for (const ForwardBatch& b : Steps()) {
+    std::vector<float> want, got;
+    ASSERT_TRUE(cpu.model->Forward(b, cpu.kv.get(), &want).ok());
+    const absl::Status s = gpu.model->Forward(b, gpu.kv.get(), &got);
+    ASSERT_TRUE(s.ok()) << s;
+    ExpectLogitsAgree(want, got, m.config.vocab_size, 0.15f, "fp8");
+    // And the logits point the same way: cosine similarity, per step.
+    double dot = 0, ww = 0, gg = 0;
+    for (size_t i = 0; i < want.size(); ++i) dot += double{want[i]} * got[i], ww += double{want[i]} * want[i],
+                                             gg += double{got[i]} * got[i];
+    EXPECT_GT(dot / std::sqrt(ww * gg), 0.99);  // 0.994-0.997 here; a wrong scale or layout gives < 0.5
+  }
+  const auto& n = host_ops->launches();
+  // Q/K/V share one quantised input, gate/up another; O and down one each: 4 per layer per step.
+  EXPECT_EQ(n.at("Fp8Quantize"), 4 * m.config.n_layers * 5);
+}
+
+TEST(CudaBackendFp8, Fp8WeightsBelowSm89AreAClearError) {
+  const RandomModel m(TensorType::kBF16, false, false);
+  HostKernelOpsConfig config;
+  config.sm = 80;
+  auto backend = CudaBackend::Create(std::make_unique<HostKernelOps>(config), {.fp8_weights = true}).value();
+  auto model = LlamaModel::Create(&m.config, &m.weights, backend.get());
+  ASSERT_FALSE(model.ok());
+  EXPECT_EQ(model.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(model.status().message().find("sm_89"), std::string::npos) << model.status();
 }
 
 TEST(CudaBackendOnHarnessMemory, ReportsTheDeviceAndRunsOutOfMemoryWithAClearError) {

@@ -1,6 +1,7 @@
 #include "worker/backend/cuda/cuda_backend.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -194,6 +195,31 @@ absl::StatusOr<WeightMatrix> CudaBackend::UploadMatrix(const WeightMatrix& w, Ba
   return d;
 }
 
+absl::StatusOr<WeightMatrix> CudaBackend::UploadLayerMatrix(const WeightMatrix& w, BackendWeights& out) {
+  // FP8 GEMM operands: 16-byte rows of W and X (cols % 16), 16-byte rows of the
+  // f32 output (rows % 4).
+  if (!options_.fp8_weights || w.cols % 16 != 0 || w.rows % 4 != 0) return UploadMatrix(w, out);
+  std::vector<uint8_t> codes(static_cast<size_t>(w.rows * w.cols));
+  std::vector<float> scales(static_cast<size_t>(w.rows));
+  std::vector<float> row(static_cast<size_t>(w.cols));
+  for (int64_t r = 0; r < w.rows; ++r) {
+    RETURN_IF_ERROR(DequantizeRow(w.type, static_cast<const uint8_t*>(w.data) + r * w.row_stride, row.data(), w.cols));
+    scales[r] = QuantizeRowFp8(row.data(), w.cols, codes.data() + r * w.cols);
+    if (!std::isfinite(scales[r])) {
+      return absl::InvalidArgumentError(absl::StrCat("fp8 weights: row ", r, " of a ", w.rows, "x", w.cols,
+                                                     " matrix has a non-finite value"));
+    }
+  }
+  WeightMatrix d = w;
+  d.file_mapped = false;
+  d.type = TensorType::kF8E4M3;
+  d.row_stride = w.cols;
+  ASSIGN_OR_RETURN(d.data, Upload(codes.data(), static_cast<int64_t>(codes.size()), out));
+  ASSIGN_OR_RETURN(void* sc, Upload(scales.data(), static_cast<int64_t>(scales.size() * sizeof(float)), out));
+  d.row_scales = static_cast<const float*>(sc);
+  return d;
+}
+
 absl::StatusOr<const float*> CudaBackend::UploadVector(const std::vector<float>& v, BackendWeights& out) {
   if (v.empty()) return nullptr;
   ASSIGN_OR_RETURN(void* p, Upload(v.data(), static_cast<int64_t>(v.size() * sizeof(float)), out));
@@ -201,6 +227,10 @@ absl::StatusOr<const float*> CudaBackend::UploadVector(const std::vector<float>&
 }
 
 absl::StatusOr<BackendWeights> CudaBackend::PrepareWeights(const ModelWeights& w) {
+  if (options_.fp8_weights && ops_->info().sm < 89) {
+    return absl::FailedPreconditionError(absl::StrCat("fp8 weights need an sm_89 or newer GPU (cuda:",
+                                                      ops_->info().index, " is sm_", ops_->info().sm, ")"));
+  }
   BackendWeights out;
   ASSIGN_OR_RETURN(out.token_embd, UploadMatrix(w.token_embd, out));
   if (w.output.data == w.token_embd.data) {
@@ -213,17 +243,17 @@ absl::StatusOr<BackendWeights> CudaBackend::PrepareWeights(const ModelWeights& w
   for (const LayerWeights& l : w.layers) {
     BackendLayerWeights b;
     ASSIGN_OR_RETURN(b.attn_norm, UploadVector(l.attn_norm, out));
-    ASSIGN_OR_RETURN(b.wq, UploadMatrix(l.wq, out));
-    ASSIGN_OR_RETURN(b.wk, UploadMatrix(l.wk, out));
-    ASSIGN_OR_RETURN(b.wv, UploadMatrix(l.wv, out));
-    ASSIGN_OR_RETURN(b.wo, UploadMatrix(l.wo, out));
+    ASSIGN_OR_RETURN(b.wq, UploadLayerMatrix(l.wq, out));
+    ASSIGN_OR_RETURN(b.wk, UploadLayerMatrix(l.wk, out));
+    ASSIGN_OR_RETURN(b.wv, UploadLayerMatrix(l.wv, out));
+    ASSIGN_OR_RETURN(b.wo, UploadLayerMatrix(l.wo, out));
     ASSIGN_OR_RETURN(b.bq, UploadVector(l.bq, out));
     ASSIGN_OR_RETURN(b.bk, UploadVector(l.bk, out));
     ASSIGN_OR_RETURN(b.bv, UploadVector(l.bv, out));
     ASSIGN_OR_RETURN(b.ffn_norm, UploadVector(l.ffn_norm, out));
-    ASSIGN_OR_RETURN(b.w_gate, UploadMatrix(l.w_gate, out));
-    ASSIGN_OR_RETURN(b.w_up, UploadMatrix(l.w_up, out));
-    ASSIGN_OR_RETURN(b.w_down, UploadMatrix(l.w_down, out));
+    ASSIGN_OR_RETURN(b.w_gate, UploadLayerMatrix(l.w_gate, out));
+    ASSIGN_OR_RETURN(b.w_up, UploadLayerMatrix(l.w_up, out));
+    ASSIGN_OR_RETURN(b.w_down, UploadLayerMatrix(l.w_down, out));
     out.layers.push_back(b);
   }
   RETURN_IF_ERROR(Synchronize());  // the host staging buffers die here
@@ -387,6 +417,40 @@ absl::Status CudaBackend::QuantMatMul(const MatMulParams& p, bool* x16_is_bf16_o
   return absl::OkStatus();
 }
 
+absl::Status CudaBackend::Fp8MatMul(const MatMulParams& p, bool quantise_input) {
+  if (p.weight_scales == nullptr) return absl::InvalidArgumentError("CudaBackend::MatMuls: F8_E4M3 weight without scales");
+  if (quantise_input) {
+    RETURN_IF_ERROR(Reserve(x8_, p.tokens * p.cols));
+    RETURN_IF_ERROR(Reserve(x8_scale_, 32));
+    cuda::Fp8QuantizeParams q;
+    q.x = p.input;
+    q.codes = x8_.as<uint8_t>();
+    q.rows = p.tokens;
+    q.cols = p.cols;
+    q.mode = cuda::Fp8QuantizeMode::kPerTensor;
+    q.scales = x8_scale_.as<float>();
+    q.amax_bits = reinterpret_cast<uint32_t*>(x8_scale_.as<uint8_t>() + 16);
+    RETURN_IF_ERROR(Run('F', [this, q] { return ops_->Fp8Quantize(q); }));
+  }
+  cuda::GemmRequest req;
+  req.shape = {p.tokens, p.rows, p.cols};
+  req.w_dtype = req.x_dtype = cuda::GemmDtype::kFp8E4M3;
+  req.y_dtype = cuda::GemmDtype::kF32;
+  req.scale_mode = cuda::Fp8ScaleMode::kPerChannel;
+  req.w_row_stride = p.weight_row_stride > 0 ? p.weight_row_stride : p.cols;
+  req.x_row_stride = p.cols;
+  req.y_row_stride = (p.output_stride > 0 ? p.output_stride : p.rows) * 4;
+  req.sm = ops_->info().sm;
+  ASSIGN_OR_RETURN(const cuda::CublasLtGemmPlan plan, cuda::PlanGemm(req));
+  cuda::GemmOperands o;
+  o.w = p.weight;
+  o.x = x8_.data();
+  o.y = p.output;
+  o.w_scale = p.weight_scales;
+  o.x_scale = x8_scale_.as<float>();
+  return Run('M', [this, plan, o] { return ops_->Gemm(plan, o); });
+}
+
 absl::Status CudaBackend::MatMuls(absl::Span<const MatMulParams> ps) {
   // The calls of one span share their input (Q/K/V, gate/up): cast it once.
   const float* cast_of = nullptr;
@@ -408,6 +472,13 @@ absl::Status CudaBackend::MatMuls(absl::Span<const MatMulParams> ps) {
         cast_of = p.input;
         cast_dtype = cuda::GemmDtype::kBF16;
       }
+      continue;
+    }
+    if (p.weight_type == TensorType::kF8E4M3) {
+      const bool quantise = cast_of != p.input || cast_dtype != cuda::GemmDtype::kFp8E4M3;
+      RETURN_IF_ERROR(Fp8MatMul(p, quantise));
+      cast_of = p.input;
+      cast_dtype = cuda::GemmDtype::kFp8E4M3;
       continue;
     }
     cuda::GemmDtype dtype;

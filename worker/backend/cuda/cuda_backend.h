@@ -10,6 +10,8 @@
 //
 // MatMuls (Y[M, N] = X[M, K] . W^T, f32 X and Y):
 //   F16/BF16 W          X cast to W's type once per input, cuBLASLt GEMM -> f32
+//   F8E4M3 W            X quantised to E4M3 per tensor once per input, FP8
+//                       cuBLASLt GEMM, W's row scales in the column epilogue
 //   Q8_0/Q4_0/Q4_1 W    M <= kQGemvMaxM (decode): QGemv reads the blocks
 //                       M >  kQGemvMaxM: W dequantised to BF16 in row chunks
 //                       (<= kDequantChunkBytes), each a BF16 cuBLASLt GEMM
@@ -50,6 +52,12 @@
 namespace strata {
 
 struct CudaBackendOptions {
+  // Layer matrices stored as FP8 E4M3 with per-row scales (quantised from
+  // whatever the file holds when the weights are prepared), run as FP8
+  // cuBLASLt GEMMs on activations quantised per tensor at each call (vLLM's
+  // dynamic "fp8" scheme). Needs sm_89+. Embeddings and the LM head stay as
+  // they are.
+  bool fp8_weights = false;
   bool cuda_graphs = true;
   int64_t max_graph_tokens = 256;  // larger decode steps run without graphs
   int max_graphs = 64;             // all are dropped when one more is needed
@@ -125,12 +133,15 @@ class CudaBackend final : public Backend {
   absl::Status Reserve(DeviceBuffer& buf, int64_t bytes);
   absl::StatusOr<void*> Upload(const void* host, int64_t bytes, BackendWeights& out);
   absl::StatusOr<WeightMatrix> UploadMatrix(const WeightMatrix& w, BackendWeights& out);
+  // A layer matrix: FP8 when options_.fp8_weights and its shape allows.
+  absl::StatusOr<WeightMatrix> UploadLayerMatrix(const WeightMatrix& w, BackendWeights& out);
   absl::StatusOr<const float*> UploadVector(const std::vector<float>& v, BackendWeights& out);
   // X [tokens, cols] f32 cast to `dtype` into x16_.
   absl::Status CastInput(const MatMulParams& p, cuda::GemmDtype dtype);
   absl::Status Gemm(const MatMulParams& p, const void* w, int64_t w_row_stride, int64_t rows, cuda::GemmDtype dtype,
                     float* y);
   absl::Status QuantMatMul(const MatMulParams& p, bool* x16_is_bf16_of_input);
+  absl::Status Fp8MatMul(const MatMulParams& p, bool quantise_input);
   absl::Status PlanAttention(const PagedAttentionParams& p);
 
   std::unique_ptr<KernelOps> ops_;
@@ -143,6 +154,8 @@ class CudaBackend final : public Backend {
   int64_t epoch_ = 0;
   std::map<std::string, int64_t> graphs_;
   DeviceBuffer x16_;                  // a matmul input cast to 16 bits
+  DeviceBuffer x8_;                   // a matmul input as E4M3 codes
+  DeviceBuffer x8_scale_;             // its f32 scale (offset 0) and amax bits (offset 16)
   DeviceBuffer w_bf16_;               // a quantised weight's chunk as BF16
   DeviceBuffer attention_workspace_;  // split-KV partials
   DeviceBuffer row_ids_;              // GatherRows' rows

@@ -177,6 +177,9 @@ absl::Status DeviceKernelOps::PrefillAttention(const cuda::PrefillAttentionParam
   return Cuda(cuda::LaunchPrefillAttention(p, stream_), "PrefillAttention");
 }
 absl::Status DeviceKernelOps::Cast(const cuda::CastParams& p) { return Cuda(cuda::LaunchCast(p, stream_), "Cast"); }
+absl::Status DeviceKernelOps::Fp8Quantize(const cuda::Fp8QuantizeParams& p) {
+  return Cuda(cuda::LaunchFp8Quantize(p, stream_), "Fp8Quantize");
+}
 absl::Status DeviceKernelOps::DequantBf16(const cuda::DequantBf16Params& p) {
   return Cuda(cuda::LaunchDequantBf16(p, stream_), "DequantBf16");
 }

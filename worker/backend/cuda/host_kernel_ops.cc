@@ -155,6 +155,9 @@ absl::Status HostKernelOps::PrefillAttention(const cuda::PrefillAttentionParams&
 absl::Status HostKernelOps::Cast(const cuda::CastParams& p) {
   return Enqueue("Cast", [p] { return cuda::HostRunCast(p); });
 }
+absl::Status HostKernelOps::Fp8Quantize(const cuda::Fp8QuantizeParams& p) {
+  return Enqueue("Fp8Quantize", [p] { return cuda::HostRunFp8Quantize(p); });
+}
 absl::Status HostKernelOps::DequantBf16(const cuda::DequantBf16Params& p) {
   return Enqueue("DequantBf16", [p] { return cuda::HostRunDequantBf16(p); });
 }

@@ -62,6 +62,7 @@ class HostKernelOps final : public KernelOps {
   absl::Status DecodeAttention(const cuda::DecodeAttentionParams& p) override;
   absl::Status PrefillAttention(const cuda::PrefillAttentionParams& p) override;
   absl::Status Cast(const cuda::CastParams& p) override;
+  absl::Status Fp8Quantize(const cuda::Fp8QuantizeParams& p) override;
   absl::Status DequantBf16(const cuda::DequantBf16Params& p) override;
   absl::Status QGemv(const cuda::QGemvParams& p) override;
   absl::Status Gemm(const cuda::CublasLtGemmPlan& plan, const cuda::GemmOperands& ops) override;

@@ -36,6 +36,7 @@
 #include "kernels/cuda/gemm/qgemv_params.h"
 #include "kernels/cuda/prefill/prefill_attention_params.h"
 #include "kernels/cuda/quant/cast_params.h"
+#include "kernels/cuda/quant/fp8_quantize_params.h"
 #include "kernels/cuda/residual_add_params.h"
 #include "kernels/cuda/rms_norm_residual_params.h"
 #include "kernels/cuda/rope_params.h"
@@ -95,6 +96,7 @@ class KernelOps {
   virtual absl::Status DecodeAttention(const cuda::DecodeAttentionParams& p) = 0;
   virtual absl::Status PrefillAttention(const cuda::PrefillAttentionParams& p) = 0;
   virtual absl::Status Cast(const cuda::CastParams& p) = 0;
+  virtual absl::Status Fp8Quantize(const cuda::Fp8QuantizeParams& p) = 0;
   virtual absl::Status DequantBf16(const cuda::DequantBf16Params& p) = 0;
   virtual absl::Status QGemv(const cuda::QGemvParams& p) = 0;
   // One cuBLASLt GEMM (column epilogue included) planned for info().sm.
