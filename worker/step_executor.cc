@@ -208,7 +208,7 @@ int64_t ActivationReserveBytes(const ModelConfig& model, const ModelShard& shard
     const int tp = shard.topology.tp_size;
     bytes += tp > 1 ? (1 + tp) * R * shard.tp.vocab_padded * f : R * model.vocab_size * f;
   }
-  // tokens, positions, token_seq (int32 each) and a block table per token at most.
+  // tokens, positions, token_seq (int32 each); the block tables are small next to them.
   bytes += 3 * T * int64_t{sizeof(int32_t)};
   bytes += kBackendWorkspaceBytes;
   const int communicators = (shard.topology.tp_size > 1 ? 1 : 0) + (shard.topology.pp_size > 1 ? 1 : 0);
