@@ -99,6 +99,11 @@ absl::StatusOr<LlamaModel::BatchInputs> LlamaModel::UploadInputs(const ForwardBa
 absl::Status LlamaModel::TpAllReduce(float* data, int64_t count) {
   if (shard_.topology.tp_size == 1) return absl::OkStatus();
   if (groups_.tp == nullptr) return absl::FailedPreconditionError("tensor-parallel model has no tp group bound");
+  // A bound NCCL communicator waits for the work already on the backend's
+  // stream, but CudaBackend may still hold the ops that wrote `data` recorded
+  // for a CUDA graph (the embedding before Embed's all-reduce): Synchronize
+  // launches them. (Layer already synchronises; a second call finds the stream idle.)
+  RETURN_IF_ERROR(backend_->Synchronize());
   return groups_.tp->AllReduceSum(data, count, parallel::DataType::kF32);
 }
 
