@@ -14,6 +14,7 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler prometheus-cpp-dev
   libgloo-dev iproute2
+  libboost-context-dev
   clang libclang-rt-14-dev
   python3 python3-venv python3-pip
 )
