@@ -4,7 +4,7 @@
 //
 // How a launch runs on the host (host_launch.h):
 //   - Blocks run one after another on the calling OS thread, in linear block order.
-//   - The threads of a block are fibers (ucontext) on that OS thread, scheduled
+//   - The threads of a block are fibers (Boost.Context) on that OS thread, scheduled
 //     cooperatively: a fiber runs until it reaches __syncthreads(), a warp collective
 //     (__syncwarp, __shfl_*_sync) or returns; then the next fiber runs.
 //   - __shared__ is `static thread_local`: one instance per OS thread, hence per
@@ -36,7 +36,7 @@
 //     conversion itself (attention/kv_codec.cuh encodes f16 with its own bit arithmetic), so only the
 //     device tests compare against the real intrinsics; fast-math intrinsics
 //     (__expf, rsqrtf, ...) are the exact libm functions here;
-//   - AddressSanitizer builds: fibers switch stacks with swapcontext, which ASan does
+//   - AddressSanitizer builds: fibers switch stacks with Boost.Context, which ASan does
 //     not follow without annotations (expect false reports under -fsanitize=address);
 //   - timing, occupancy, register pressure, bank conflicts, out-of-bounds accesses to
 //     shared memory (no sanitizer); a fiber overflowing its 64 KiB stack

@@ -1,14 +1,17 @@
 #include "kernels/cuda/harness/host_launch.h"
 
 #include <sys/mman.h>
-#include <ucontext.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <utility>
 #include <vector>
 
+#include <boost/context/fiber.hpp>
+
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 
 namespace strata::cuda_host {
@@ -38,16 +41,51 @@ class FiberStacks {
     if (base_) munmap(base_, bytes_);
   }
   char* Stack(int i) const { return base_ + static_cast<size_t>(i) * stride_ + page_; }
+  int capacity() const { return base_ ? static_cast<int>(bytes_ / stride_) : 0; }
 
  private:
   char* base_ = nullptr;
   size_t page_ = 0, stride_ = 0, bytes_ = 0;
 };
 
+// The mapped stacks are reused by every launch on the OS thread (mapping and
+// guarding them costs two syscalls per fiber; a model step launches hundreds of
+// kernels).
+thread_local std::unique_ptr<FiberStacks> tl_stacks;
+
+absl::StatusOr<FiberStacks*> StacksFor(int n) {
+  if (!tl_stacks || tl_stacks->capacity() < n) {
+    auto stacks = std::make_unique<FiberStacks>();
+    if (absl::Status st = FiberStacks::Map(std::max(n, 32), stacks.get()); !st.ok()) return st;
+    tl_stacks = std::move(stacks);
+  }
+  return tl_stacks.get();
+}
+
+// Boost.Context StackAllocator handing a fiber one of the pre-mapped stacks
+// (Boost keeps the fiber's control record at the top of it).
+class PooledStack {
+ public:
+  explicit PooledStack(char* lowest) : lowest_(lowest) {}
+  boost::context::stack_context allocate() {
+    boost::context::stack_context sc;
+    sc.size = kFiberStackBytes;
+    sc.sp = lowest_ + kFiberStackBytes;
+    return sc;
+  }
+  void deallocate(boost::context::stack_context&) noexcept {}
+
+ private:
+  char* lowest_;
+};
+
 enum class FiberState { kRunnable, kAtBlockBarrier, kAtWarpBarrier, kDone };
 
+// Boost.Context fibers (fcontext: a register swap, no signal-mask syscalls as
+// swapcontext makes) so the harness runs the real model in test time.
 struct Fiber {
-  ucontext_t ctx;
+  boost::context::fiber self;  // the suspended fiber, resumed by the scheduler
+  boost::context::fiber sink;  // inside the fiber: the suspended scheduler
   FiberState state = FiberState::kRunnable;
   uint3 tid{0, 0, 0};
 };
@@ -58,9 +96,9 @@ struct Launch {
   uint3 block_idx{0, 0, 0};
   int threads = 0;
   int current = -1;  // running fiber, -1 in the scheduler
-  ucontext_t scheduler;
+  FiberStacks* stacks = nullptr;  // outlives fibers: a fiber left suspended by an
+                                  // error is unwound on its stack when destroyed
   std::vector<Fiber> fibers;
-  FiberStacks stacks;
   std::unique_ptr<uint64_t[]> shared;  // dynamic shared memory, 16-byte aligned
   size_t shared_bytes = 0;
   std::vector<uint64_t> warp_slots;   // 32 per warp
@@ -71,18 +109,11 @@ thread_local Launch* tl_launch = nullptr;
 
 Launch& Cur() { return *tl_launch; }
 
-void FiberMain() {
-  Launch& l = Cur();
-  (*l.body)();
-  l.fibers[l.current].state = FiberState::kDone;
-  // uc_link returns to the scheduler.
-}
-
 void Yield(FiberState s) {
   Launch& l = Cur();
   Fiber& f = l.fibers[l.current];
   f.state = s;
-  swapcontext(&f.ctx, &l.scheduler);
+  f.sink = std::move(f.sink).resume();
 }
 
 std::string BlockName(const Launch& l) {
@@ -98,11 +129,14 @@ absl::Status RunBlock(Launch& l) {
     f.tid = uint3{static_cast<unsigned>(i % l.block.x),
                   static_cast<unsigned>((i / l.block.x) % l.block.y),
                   static_cast<unsigned>(i / (l.block.x * l.block.y))};
-    getcontext(&f.ctx);
-    f.ctx.uc_stack.ss_sp = l.stacks.Stack(i);
-    f.ctx.uc_stack.ss_size = kFiberStackBytes;
-    f.ctx.uc_link = &l.scheduler;
-    makecontext(&f.ctx, &FiberMain, 0);
+    f.self = boost::context::fiber(
+        std::allocator_arg, PooledStack(l.stacks->Stack(i)),
+        [&l, i](boost::context::fiber&& scheduler) {
+          l.fibers[i].sink = std::move(scheduler);
+          (*l.body)();
+          l.fibers[i].state = FiberState::kDone;
+          return std::move(l.fibers[i].sink);
+        });
   }
   if (l.shared_bytes) std::memset(l.shared.get(), 0xCD, l.shared_bytes);
   const int warps = (n + 31) / 32;
@@ -111,7 +145,7 @@ absl::Status RunBlock(Launch& l) {
     for (int i = 0; i < n; ++i) {
       if (l.fibers[i].state != FiberState::kRunnable) continue;
       l.current = i;
-      swapcontext(&l.scheduler, &l.fibers[i].ctx);
+      l.fibers[i].self = std::move(l.fibers[i].self).resume();
       l.current = -1;
       ran = true;
     }
@@ -179,8 +213,10 @@ absl::Status HostLaunch(dim3 grid, dim3 block, size_t dynamic_shared_bytes,
   l.grid = grid;
   l.block = block;
   l.threads = static_cast<int>(threads);
+  absl::StatusOr<FiberStacks*> stacks = StacksFor(l.threads);
+  if (!stacks.ok()) return stacks.status();
+  l.stacks = *stacks;
   l.fibers.resize(l.threads);
-  if (absl::Status st = FiberStacks::Map(l.threads, &l.stacks); !st.ok()) return st;
   l.shared_bytes = dynamic_shared_bytes;
   if (dynamic_shared_bytes) l.shared.reset(new uint64_t[(dynamic_shared_bytes + 15) / 8]);
   l.warp_slots.assign(static_cast<size_t>((l.threads + 31) / 32) * 32, 0);

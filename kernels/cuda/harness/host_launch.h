@@ -6,7 +6,7 @@
 // Contract:
 //   - Blocks run sequentially on the calling thread in linear order
 //     (x fastest, then y, then z); the result is deterministic.
-//   - Each block runs block.x*block.y*block.z fibers (64 KiB stack each, with a guard
+//   - Each block runs block.x*block.y*block.z Boost.Context fibers (64 KiB stack each, with a guard
 //     page: overflowing it crashes with SIGSEGV rather than corrupting memory), thread
 //     (x, y, z) has linear id x + y*bx + z*bx*by and lane id (linear id % 32), warp
 //     (linear id / 32), as in CUDA.
