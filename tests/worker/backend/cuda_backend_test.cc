@@ -24,7 +24,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <random>
 
 #include "kernels/cpu/float16.h"
@@ -424,6 +426,68 @@ TEST(CudaBackendFp8, Fp8WeightsBelowSm89AreAClearError) {
   ASSERT_FALSE(model.ok());
   EXPECT_EQ(model.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(model.status().message().find("sm_89"), std::string::npos) << model.status();
+}
+
+// The default model (SmolLM2-135M, Q4_1 GGUF: 30 layers, 9 query / 3 KV heads
+// of 64) through CudaBackend on the harness: a 20+-token prompt (prefill kernel,
+// dequantise + GEMM) and greedy decode steps (QGemv, decode kernel, graphs),
+// logits against CpuBackend's with the bound of the random-model tests.
+TEST(CudaBackendRealModel, DefaultModelLogitsMatchCpuBackend) {
+  const auto start = std::chrono::steady_clock::now();
+  const std::string path = STRATA_DEFAULT_MODEL;
+  if (!std::ifstream(path).good()) {
+    if (std::getenv("CI")) ADD_FAILURE() << "default model missing at " << path;
+    GTEST_SKIP() << "default model not installed (scripts/install_deps.sh)";
+  }
+  auto loaded = LoadModel(path);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  const ModelConfig& config = (*loaded)->config;
+  auto pool = ThreadPool::Create(2).value();
+  std::vector<Runner> runners;
+  auto ops = std::make_unique<HostKernelOps>();
+  HostKernelOps* host_ops = ops.get();
+  std::vector<std::unique_ptr<Backend>> backends;
+  backends.push_back(std::make_unique<CpuBackend>(pool.get()));
+  backends.push_back(CudaBackend::Create(std::move(ops)).value());
+  for (std::unique_ptr<Backend>& backend : backends) {
+    Runner r;
+    r.backend = std::move(backend);
+    auto model = LlamaModel::Create(&config, &(*loaded)->weights, r.backend.get());
+    ASSERT_TRUE(model.ok()) << model.status();
+    r.model = std::move(*model);
+    KvCacheConfig kc = KvConfigFor(config, KvDtype::kF16);
+    kc.num_blocks = 4;
+    r.kv = KvCache::Create(kc, r.backend.get()).value();
+    runners.push_back(std::move(r));
+  }
+  ForwardBatch b;
+  b.n_seqs = 1;
+  b.max_blocks_per_seq = 3;
+  b.block_tables = {2, 1, 3};
+  b.tokens = (*loaded)->tokenizer->Encode(
+      "Once upon a time, in a small village by the sea, there lived an old fisherman who", true, false);
+  ASSERT_GE(b.tokens.size(), 16u);
+  for (size_t i = 0; i < b.tokens.size(); ++i) {
+    b.positions.push_back(static_cast<int32_t>(i));
+    b.token_seq.push_back(0);
+  }
+  b.logit_rows = {static_cast<int32_t>(b.tokens.size()) - 1};
+  for (int step = 0; step < 4; ++step) {
+    std::vector<float> want, got;
+    ASSERT_TRUE(runners[0].model->Forward(b, runners[0].kv.get(), &want).ok());
+    const absl::Status s = runners[1].model->Forward(b, runners[1].kv.get(), &got);
+    ASSERT_TRUE(s.ok()) << s;
+    ExpectLogitsAgree(want, got, config.vocab_size, 0.04f, "step " + std::to_string(step));
+    const int32_t next = static_cast<int32_t>(std::max_element(want.begin(), want.end()) - want.begin());
+    const int32_t pos = b.positions.back() + 1;
+    b.tokens = {next};
+    b.positions = {pos};
+    b.token_seq = {0};
+    b.logit_rows = {0};
+  }
+  EXPECT_EQ(host_ops->launches().at("PrefillAttention"), config.n_layers);
+  EXPECT_EQ(host_ops->launches().at("GraphLaunch"), 3);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(180));  // ~18 s here
 }
 
 TEST(CudaBackendOnHarnessMemory, ReportsTheDeviceAndRunsOutOfMemoryWithAClearError) {
