@@ -295,7 +295,7 @@ absl::StatusOr<std::unique_ptr<StepExecutor>> StepExecutor::Create(const StepExe
     ASSIGN_OR_RETURN(e->kv_plan_, PlanKv(config, e->model_->config, shard));
   }
   ASSIGN_OR_RETURN(e->pool_, ThreadPool::Create(config.threads));
-  ASSIGN_OR_RETURN(e->backend_, CreateBackend(config.device, e->pool_.get()));
+  ASSIGN_OR_RETURN(e->backend_, CreateBackend(config.device, e->pool_.get(), config.backend));
   DeviceMemoryInfo before;
   if (from_device) {
     ASSIGN_OR_RETURN(before, e->backend_->MemoryInfo());

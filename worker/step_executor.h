@@ -64,6 +64,7 @@
 #include "parallel/parallel_groups.h"
 #include "strata/v1/worker.pb.h"
 #include "worker/backend/backend.h"
+#include "worker/backend/backend_factory.h"
 #include "worker/backend/device_spec.h"
 #include "worker/kv_cache.h"
 #include "worker/model/llama_model.h"
@@ -89,8 +90,10 @@ struct StepExecutorConfig {
   // name for a Hugging Face checkpoint).
   std::string model_name;
   int threads = 1;
-  // Where the model runs (--device): cpu, or cuda:N (CreateBackend).
+  // Where the model runs (--device): cpu, or cuda:N (CreateBackend), and how
+  // (--weight-dtype, --cuda-graphs).
   DeviceSpec device;
+  BackendOptions backend;
   // Longest sequence the worker accepts; 0 = min(model context, 4096).
   int64_t max_context = 0;
   int32_t block_size = 16;

@@ -105,6 +105,10 @@ std::string WorkerUsage() {
       "  --replica R              replica index (default 0)\n"
       "  --device cpu|cuda:N      where the model runs (default cpu)\n"
       "  --threads N              compute threads (default 1)\n"
+      "  --weight-dtype auto|fp8  auto (default): weights as the file stores them (quantised blocks\n"
+      "                           stay quantised; cuda converts other types to bf16); fp8: layer\n"
+      "                           matrices as FP8 E4M3 with per-row scales and FP8 GEMMs (cuda, sm_89+)\n"
+      "  --cuda-graphs on|off     replay decode steps as CUDA graphs (default on; cuda only)\n"
       "  --kv-cache-mb M          KV cache budget in MiB (default on cpu ", kDefaultKvCacheMb,
       "; on cuda: sized from\n"
       "                           the device's free memory, see --gpu-memory-utilization)\n"
@@ -138,7 +142,7 @@ absl::StatusOr<WorkerFlags> ParseWorkerFlags(const std::vector<std::string>& arg
       "--threads",     "--kv-cache-mb", "--kv-blocks", "--block-size", "--kv-dtype",
       "--max-context", "--tp-rank",   "--tp-size",    "--pp-stage",   "--pp-size",
       "--connect-timeout-s", "--pp-layer-split", "--peer-host", "--collective-timeout-s",
-      "--collective-transport", "--gpu-memory-utilization"};
+      "--collective-transport", "--gpu-memory-utilization", "--weight-dtype", "--cuda-graphs"};
   std::map<std::string, std::string> values;
   WorkerFlags f;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -243,6 +247,25 @@ absl::StatusOr<WorkerFlags> ParseWorkerFlags(const std::vector<std::string>& arg
     device = *spec;
     f.device = spec->ToString();
   }
+  if (const std::string* v = get("--weight-dtype")) {
+    if (*v == "fp8") {
+      f.fp8_weights = true;
+    } else if (*v != "auto") {
+      return Bad("--weight-dtype", *v, "expected auto or fp8");
+    }
+    if (f.fp8_weights && device.kind != DeviceKind::kCuda) {
+      return Bad("--weight-dtype", *v, "FP8 weights need --device cuda:N (sm_89 or newer)");
+    }
+  }
+  if (const std::string* v = get("--cuda-graphs")) {
+    if (*v == "on") {
+      f.cuda_graphs = true;
+    } else if (*v == "off") {
+      f.cuda_graphs = false;
+    } else {
+      return Bad("--cuda-graphs", *v, "expected on or off");
+    }
+  }
   // No KV size given: a fixed budget on the CPU; on CUDA the step executor
   // sizes the pool from the device's memory (kv_cache_mb stays 0).
   if (!get("--kv-cache-mb") && !get("--kv-blocks") && device.kind != DeviceKind::kCuda) {
@@ -295,6 +318,8 @@ StepExecutorConfig ExecutorConfigFromFlags(const WorkerFlags& f) {
   c.model_name = f.model_name;
   c.threads = f.threads;
   c.device = *ParseDeviceSpec(f.device);  // validated by ParseWorkerFlags
+  c.backend.fp8_weights = f.fp8_weights;
+  c.backend.cuda_graphs = f.cuda_graphs;
   c.max_context = f.max_context;
   c.block_size = f.block_size;
   c.kv_dtype = f.kv_dtype;

@@ -47,6 +47,8 @@ struct WorkerFlags {
   std::string model;              // --model PATH (required)
   std::string model_name;         // --model-name (default: file stem)
   std::string device = "cpu";     // --device
+  bool fp8_weights = false;       // --weight-dtype auto|fp8 (fp8: cuda only)
+  bool cuda_graphs = true;        // --cuda-graphs on|off (cuda only)
   int threads = 1;                // --threads
   // --kv-cache-mb. Neither it nor --kv-blocks given: kDefaultKvCacheMb on
   // the CPU, 0 on CUDA (the pool is then sized from device memory with

@@ -29,15 +29,25 @@ absl::Status CheckDevice(const DeviceSpec& device) {
 #endif
 }
 
-absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(const DeviceSpec& device, ThreadPool* pool) {
+absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(const DeviceSpec& device, ThreadPool* pool,
+                                                       const BackendOptions& options) {
   switch (device.kind) {
     case DeviceKind::kCpu:
+      if (options.fp8_weights) {
+        return absl::InvalidArgumentError(
+            "fp8_weights: FP8 weights run on a CUDA device (sm_89+); the CPU backend keeps the "
+            "file's weight types");
+      }
       return std::make_unique<CpuBackend>(pool);
     case DeviceKind::kCuda:
 #ifdef STRATA_WITH_CUDA_BACKEND
     {
       ASSIGN_OR_RETURN(std::unique_ptr<DeviceKernelOps> ops, DeviceKernelOps::Create(device.index));
-      ASSIGN_OR_RETURN(std::unique_ptr<CudaBackend> cuda, CudaBackend::Create(std::move(ops)));
+      CudaBackendOptions cuda_options;
+      cuda_options.fp8_weights = options.fp8_weights;
+      cuda_options.cuda_graphs = options.cuda_graphs;
+      ASSIGN_OR_RETURN(std::unique_ptr<CudaBackend> cuda,
+                       CudaBackend::Create(std::move(ops), cuda_options));
       return std::unique_ptr<Backend>(std::move(cuda));
     }
 #else

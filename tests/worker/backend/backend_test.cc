@@ -85,6 +85,21 @@ TEST(BackendFactory, CpuAlwaysAndCudaOnlyWithADevice) {
   ASSERT_EQ(check.code(), absl::StatusCode::kFailedPrecondition) << check;
   EXPECT_EQ(check.message().substr(0, 9), "cuda:999:");
   EXPECT_EQ(CreateBackend(far, nullptr).status().code(), absl::StatusCode::kFailedPrecondition);
+  BackendOptions fp8;
+  fp8.fp8_weights = true;
+  EXPECT_EQ(CreateBackend(far, nullptr, fp8).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(BackendFactory, Fp8WeightsOnTheCpuAreAnInvalidArgument) {
+  BackendOptions options;
+  options.fp8_weights = true;
+  absl::StatusOr<std::unique_ptr<Backend>> cpu =
+      CreateBackend(DeviceSpec{DeviceKind::kCpu, 0}, nullptr, options);
+  ASSERT_EQ(cpu.status().code(), absl::StatusCode::kInvalidArgument) << cpu.status();
+  EXPECT_EQ(cpu.status().message().substr(0, 11), "fp8_weights");
+  options.fp8_weights = false;
+  options.cuda_graphs = false;  // a CUDA-only knob the CPU has nothing to turn off for
+  EXPECT_TRUE(CreateBackend(DeviceSpec{DeviceKind::kCpu, 0}, nullptr, options).ok());
 }
 
 }  // namespace
