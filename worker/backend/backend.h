@@ -135,6 +135,14 @@ class Backend {
     (void)batch;
     return absl::OkStatus();
   }
+  // The shape this backend wants `batch` padded to (PadBatch) so that steps of
+  // nearby sizes share one captured graph: CudaBackend buckets decode-only
+  // batches. Only asked for single-process models (TP = PP = 1), whose pass
+  // needs no agreement with peers. Default: as is.
+  virtual BatchPadding PaddingFor(const ForwardBatch& batch) const {
+    (void)batch;
+    return {};
+  }
 
   // --- ops (backend pointers; `pool` fields are for CpuBackend) -------------
   virtual absl::Status EmbeddingLookup(const EmbeddingLookupParams& p) = 0;

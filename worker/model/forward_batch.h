@@ -25,4 +25,12 @@ struct ForwardBatch {
   std::vector<int32_t> logit_rows;
 };
 
+// The shape a backend wants a batch padded to before the pass (see
+// Backend::PaddingFor and PadBatch in batch_padding.h): at least `tokens`
+// tokens and `blocks_per_seq` block-table columns. 0 = as is.
+struct BatchPadding {
+  int64_t tokens = 0;
+  int32_t blocks_per_seq = 0;
+};
+
 }  // namespace strata

@@ -1,10 +1,13 @@
 #include "worker/model/llama_model.h"
 
+#include "worker/model/batch_padding.h"
+
 #include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "worker/model/batch_padding.h"
 
 namespace strata {
 
@@ -196,8 +199,18 @@ absl::Status LlamaModel::Validate(const ForwardBatch& b, const KvCache& kv) cons
   return absl::OkStatus();
 }
 
-absl::Status LlamaModel::Forward(const ForwardBatch& b, KvCache* kv, std::vector<float>* logits) {
-  RETURN_IF_ERROR(Validate(b, *kv));
+absl::Status LlamaModel::Forward(const ForwardBatch& batch, KvCache* kv, std::vector<float>* logits) {
+  RETURN_IF_ERROR(Validate(batch, *kv));
+  const ForwardBatch* run = &batch;
+  if (shard_.topology.tp_size == 1 && shard_.topology.pp_size == 1) {
+    const BatchPadding pad = backend_->PaddingFor(batch);
+    if (pad.tokens > static_cast<int64_t>(batch.tokens.size()) ||
+        pad.blocks_per_seq > batch.max_blocks_per_seq) {
+      padded_ = PadBatch(batch, pad);
+      run = &padded_;
+    }
+  }
+  const ForwardBatch& b = *run;
   const int64_t T = static_cast<int64_t>(b.tokens.size());
   const int64_t d = config_->d_model;
   RETURN_IF_ERROR(ReserveScratch(T, static_cast<int64_t>(b.logit_rows.size())));
@@ -213,7 +226,9 @@ absl::Status LlamaModel::Forward(const ForwardBatch& b, KvCache* kv, std::vector
     RETURN_IF_ERROR(backend_->Synchronize());
     return groups_.pp->Send(x_.get<float>(), T * d, parallel::DataType::kF32, topo.pp_stage + 1);
   }
-  return LmHead(b, logits);
+  RETURN_IF_ERROR(LmHead(b, logits));
+  logits->resize(batch.logit_rows.size() * static_cast<size_t>(config_->vocab_size));  // drop pad rows
+  return absl::OkStatus();
 }
 
 absl::Status LlamaModel::Layer(int64_t l, const ForwardBatch& b, const BatchInputs& in, KvCache* kv) {

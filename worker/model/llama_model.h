@@ -52,7 +52,9 @@ class LlamaModel {
   // Runs the batch, writing its K/V into `kv` (this shard's layers and KV
   // heads) and, on the last pipeline stage, the logits of batch.logit_rows
   // into `logits` ([logit_rows.size(), vocab], every rank of the tp group);
-  // other stages leave `logits` empty.
+  // other stages leave `logits` empty. A single-process model pads the batch
+  // to the backend's preferred shape first (Backend::PaddingFor, PadBatch);
+  // the pad rows' logits are dropped.
   absl::Status Forward(const ForwardBatch& batch, KvCache* kv, std::vector<float>* logits);
 
   const ModelConfig& config() const { return *config_; }
@@ -99,6 +101,7 @@ class LlamaModel {
   Scratch local_logits_, gathered_logits_;
   Scratch inputs_;  // tokens, positions, token_seq, block tables (device backends)
   std::vector<float> host_gathered_;
+  ForwardBatch padded_;  // the batch padded to the backend's shape (PaddingFor)
 };
 
 }  // namespace strata

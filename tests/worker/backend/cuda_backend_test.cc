@@ -29,6 +29,7 @@
 #include <fstream>
 #include <random>
 
+#include "absl/strings/str_cat.h"
 #include "kernels/cpu/float16.h"
 #include "kernels/cpu/kv_quant.h"
 #include "kernels/cpu/quant_blocks.h"
@@ -384,6 +385,62 @@ TEST(CudaBackendGraphs, DecodeReplaysMatchCpuAcrossContextBuckets) {
   EXPECT_EQ(n.at("GraphLaunch"), 11);
   EXPECT_EQ(n.at("GraphCapture"), 2) << "one per context bucket (64, 128)";
   EXPECT_EQ(host_ops->live_graphs(), 2);
+}
+
+// Continuous batching: decode steps of 3, 4, 5, 8, 6, 7, 2, 1, 3 sequences.
+// The model pads each to the backend's bucket (1, 2, 4, then multiples of 8)
+// with pad sequences on the null block, so the nine steps replay four graphs;
+// the real rows' logits match the CPU's and no pad row comes back.
+TEST(CudaBackendGraphs, DecodeBatchesArePaddedToBucketsAndShareGraphs) {
+  const RandomModel m(TensorType::kBF16, false, false);
+  auto pool = ThreadPool::Create(1).value();
+  Runner cpu = MakeRunner(std::make_unique<CpuBackend>(pool.get()), m, KvDtype::kF16);
+  auto ops = std::make_unique<HostKernelOps>();
+  HostKernelOps* host_ops = ops.get();
+  auto cuda = CudaBackend::Create(std::move(ops)).value();
+  CudaBackend* backend = cuda.get();
+  Runner gpu = MakeRunner(std::move(cuda), m, KvDtype::kF16);
+  EXPECT_EQ(backend->GraphBatchBucket(1), 1);
+  EXPECT_EQ(backend->GraphBatchBucket(3), 4);
+  EXPECT_EQ(backend->GraphBatchBucket(5), 8);
+  EXPECT_EQ(backend->GraphBatchBucket(9), 16);
+  EXPECT_EQ(backend->GraphBatchBucket(250), 256);
+  EXPECT_EQ(backend->GraphBatchBucket(257), 257);  // past max_graph_tokens: as is
+
+  constexpr int kSeqs = 8;
+  std::vector<int32_t> next_pos(kSeqs, 0);
+  auto run = [&](const ForwardBatch& b, const std::string& what) {
+    std::vector<float> want, got;
+    ASSERT_TRUE(cpu.model->Forward(b, cpu.kv.get(), &want).ok());
+    const absl::Status s = gpu.model->Forward(b, gpu.kv.get(), &got);
+    ASSERT_TRUE(s.ok()) << s;
+    ASSERT_EQ(got.size(), b.logit_rows.size() * m.config.vocab_size) << what;
+    ExpectLogitsAgree(want, got, m.config.vocab_size, 0.04f, what);
+  };
+  // The first k sequences, `each` tokens apiece; sequence i owns blocks 1+i and 9+i.
+  auto batch = [&](int k, int each) {
+    ForwardBatch b;
+    b.n_seqs = k;
+    b.max_blocks_per_seq = 2;
+    for (int i = 0; i < k; ++i) {
+      b.block_tables.push_back(1 + i);
+      b.block_tables.push_back(9 + i);
+      for (int t = 0; t < each; ++t) {
+        b.tokens.push_back((next_pos[i] * 5 + i * 11 + 1) % 96);
+        b.positions.push_back(next_pos[i]++);
+        b.token_seq.push_back(i);
+      }
+      b.logit_rows.push_back(static_cast<int32_t>(b.tokens.size()) - 1);
+    }
+    return b;
+  };
+  run(batch(kSeqs, 5), "prompts");  // 5 rows per sequence: eager, no padding
+  EXPECT_EQ(host_ops->launches().count("GraphCapture"), 0u);
+  const int sizes[] = {3, 4, 5, 8, 6, 7, 2, 1, 3};
+  for (const int k : sizes) run(batch(k, 1), absl::StrCat("decode of ", k, " sequences"));
+  const auto& n = host_ops->launches();
+  EXPECT_EQ(n.at("GraphLaunch"), 9);
+  EXPECT_EQ(n.at("GraphCapture"), 4) << "one per bucket: 4, 8, 2, 1";
 }
 
 // FP8 weights (per-row scales) with activations quantised per tensor at each

@@ -262,6 +262,32 @@ absl::StatusOr<BackendWeights> CudaBackend::PrepareWeights(const ModelWeights& w
 
 // --- steps ---------------------------------------------------------------------
 
+int64_t CudaBackend::GraphBatchBucket(int64_t tokens) const {
+  int64_t bucket = tokens <= 4 ? 1 : (tokens + 7) / 8 * 8;
+  if (tokens <= 4) {
+    while (bucket < tokens) bucket *= 2;
+  }
+  return bucket <= options_.max_graph_tokens ? bucket : tokens;
+}
+
+BatchPadding CudaBackend::PaddingFor(const ForwardBatch& b) const {
+  const int64_t tokens = static_cast<int64_t>(b.tokens.size());
+  if (!options_.cuda_graphs || tokens == 0 || tokens > options_.max_graph_tokens ||
+      tokens != b.n_seqs) {
+    return {};
+  }
+  std::vector<bool> seen(static_cast<size_t>(b.n_seqs), false);  // one token per sequence
+  for (const int32_t s : b.token_seq) {
+    if (s < 0 || s >= b.n_seqs || seen[s]) return {};
+    seen[s] = true;
+  }
+  BatchPadding pad;
+  pad.tokens = GraphBatchBucket(tokens);
+  pad.blocks_per_seq = 1;
+  while (pad.blocks_per_seq < b.max_blocks_per_seq) pad.blocks_per_seq *= 2;
+  return pad;
+}
+
 absl::Status CudaBackend::BeginForward(const ForwardBatch& b) {
   RETURN_IF_ERROR(FlushEager());
   step_.valid = true;

@@ -33,7 +33,9 @@
 // BeginForward, and GatherRows' row ids are copied eagerly, so a replay reads
 // the new step's values. A Synchronize, CopyToDevice or FillZero in the middle
 // of a step (tensor parallelism, pipeline sends) runs what was recorded
-// eagerly and the rest of the step without a graph.
+// eagerly and the rest of the step without a graph. Single-process models pad
+// decode batches to GraphBatchBucket tokens and a power-of-two block-table
+// width first (PaddingFor), so batch sizes 5..8 share one graph.
 //
 // Threading: one caller at a time (the step thread).
 #pragma once
@@ -90,6 +92,13 @@ class CudaBackend final : public Backend {
   absl::StatusOr<BackendWeights> PrepareWeights(const ModelWeights& weights) override;
 
   absl::Status BeginForward(const ForwardBatch& batch) override;
+  // Decode-only batches (one token per sequence, <= max_graph_tokens) with
+  // graphs on: tokens up to GraphBatchBucket, block-table columns up to a
+  // power of two, so a continuously changing batch replays few graphs.
+  BatchPadding PaddingFor(const ForwardBatch& batch) const override;
+  // 1, 2, 4, then multiples of 8 (vLLM's cudagraph batch sizes); `tokens`
+  // itself past max_graph_tokens.
+  int64_t GraphBatchBucket(int64_t tokens) const;
   absl::Status EmbeddingLookup(const EmbeddingLookupParams& p) override;
   absl::Status MatMuls(absl::Span<const MatMulParams> p) override;
   absl::Status RmsNorm(const RmsNormParams& p) override;
