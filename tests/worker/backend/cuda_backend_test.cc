@@ -443,6 +443,45 @@ TEST(CudaBackendGraphs, DecodeBatchesArePaddedToBucketsAndShareGraphs) {
   EXPECT_EQ(n.at("GraphCapture"), 4) << "one per bucket: 4, 8, 2, 1";
 }
 
+// A full graph cache destroys the least recently launched graph: with room
+// for two, after two warm-up steps of 4 sequences (buffers at their largest,
+// graph "4" cached), batch sizes 1, 2, 1, 4, 1 capture 1, 2 (evicting 4) and
+// 4 (evicting 2) and replay 1 from the cache twice: 3 captures. Dropping the
+// whole cache when full would take 4.
+TEST(CudaBackendGraphs, AFullCacheEvictsTheLeastRecentlyLaunchedGraph) {
+  const RandomModel m(TensorType::kBF16, false, false);
+  auto ops = std::make_unique<HostKernelOps>();
+  HostKernelOps* host_ops = ops.get();
+  Runner gpu = MakeRunner(CudaBackend::Create(std::move(ops), {.max_graphs = 2}).value(), m, KvDtype::kF16);
+  std::vector<int32_t> next_pos(4, 0);
+  auto step = [&](int k) {
+    ForwardBatch b;
+    b.n_seqs = k;
+    b.max_blocks_per_seq = 1;
+    for (int i = 0; i < k; ++i) {
+      b.block_tables.push_back(1 + i);
+      b.tokens.push_back(i + 1);
+      b.positions.push_back(next_pos[i]++);
+      b.token_seq.push_back(i);
+      b.logit_rows.push_back(i);
+    }
+    std::vector<float> got;
+    ASSERT_TRUE(gpu.model->Forward(b, gpu.kv.get(), &got).ok());
+  };
+  step(4);
+  step(4);
+  auto count = [&](const char* what) {
+    auto it = host_ops->launches().find(what);
+    return it == host_ops->launches().end() ? int64_t{0} : int64_t{it->second};
+  };
+  ASSERT_EQ(host_ops->live_graphs(), 1);
+  const int64_t captures = count("GraphCapture"), launches = count("GraphLaunch");
+  for (const int k : {1, 2, 1, 4, 1}) step(k);
+  EXPECT_EQ(count("GraphCapture") - captures, 3);
+  EXPECT_EQ(count("GraphLaunch") - launches, 5);
+  EXPECT_EQ(host_ops->live_graphs(), 2);
+}
+
 // FP8 weights (per-row scales) with activations quantised per tensor at each
 // GEMM, against the CPU running the same FP8-rounded weights in f32. The
 // activation quantisation (E4M3: 3 mantissa bits, up to 6.25% per element) is

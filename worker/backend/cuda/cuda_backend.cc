@@ -84,7 +84,14 @@ absl::Status CudaBackend::FinishStep() {
   pending_kinds_.clear();
   auto it = graphs_.find(key);
   if (it == graphs_.end()) {
-    if (static_cast<int>(graphs_.size()) >= options_.max_graphs) DropGraphs();
+    if (!graphs_.empty() && static_cast<int>(graphs_.size()) >= options_.max_graphs) {
+      auto lru = graphs_.begin();
+      for (auto g = graphs_.begin(); g != graphs_.end(); ++g) {
+        if (g->second.last_used < lru->second.last_used) lru = g;
+      }
+      ops_->DestroyGraph(lru->second.graph);  // CUDA frees it after an in-flight launch
+      graphs_.erase(lru);
+    }
     RETURN_IF_ERROR(ops_->BeginCapture());
     for (Work& w : work) {
       if (absl::Status s = w(); !s.ok()) {
@@ -93,13 +100,14 @@ absl::Status CudaBackend::FinishStep() {
       }
     }
     ASSIGN_OR_RETURN(const int64_t graph, ops_->EndCapture());
-    it = graphs_.emplace(key, graph).first;
+    it = graphs_.emplace(key, CachedGraph{graph, 0}).first;
   }
-  return ops_->LaunchGraph(it->second);
+  it->second.last_used = ++graph_clock_;
+  return ops_->LaunchGraph(it->second.graph);
 }
 
 void CudaBackend::DropGraphs() {
-  for (auto& [key, graph] : graphs_) ops_->DestroyGraph(graph);
+  for (auto& [key, cached] : graphs_) ops_->DestroyGraph(cached.graph);
   graphs_.clear();
 }
 

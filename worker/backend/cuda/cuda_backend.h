@@ -62,7 +62,7 @@ struct CudaBackendOptions {
   bool fp8_weights = false;
   bool cuda_graphs = true;
   int64_t max_graph_tokens = 256;  // larger decode steps run without graphs
-  int max_graphs = 64;             // all are dropped when one more is needed
+  int max_graphs = 128;            // the least recently launched is destroyed for one more
 };
 
 class CudaBackend final : public Backend {
@@ -161,7 +161,12 @@ class CudaBackend final : public Backend {
   std::string pending_kinds_;  // one char per recorded op
   std::string step_key_;       // the step's key less the op sequence
   int64_t epoch_ = 0;
-  std::map<std::string, int64_t> graphs_;
+  struct CachedGraph {
+    int64_t graph = 0;
+    uint64_t last_used = 0;  // graph_clock_ at its last launch
+  };
+  std::map<std::string, CachedGraph> graphs_;
+  uint64_t graph_clock_ = 0;
   DeviceBuffer x16_;                  // a matmul input cast to 16 bits
   DeviceBuffer x8_;                   // a matmul input as E4M3 codes
   DeviceBuffer x8_scale_;             // its f32 scale (offset 0) and amax bits (offset 16)
