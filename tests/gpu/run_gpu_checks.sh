@@ -3,6 +3,7 @@
 #   tests/gpu/run_gpu_checks.sh [build-dir]
 # 1. builds the CUDA targets (configuring build-dir if needed),
 # 2. runs every device parity test (they must not skip here: a skip is a failure),
+#    then serves the default model end to end from cuda:0 (tests/gpu/serve_smoke.py),
 # 3. runs the kernel benchmarks (JSON lines) and prints achieved GB/s and TFLOP/s
 #    against the device's own copy bandwidth and BF16 GEMM rate, with the targets
 #    of issue 6: decode attention >= 80% of copy bandwidth at long contexts,
@@ -25,7 +26,7 @@ device_tests=(cuda_kernels_device_test cuda_attention_device_test cuda_prefill_d
               cuda_quant_device_test cuda_sampling_device_test cuda_gemm_device_test nccl_communicator_test
               cuda_backend_test)
 benches=(gemm_bench decode_attention_bench prefill_attention_bench)
-ninja -C "$build" "${device_tests[@]}" "${benches[@]}"
+ninja -C "$build" "${device_tests[@]}" "${benches[@]}" strata-coordinator strata-worker strata
 
 status=0
 for t in "${device_tests[@]}"; do
@@ -34,6 +35,14 @@ for t in "${device_tests[@]}"; do
   if ! "$build/bin/$t" --gtest_brief=1 2>&1 | tee "$out/$t.log"; then status=1; fi
   if grep -q "SKIPPED" "$out/$t.log"; then echo "!! $t skipped tests on a GPU machine" >&2; status=1; fi
 done
+
+# End to end: the real coordinator + a cuda:0 worker (graphs on/off, FP8 weights on
+# sm_89+) answering the same greedy request as a CPU worker.
+echo "== serve_smoke"
+sm=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d .)
+model=${STRATA_MODEL:-$HOME/.cache/strata/models/SmolLM2-135M-Instruct.Q4_1.gguf}
+python3 "$here/tests/gpu/serve_smoke.py" "$build/bin" "$model" --sm "$sm" 2>&1 | tee "$out/serve_smoke.log" ||
+  status=1
 
 : > "$out/bench.jsonl"
 for b in "${benches[@]}"; do
