@@ -23,6 +23,13 @@ missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# A Kustomize renderer for deploy/k8s (tests/deploy): any kubectl (its embedded
+# kustomize); Debian's kubernetes-client only when there is none, since it conflicts
+# with kubectl packages from other sources. The manifests render the same with its
+# kustomize v2.0.3 and with v5 (docs/deploy.md).
+if ! command -v kubectl >/dev/null 2>&1; then
+  missing+=(kubernetes-client)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install_deps: installing ${missing[*]}"
   SUDO=""
