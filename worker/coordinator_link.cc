@@ -77,6 +77,36 @@ void CoordinatorLink::Stop() {
   if (context_ != nullptr) context_->TryCancel();
 }
 
+void CoordinatorLink::Leave(const std::string& reason) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stop_requested_) return;
+    // Never attach again; dial and backoff waits end now.
+    stopped_.store(true);
+    stop_requested_ = true;
+    if (context_ == nullptr) return;  // not attached: nothing to tell
+    leaving_.store(true);
+  }
+  wire::WorkerMessage msg;
+  msg.mutable_leave()->set_reason(reason);
+  msg.mutable_leave()->set_last_completed_step_id(last_completed_step_.load());
+  bool sent = false;
+  {
+    absl::MutexLock lock(&write_mu_);
+    if (stream_ != nullptr) sent = stream_->Write(msg);
+  }
+  absl::MutexLock lock(&mu_);
+  if (sent) {
+    Log(absl::StrCat("leaving the replica (", reason, "); waiting up to ",
+                     absl::FormatDuration(config_.leave_timeout), " for the coordinator"));
+    if (mu_.AwaitWithTimeout(absl::Condition(this, &CoordinatorLink::AttachmentEnded), config_.leave_timeout)) {
+      return;
+    }
+    Log("no answer to Leave in time; closing the stream");
+  }
+  if (context_ != nullptr) context_->TryCancel();
+}
+
 bool CoordinatorLink::SleepUnlessStopped(absl::Duration d) {
   absl::MutexLock lock(&mu_);
   mu_.AwaitWithTimeout(absl::Condition(&stop_requested_), d);
@@ -156,6 +186,10 @@ absl::Status CoordinatorLink::Attach() {
     heartbeat_done_ = false;
   }
   std::unique_ptr<Stream> stream = stub->Attach(&context);
+  {
+    absl::MutexLock lock(&write_mu_);
+    stream_ = stream.get();
+  }
 
   wire::WorkerMessage reg;
   *reg.mutable_register_() = MakeRegister();
@@ -188,6 +222,9 @@ absl::Status CoordinatorLink::Attach() {
           break;
         }
         case wire::CoordinatorMessage::kStepPlan: {
+          // Leaving: the coordinator has let go of this worker (or will when
+          // it reads Leave), so the plan's result would go unread.
+          if (leaving_.load()) break;
           wire::WorkerMessage out;
           *out.mutable_step_result() = executor_->Execute(msg.step_plan());
           if (out.step_result().has_error()) {
@@ -213,7 +250,11 @@ absl::Status CoordinatorLink::Attach() {
     heartbeat_done_ = true;
   }
   if (heartbeat.joinable()) heartbeat.join();
-  if (shutdown) stream->WritesDone();
+  {
+    absl::MutexLock lock(&write_mu_);
+    stream_ = nullptr;
+    if (shutdown) stream->WritesDone();
+  }
 
   // Finish waits for the server's status. After Read failed the call is over
   // and this is immediate; after Shutdown the coordinator may keep its side
@@ -230,6 +271,10 @@ absl::Status CoordinatorLink::Attach() {
     context_ = nullptr;
   }
 
+  if (leaving_.load()) {
+    Log(shutdown ? "left the replica; the coordinator acknowledged" : "left the replica");
+    return absl::OkStatus();
+  }
   if (shutdown) {
     Log("stream closed after shutdown");
     return absl::OkStatus();

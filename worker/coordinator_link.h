@@ -5,8 +5,8 @@
 //              ─► Register ─► wait for Registered (sent once every rank of
 //              the replica registered) ─► executor.Connect(rendezvous)
 //              ─► loop { Read StepPlan ─► executor.Execute ─► Write StepResult }
-//              until Shutdown (OK), Stop() (CANCELLED) or the stream breaking
-//              (UNAVAILABLE).
+//              until Shutdown (OK), Stop() (CANCELLED), Leave() (OK) or the
+//              stream breaking (UNAVAILABLE).
 //   Run():     Attach() again and again: after a broken stream the executor is
 //              Reset() (a re-attached worker registers anew with no
 //              per-sequence state; weights stay loaded) and the worker dials
@@ -23,8 +23,11 @@
 //                 joined before Attach returns; writes a Heartbeat every
 //                 heartbeat_interval. Writes of both threads go through
 //                 write_mu_ (a grpc::ClientReaderWriter allows one writer).
-//   any thread    Stop() (e.g. the process's signal watcher): cancels the
-//                 current call and the dial/backoff waits.
+//   any thread    Stop(): cancels the current call and the dial/backoff
+//                 waits. Leave() (the process's signal watcher on SIGTERM):
+//                 sends Leave on the current stream and waits, at most
+//                 leave_timeout, for the coordinator's Shutdown to end the
+//                 attachment; plans arriving meanwhile are not executed.
 #pragma once
 
 #include <atomic>
@@ -59,6 +62,10 @@ struct CoordinatorLinkConfig {
   // Reconnect backoff starts here and doubles up to max_backoff.
   absl::Duration min_backoff = absl::Milliseconds(100);
   absl::Duration max_backoff = absl::Seconds(2);
+  // Leave(): how long to wait for the coordinator's answer (its Shutdown and
+  // the stream's end) before cancelling the call. A step being executed when
+  // Leave() is called finishes first, so the bound is this plus one step.
+  absl::Duration leave_timeout = absl::Seconds(5);
   std::string log_prefix = "[worker]";
 };
 
@@ -78,6 +85,14 @@ class CoordinatorLink {
   // signal handler). Run/Attach return soon after; later calls return at once.
   void Stop();
   bool stopped() const { return stopped_.load(); }
+  // Any thread (not a signal handler): leave the replica cleanly. When
+  // attached, tells the coordinator (WorkerLink Leave with `reason`), so it
+  // takes the replica out of service at once instead of noticing a broken
+  // stream, and blocks until the attachment ended (the coordinator answers
+  // with Shutdown) or leave_timeout passed (then cancels the call). Not
+  // attached (dialing, backing off): the same as Stop(). Run/Attach return OK
+  // and never attach again. Later calls (and Stop after it) return at once.
+  void Leave(const std::string& reason);
 
   // The Register message this worker sends (for logs and tests).
   strata::worker::v1::Register MakeRegister() const;
@@ -94,11 +109,13 @@ class CoordinatorLink {
   // Sleeps `d` unless Stop() comes first; false when stopped.
   bool SleepUnlessStopped(absl::Duration d);
   bool HeartbeatShouldEnd() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool AttachmentEnded() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return context_ == nullptr; }
 
   const CoordinatorLinkConfig config_;
   StepExecutor* const executor_;
 
   std::atomic<bool> stopped_{false};
+  std::atomic<bool> leaving_{false};  // Leave sent: execute no more plans
   std::atomic<uint64_t> last_completed_step_{0};
   absl::Time registered_at_ = absl::InfinitePast();  // step thread only
 
@@ -107,7 +124,8 @@ class CoordinatorLink {
   bool stop_requested_ ABSL_GUARDED_BY(mu_) = false;  // mirrors stopped_ for waits
   bool heartbeat_done_ ABSL_GUARDED_BY(mu_) = false;
 
-  absl::Mutex write_mu_;  // serializes Write on the current stream
+  absl::Mutex write_mu_;  // serializes Write/WritesDone on the current stream
+  Stream* stream_ ABSL_GUARDED_BY(write_mu_) = nullptr;  // the current attachment's, for Leave()
 };
 
 }  // namespace strata

@@ -2,13 +2,18 @@
 // KV pool, dials the coordinator and executes its step plans until Shutdown,
 // SIGTERM/SIGINT, or an unrecoverable error. Flags: worker/worker_flags.h.
 //
+// SIGTERM/SIGINT make the worker leave its replica cleanly: it tells the
+// coordinator (WorkerLink Leave), which takes the replica out of service at
+// once, and exits after the coordinator's answer, or after 5 s without one
+// (plus the step it may be executing).
+//
 // Exit status: 0 after Shutdown or SIGTERM/SIGINT, 1 on a runtime failure
 // (model load, coordinator unreachable or refusing the registration), 2 on bad
 // flags.
 //
 // Threads: main (load, then CoordinatorLink::Run as the step thread), a signal
 // watcher (sigwait on SIGTERM/SIGINT, which every thread blocks, then
-// CoordinatorLink::Stop), and the link's heartbeat thread.
+// CoordinatorLink::Leave), and the link's heartbeat thread.
 #include <pthread.h>
 #include <signal.h>
 
@@ -69,7 +74,7 @@ class SignalWatcher {
   void Attach(CoordinatorLink* link) {
     absl::MutexLock lock(&mu_);
     link_ = link;
-    if (link_ != nullptr && signalled_) link_->Stop();
+    if (link_ != nullptr && signalled_) link_->Leave(signal_name_);
   }
   bool signalled() {
     absl::MutexLock lock(&mu_);
@@ -82,10 +87,14 @@ class SignalWatcher {
       int sig = 0;
       if (sigwait(&set_, &sig) != 0) continue;
       if (sig == SIGUSR1) return;
-      Log(absl::StrCat(sig == SIGTERM ? "SIGTERM" : "SIGINT", " received; stopping"));
+      const std::string name = absl::StrCat(sig == SIGTERM ? "SIGTERM" : "SIGINT", " received");
+      Log(absl::StrCat(name, "; leaving the replica"));
       absl::MutexLock lock(&mu_);
+      if (!signalled_) signal_name_ = name;
       signalled_ = true;
-      if (link_ != nullptr) link_->Stop();
+      // Blocks until the coordinator answered (bounded by the link's
+      // leave_timeout); a repeated signal is a no-op.
+      if (link_ != nullptr) link_->Leave(signal_name_);
     }
   }
 
@@ -94,6 +103,7 @@ class SignalWatcher {
   absl::Mutex mu_;
   CoordinatorLink* link_ ABSL_GUARDED_BY(mu_) = nullptr;
   bool signalled_ ABSL_GUARDED_BY(mu_) = false;
+  std::string signal_name_ ABSL_GUARDED_BY(mu_);
 };
 
 int Main(int argc, char** argv) {

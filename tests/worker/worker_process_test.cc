@@ -2,8 +2,10 @@
 // test (a minimal WorkerLink server): it registers with the right facts,
 // executes step plans with the engine's tokens, heartbeats, re-attaches with
 // empty state when the stream is dropped, dials until a late coordinator
-// appears, exits 0 on SIGTERM and on Shutdown, 1 when the coordinator stays
-// unreachable or refuses it, and 2 with the flag named on bad flags.
+// appears, leaves its replica on SIGTERM (Leave, then exit 0 once the
+// coordinator answered, or within its bound when it does not), exits 0 on
+// Shutdown, 1 when the coordinator stays unreachable or refuses it, and 2 with
+// the flag named on bad flags.
 #include <grpcpp/grpcpp.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -428,12 +430,67 @@ TEST_F(WorkerProcessTest, RegistersGeneratesReattachesAndExitsOnSigterm) {
     EXPECT_EQ(r.tokens(0).token_id(), got[0][0]);
   }
 
+  // SIGTERM: the worker tells the coordinator it leaves, executes no plan
+  // after that, and exits 0 as soon as the coordinator answers.
   worker.Signal(SIGTERM);
+  std::optional<wire::WorkerMessage> leave = conn2->Next(seconds(10));
+  ASSERT_TRUE(leave.has_value() && leave->has_leave()) << worker.Output();
+  EXPECT_EQ(leave->leave().reason(), "SIGTERM received");
+  EXPECT_EQ(leave->leave().last_completed_step_id(), 2u);
+  {
+    wire::CoordinatorMessage late;  // sent before the coordinator read Leave
+    late.mutable_step_plan()->set_step_id(3);
+    EXPECT_TRUE(conn2->Send(late));
+  }
+  const auto acked = Clock::now();
+  wire::CoordinatorMessage ack;
+  ack.mutable_shutdown()->set_reason("left replica 3");
+  ASSERT_TRUE(conn2->Send(ack));
   EXPECT_EQ(worker.ExitCode(seconds(10)), 0) << worker.Output();
+  EXPECT_LT(Clock::now() - acked, seconds(3));
+  EXPECT_TRUE(conn2->WaitClosed(seconds(5)));
+  EXPECT_FALSE(conn2->Next(milliseconds(10)).has_value()) << "the plan after Leave was answered";
   const std::string out = worker.Output();
   EXPECT_THAT(out, HasSubstr("[worker r3] "));
-  EXPECT_THAT(out, HasSubstr("SIGTERM"));
-  EXPECT_TRUE(conn2->WaitClosed(seconds(5)));
+  EXPECT_THAT(out, HasSubstr("SIGTERM received; leaving the replica"));
+  EXPECT_THAT(out, HasSubstr("left the replica; the coordinator acknowledged"));
+}
+
+// A coordinator that does not answer Leave (one that predates it ignores the
+// message): the worker closes the stream itself after its 5 s bound, exit 0.
+TEST_F(WorkerProcessTest, SigtermWithoutAnAnswerStillExitsZeroWithinTheBound) {
+  FakeCoordinator coordinator;
+  WorkerProcess worker(WorkerArgs(coordinator.address()));
+  std::shared_ptr<Connection> conn = coordinator.NextConnection(seconds(60));
+  ASSERT_NE(conn, nullptr) << worker.Output();
+  ASSERT_NO_FATAL_FAILURE(ExpectRegister(*conn, *engine_));
+  const auto start = Clock::now();
+  worker.Signal(SIGTERM);
+  std::optional<wire::WorkerMessage> leave = conn->Next(seconds(10));
+  ASSERT_TRUE(leave.has_value() && leave->has_leave()) << worker.Output();
+  EXPECT_EQ(worker.ExitCode(seconds(15)), 0) << worker.Output();
+  EXPECT_LT(Clock::now() - start, seconds(8));
+  EXPECT_TRUE(conn->WaitClosed(seconds(5)));
+  EXPECT_THAT(worker.Output(), HasSubstr("no answer to Leave in time"));
+}
+
+// SIGTERM while the worker is still dialing: nothing to leave, exit 0 at once.
+TEST_F(WorkerProcessTest, SigtermWhileDialingExitsZeroAtOnce) {
+  int port = 0;
+  {
+    FakeCoordinator probe;  // a port nobody listens on
+    port = probe.port();
+  }
+  WorkerProcess worker(WorkerArgs("127.0.0.1:" + std::to_string(port)));
+  const auto loaded = Clock::now() + seconds(60);
+  while (worker.Output().find("not reachable yet") == std::string::npos && Clock::now() < loaded) {
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  ASSERT_THAT(worker.Output(), HasSubstr("not reachable yet"));
+  const auto start = Clock::now();
+  worker.Signal(SIGTERM);
+  EXPECT_EQ(worker.ExitCode(seconds(10)), 0) << worker.Output();
+  EXPECT_LT(Clock::now() - start, seconds(2));
 }
 
 TEST_F(WorkerProcessTest, ShutdownMessageEndsTheProcessWithZero) {
@@ -464,6 +521,12 @@ TEST_F(WorkerProcessTest, DialsUntilALateCoordinatorAppears) {
   ASSERT_NE(conn, nullptr) << worker.Output();
   ASSERT_NO_FATAL_FAILURE(ExpectRegister(*conn, *engine_));
   worker.Signal(SIGINT);
+  std::optional<wire::WorkerMessage> leave = conn->Next(seconds(10));
+  ASSERT_TRUE(leave.has_value() && leave->has_leave()) << worker.Output();
+  EXPECT_EQ(leave->leave().reason(), "SIGINT received");
+  wire::CoordinatorMessage ack;
+  ack.mutable_shutdown()->set_reason("left replica 3");
+  conn->Send(ack);
   EXPECT_EQ(worker.ExitCode(seconds(10)), 0) << worker.Output();
 }
 
