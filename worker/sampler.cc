@@ -45,6 +45,23 @@ absl::StatusOr<std::unique_ptr<Sampler>> Sampler::Create(const SamplingParams& p
 Sampler::Sampler(const SamplingParams& params, uint64_t seed)
     : params_(params), seed_(seed), rng_(seed) {}
 
+bool Sampler::BackendCanSample() const {
+  const bool penalties = params_.penalty_last_n != 0 &&
+                         (params_.repetition_penalty != 1.0f || params_.presence_penalty != 0.0f ||
+                          params_.frequency_penalty != 0.0f);
+  return !penalties;
+}
+
+RowSamplingKnobs Sampler::NextBackendDraw() {
+  RowSamplingKnobs k;
+  k.temperature = params_.temperature;
+  k.top_k = params_.top_k;
+  k.top_p = params_.top_p;
+  k.min_p = params_.min_p;
+  k.u = params_.temperature == 0.0f ? 0.0 : UniformDouble(rng_);
+  return k;
+}
+
 absl::StatusOr<Sampler::Result> Sampler::Sample(absl::Span<const float> logits,
                                                 absl::Span<const int32_t> history, bool want_logprob) {
   RETURN_IF_ERROR(PrepareCandidates(logits, history));

@@ -33,6 +33,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "common/sampling_params.h"
+#include "worker/backend/row_sampling.h"
 
 namespace strata {
 
@@ -76,6 +77,14 @@ class Sampler {
   // fresh sampler with the same seed. The caller decides whether the earlier
   // calls drew (they do not when greedy).
   void SkipDraws(uint64_t n) { rng_.discard(n); }
+
+  // Sampling on the backend (Backend::SampleLogits, which runs this chain
+  // without the penalties). BackendCanSample: no penalty is on, so the
+  // history is not needed. NextBackendDraw: the knobs and, unless greedy, the
+  // next u from the RNG, the very draw Sample would make, so the stream of a
+  // seeded sequence continues the same whichever side samples.
+  bool BackendCanSample() const;
+  RowSamplingKnobs NextBackendDraw();
 
   const SamplingParams& params() const { return params_; }
   // The RNG's seed: params().seed, or the one drawn when it was unset.

@@ -295,7 +295,11 @@ absl::StatusOr<std::unique_ptr<StepExecutor>> StepExecutor::Create(const StepExe
     ASSIGN_OR_RETURN(e->kv_plan_, PlanKv(config, e->model_->config, shard));
   }
   ASSIGN_OR_RETURN(e->pool_, ThreadPool::Create(config.threads));
-  ASSIGN_OR_RETURN(e->backend_, CreateBackend(config.device, e->pool_.get(), config.backend));
+  if (config.make_backend) {
+    ASSIGN_OR_RETURN(e->backend_, config.make_backend(e->pool_.get()));
+  } else {
+    ASSIGN_OR_RETURN(e->backend_, CreateBackend(config.device, e->pool_.get(), config.backend));
+  }
   DeviceMemoryInfo before;
   if (from_device) {
     ASSIGN_OR_RETURN(before, e->backend_->MemoryInfo());
@@ -632,13 +636,47 @@ wire::StepResult StepExecutor::Execute(const wire::StepPlan& plan) {
         sampled.push_back(&w);
       }
     }
-    if (absl::Status s = runner_->Forward(b, kv_.get(), &logits_); !s.ok()) {
-      WholeStepError(absl::StatusCode::kInternal, absl::StrCat("forward pass failed: ", s.message()),
+    if (!config_.topology.samples()) sampled.clear();  // the sampling rank answers with tokens
+    // Sample on the backend when it can and no sequence needs the host chain
+    // (penalties read the history; min_tokens suppression edits the logits):
+    // only token ids leave the device.
+    bool on_backend = config_.backend.device_sampling && runner_->CanSampleOnBackend() && !sampled.empty();
+    for (const Scheduled* w : sampled) {
+      const Sequence& s = *w->seq;
+      const bool suppressing = !s.suppressed.empty() &&
+                               static_cast<int64_t>(s.tokens.size()) - s.num_prompt < s.min_tokens;
+      on_backend = on_backend && s.sampler->BackendCanSample() && !suppressing;
+    }
+    absl::Status forward;
+    if (on_backend) {
+      knobs_.clear();
+      for (const Scheduled* w : sampled) knobs_.push_back(w->seq->sampler->NextBackendDraw());
+      forward = runner_->ForwardSample(b, kv_.get(), knobs_, &backend_samples_);
+    } else {
+      forward = runner_->Forward(b, kv_.get(), &logits_);
+    }
+    if (!forward.ok()) {
+      WholeStepError(absl::StatusCode::kInternal, absl::StrCat("forward pass failed: ", forward.message()),
                      &result);
       return finish();
     }
     for (const Scheduled& w : work) w.seq->computed += w.num_tokens;
-    if (!config_.topology.samples()) sampled.clear();  // the sampling rank answers with tokens
+    if (on_backend) {
+      for (size_t r = 0; r < sampled.size(); ++r) {
+        const RowSample& pick = backend_samples_[r];
+        if (pick.token < 0) {
+          errors.Add(sampled[r]->seq_id,
+                     absl::InternalError(absl::StrCat("seq ", sampled[r]->seq_id,
+                                                      ": sampling failed: every logit is NaN or -inf")));
+          continue;
+        }
+        wire::SampledToken* t = result.add_tokens();
+        t->set_seq_id(sampled[r]->seq_id);
+        t->set_token_id(pick.token);
+        if (sampled[r]->seq->logprobs) t->set_logprob(pick.logprob);
+      }
+      sampled.clear();  // nothing left for the host sampler below
+    }
 
     // 4. Sample for the sequences whose computed tokens reached their known tokens.
     //    Each sequence owns its sampler, so they run in parallel on the pool

@@ -94,6 +94,9 @@ struct StepExecutorConfig {
   // (--weight-dtype, --cuda-graphs).
   DeviceSpec device;
   BackendOptions backend;
+  // Tests only: builds the backend instead of CreateBackend(device, ...)
+  // (e.g. CudaBackend on the host harness). Gets the executor's thread pool.
+  std::function<absl::StatusOr<std::unique_ptr<Backend>>(ThreadPool*)> make_backend;
   // Longest sequence the worker accepts; 0 = min(model context, 4096).
   int64_t max_context = 0;
   int32_t block_size = 16;
@@ -297,6 +300,8 @@ class StepExecutor {
   // Reused across steps.
   ForwardBatch batch_;
   std::vector<float> logits_;
+  std::vector<RowSamplingKnobs> knobs_;   // per sampled row, when the backend samples
+  std::vector<RowSample> backend_samples_;
 };
 
 // The proto's SamplingParams as the sampler's (seed always set).

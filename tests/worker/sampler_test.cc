@@ -137,6 +137,48 @@ TEST(SamplingParamsTest, ErrorsNameTheFieldAndRange) {
   }
 }
 
+// Backend draws: the knobs are the params', u is exactly the draw Sample
+// makes (so a seeded stream continues the same whichever side samples), and
+// greedy draws nothing.
+TEST(SamplerTest, NextBackendDrawTakesSamplesDrawAndPenaltiesStayOnTheHost) {
+  SamplingParams p;
+  p.temperature = 0.7f;
+  p.top_k = 5;
+  p.top_p = 0.8f;
+  p.min_p = 0.05f;
+  p.repetition_penalty = 1.0f;
+  p.seed = 42;
+  auto a = Sampler::Create(p).value();
+  auto b = Sampler::Create(p).value();
+  EXPECT_TRUE(a->BackendCanSample());
+  const RowSamplingKnobs k = a->NextBackendDraw();
+  EXPECT_EQ(k.temperature, 0.7f);
+  EXPECT_EQ(k.top_k, 5);
+  EXPECT_EQ(k.top_p, 0.8f);
+  EXPECT_EQ(k.min_p, 0.05f);
+  std::mt19937_64 rng(42);
+  EXPECT_EQ(k.u, static_cast<double>(rng() >> 11) * 0x1.0p-53);
+  // After one backend draw, a's next Sample equals b's second Sample.
+  const std::vector<float> logits = {0.5f, 2.0f, 1.0f, 1.9f, -1.0f, 1.5f, 0.0f, 1.8f};
+  ASSERT_TRUE(b->Sample(logits, {}).ok());
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(a->Sample(logits, {})->token, b->Sample(logits, {})->token);
+
+  SamplingParams greedy = p;
+  greedy.temperature = 0.0f;
+  auto g = Sampler::Create(greedy).value();
+  EXPECT_EQ(g->NextBackendDraw().u, 0.0);
+  for (auto set : std::vector<std::function<void(SamplingParams&)>>{
+           [](SamplingParams& q) { q.repetition_penalty = 1.1f; },
+           [](SamplingParams& q) { q.presence_penalty = 0.5f; },
+           [](SamplingParams& q) { q.frequency_penalty = -0.5f; }}) {
+    SamplingParams q = p;
+    set(q);
+    EXPECT_FALSE(Sampler::Create(q).value()->BackendCanSample());
+    q.penalty_last_n = 0;  // the window is empty: penalties are off
+    EXPECT_TRUE(Sampler::Create(q).value()->BackendCanSample());
+  }
+}
+
 TEST(SamplerTest, BadInputIsInvalidArgument) {
   auto s = MakeSampler(Seeded(1));
   EXPECT_EQ(s->Sample({}, {}).status().code(), absl::StatusCode::kInvalidArgument);

@@ -19,6 +19,10 @@
 #include <set>
 
 #include "worker/engine.h"
+#ifdef STRATA_TEST_CUDA_HARNESS
+#include "worker/backend/cuda/cuda_backend.h"
+#include "worker/backend/cuda/host_kernel_ops.h"
+#endif
 
 namespace strata {
 namespace {
@@ -912,6 +916,62 @@ TEST(StepExecutorConnectTest, BindsEachCommunicatorToTheBackendStream) {
   EXPECT_THAT(std::string(refused.message()), HasSubstr("BindStream refused"));
   EXPECT_FALSE((*executor)->connected());
 }
+
+#ifdef STRATA_TEST_CUDA_HARNESS
+// Sampling on the backend: the default model on CudaBackend (host harness),
+// two sequences decoding together, once with the sampling kernel on the
+// device (only token ids copied back) and once with the logits copied to the
+// host Sampler. Same logits, same seeds: the same tokens, and the sampling
+// kernel really ran for the first executor and never for the second.
+TEST(StepExecutorDeviceSamplingTest, DeviceSamplingDrawsTheHostSamplersTokens) {
+  if (!HaveModel()) GTEST_SKIP() << "default model not installed";
+  auto run = [](bool device_sampling, int64_t* sample_launches) {
+    HostKernelOps* ops = nullptr;
+    StepExecutorConfig xc;
+    xc.model_path = STRATA_DEFAULT_MODEL;
+    xc.threads = 2;
+    xc.max_context = 64;
+    xc.block_size = kBlockSize;
+    xc.kv_blocks = 1 + 2 * (64 / kBlockSize);
+    xc.backend.device_sampling = device_sampling;
+    xc.make_backend = [&ops](ThreadPool*) -> absl::StatusOr<std::unique_ptr<Backend>> {
+      auto host = std::make_unique<HostKernelOps>();
+      ops = host.get();
+      absl::StatusOr<std::unique_ptr<CudaBackend>> b = CudaBackend::Create(std::move(host));
+      if (!b.ok()) return b.status();
+      return std::unique_ptr<Backend>(std::move(*b));
+    };
+    auto executor = StepExecutor::Create(xc);
+    EXPECT_TRUE(executor.ok()) << executor.status();
+    if (!executor.ok()) return std::vector<std::vector<int32_t>>{};
+    std::vector<Job> jobs(2);
+    jobs[0].id = 1;
+    jobs[0].prompt = {1, 504, 2365, 3987, 359, 253};  // ids of the model's vocabulary
+    jobs[0].sampling = Greedy();
+    jobs[0].max_tokens = 4;
+    jobs[1].id = 2;
+    jobs[1].prompt = {1, 2, 1345, 314, 260, 3881, 28};
+    jobs[1].sampling = Seeded(7, 1.2f);
+    jobs[1].sampling.set_repetition_penalty(1.0f);  // no penalties: the device may sample it
+    jobs[1].max_tokens = 4;
+    Driver d(executor->get(), jobs, /*shuffle_seed=*/3);
+    d.Run();
+    const auto& launches = ops->launches();
+    *sample_launches = launches.count("Sample") ? launches.at("Sample") : 0;
+    std::vector<std::vector<int32_t>> out;
+    for (const Job& j : d.jobs()) out.push_back(j.generated);
+    return out;
+  };
+  int64_t on_launches = 0, off_launches = 0;
+  const auto on = run(true, &on_launches);
+  const auto off = run(false, &off_launches);
+  ASSERT_EQ(on.size(), 2u);
+  EXPECT_EQ(on, off);
+  EXPECT_EQ(on[0].size(), 4u);
+  EXPECT_GE(on_launches, 4);  // every step that sampled
+  EXPECT_EQ(off_launches, 0);
+}
+#endif  // STRATA_TEST_CUDA_HARNESS
 
 }  // namespace
 }  // namespace strata

@@ -31,6 +31,7 @@
 #include "kernels/cpu/rope.h"
 #include "kernels/cpu/swiglu.h"
 #include "worker/backend/device_spec.h"
+#include "worker/backend/row_sampling.h"
 #include "worker/model/forward_batch.h"
 #include "worker/model/model_weights.h"
 
@@ -142,6 +143,18 @@ class Backend {
   virtual BatchPadding PaddingFor(const ForwardBatch& batch) const {
     (void)batch;
     return {};
+  }
+  // Whether SampleLogits works here: device backends sample where the logits
+  // are, so only token ids cross to the host. Host backends leave it to the
+  // caller's Sampler on the logits (default false).
+  virtual bool samples_logits() const { return false; }
+  // One token per row of `logits` ([rows, vocab] in backend memory; rows =
+  // knobs.size()) drawn with that row's knobs; `out` [rows] on the host.
+  // Ends the step (like CopyToHost). Default: UNIMPLEMENTED.
+  virtual absl::Status SampleLogits(const float* logits, int32_t vocab,
+                                    absl::Span<const RowSamplingKnobs> knobs, RowSample* out) {
+    (void)logits, (void)vocab, (void)knobs, (void)out;
+    return absl::UnimplementedError("this backend does not sample logits; use a Sampler on the host");
   }
 
   // --- ops (backend pointers; `pool` fields are for CpuBackend) -------------

@@ -19,6 +19,10 @@ struct BackendOptions {
   bool fp8_weights = false;
   // Decode steps recorded and replayed as CUDA graphs (--cuda-graphs on|off).
   bool cuda_graphs = true;
+  // Sample on the device when the step allows it (StepExecutor: no
+  // penalties, no min_tokens suppression; LlamaModel::CanSampleOnBackend).
+  // Off: logits are copied to the host Sampler (tests compare the two).
+  bool device_sampling = true;
 };
 
 // `pool` (cpu only; may be null) must outlive the backend. For cuda:N:

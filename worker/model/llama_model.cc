@@ -131,19 +131,29 @@ absl::Status LlamaModel::Embed(const ForwardBatch& b, const BatchInputs& in) {
   return TpAllReduce(x_.get<float>(), T * d);
 }
 
-absl::Status LlamaModel::LmHead(const ForwardBatch& b, std::vector<float>* logits) {
+absl::StatusOr<float*> LlamaModel::LocalLogits(const ForwardBatch& b) {
   const int64_t d = config_->d_model;
-  const int64_t vocab = config_->vocab_size;
   const int64_t R = static_cast<int64_t>(b.logit_rows.size());
   float* rows = xn_.get<float>();
   RETURN_IF_ERROR(backend_->GatherRows(x_.get<float>(), b.logit_rows, d, rows));
   RETURN_IF_ERROR(backend_->RmsNorm({rows, bw_.output_norm, rows, R, d, config_->rms_eps}));
+  RETURN_IF_ERROR(backend_->MatMul(MatMulFor(bw_.output, rows, R, local_logits_.get<float>())));
+  return local_logits_.get<float>();
+}
+
+absl::Status LlamaModel::LmHead(const ForwardBatch& b, std::vector<float>* logits) {
+  const int64_t d = config_->d_model;
+  const int64_t vocab = config_->vocab_size;
+  const int64_t R = static_cast<int64_t>(b.logit_rows.size());
   logits->resize(R * vocab);
   const int tp = shard_.topology.tp_size;
   if (tp == 1) {
-    RETURN_IF_ERROR(backend_->MatMul(MatMulFor(bw_.output, rows, R, local_logits_.get<float>())));
-    return backend_->CopyToHost(logits->data(), local_logits_.get<float>(), R * vocab * sizeof(float));
+    ASSIGN_OR_RETURN(float* local, LocalLogits(b));
+    return backend_->CopyToHost(logits->data(), local, R * vocab * sizeof(float));
   }
+  float* rows = xn_.get<float>();
+  RETURN_IF_ERROR(backend_->GatherRows(x_.get<float>(), b.logit_rows, d, rows));
+  RETURN_IF_ERROR(backend_->RmsNorm({rows, bw_.output_norm, rows, R, d, config_->rms_eps}));
   if (groups_.tp == nullptr) return absl::FailedPreconditionError("tensor-parallel model has no tp group bound");
   // Vocab-parallel: [R, vocab_padded] per rank, gathered as [tp][R][vocab_padded].
   const int64_t pad = shard_.tp.vocab_padded;
@@ -200,6 +210,37 @@ absl::Status LlamaModel::Validate(const ForwardBatch& b, const KvCache& kv) cons
 }
 
 absl::Status LlamaModel::Forward(const ForwardBatch& batch, KvCache* kv, std::vector<float>* logits) {
+  ASSIGN_OR_RETURN(const ForwardBatch* ran, RunLayers(batch, kv));
+  if (!shard_.topology.last_stage()) {
+    logits->clear();
+    return absl::OkStatus();
+  }
+  RETURN_IF_ERROR(LmHead(*ran, logits));
+  logits->resize(batch.logit_rows.size() * static_cast<size_t>(config_->vocab_size));  // drop pad rows
+  return absl::OkStatus();
+}
+
+bool LlamaModel::CanSampleOnBackend() const {
+  return backend_->samples_logits() && shard_.topology.tp_size == 1 && shard_.topology.last_stage();
+}
+
+absl::Status LlamaModel::ForwardSample(const ForwardBatch& batch, KvCache* kv,
+                                       absl::Span<const RowSamplingKnobs> knobs, std::vector<RowSample>* out) {
+  if (!CanSampleOnBackend()) {
+    return absl::FailedPreconditionError(
+        "ForwardSample needs a backend that samples logits, tp size 1 and the last pipeline stage");
+  }
+  if (knobs.size() != batch.logit_rows.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("ForwardSample: ", knobs.size(), " knobs for ",
+                                                   batch.logit_rows.size(), " logit rows"));
+  }
+  ASSIGN_OR_RETURN(const ForwardBatch* ran, RunLayers(batch, kv));
+  ASSIGN_OR_RETURN(float* logits, LocalLogits(*ran));
+  out->resize(knobs.size());  // the real rows come first; pad rows are not sampled
+  return backend_->SampleLogits(logits, static_cast<int32_t>(config_->vocab_size), knobs, out->data());
+}
+
+absl::StatusOr<const ForwardBatch*> LlamaModel::RunLayers(const ForwardBatch& batch, KvCache* kv) {
   RETURN_IF_ERROR(Validate(batch, *kv));
   const ForwardBatch* run = &batch;
   if (shard_.topology.tp_size == 1 && shard_.topology.pp_size == 1) {
@@ -221,14 +262,11 @@ absl::Status LlamaModel::Forward(const ForwardBatch& batch, KvCache* kv, std::ve
   for (int64_t l = 0; l < shard_.n_layers(); ++l) RETURN_IF_ERROR(Layer(l, b, in, kv));
   const parallel::ParallelTopology& topo = shard_.topology;
   if (!topo.last_stage()) {
-    logits->clear();
     if (groups_.pp == nullptr) return absl::FailedPreconditionError("pipeline stage has no pp group bound");
     RETURN_IF_ERROR(backend_->Synchronize());
-    return groups_.pp->Send(x_.get<float>(), T * d, parallel::DataType::kF32, topo.pp_stage + 1);
+    RETURN_IF_ERROR(groups_.pp->Send(x_.get<float>(), T * d, parallel::DataType::kF32, topo.pp_stage + 1));
   }
-  RETURN_IF_ERROR(LmHead(b, logits));
-  logits->resize(batch.logit_rows.size() * static_cast<size_t>(config_->vocab_size));  // drop pad rows
-  return absl::OkStatus();
+  return &b;
 }
 
 absl::Status LlamaModel::Layer(int64_t l, const ForwardBatch& b, const BatchInputs& in, KvCache* kv) {

@@ -57,6 +57,15 @@ class LlamaModel {
   // the pad rows' logits are dropped.
   absl::Status Forward(const ForwardBatch& batch, KvCache* kv, std::vector<float>* logits);
 
+  // Whether ForwardSample works: the backend samples logits (a device
+  // backend), tp size 1 and the last pipeline stage.
+  bool CanSampleOnBackend() const;
+  // Forward, then one token per logit row drawn on the backend with that
+  // row's knobs (Backend::SampleLogits), so the logits never leave the
+  // device. knobs: [batch.logit_rows.size()]; out: one RowSample per row.
+  absl::Status ForwardSample(const ForwardBatch& batch, KvCache* kv, absl::Span<const RowSamplingKnobs> knobs,
+                             std::vector<RowSample>* out);
+
   const ModelConfig& config() const { return *config_; }
   const ModelShard& shard() const { return shard_; }
   Backend* backend() const { return backend_; }
@@ -85,6 +94,11 @@ class LlamaModel {
   absl::StatusOr<BatchInputs> UploadInputs(const ForwardBatch& batch);
   absl::Status Embed(const ForwardBatch& batch, const BatchInputs& in);
   absl::Status LmHead(const ForwardBatch& batch, std::vector<float>* logits);
+  // Validate, pad (PaddingFor), embed, every layer; a non-last pipeline stage
+  // then sends its activations on. Returns the batch that ran (padded or not).
+  absl::StatusOr<const ForwardBatch*> RunLayers(const ForwardBatch& batch, KvCache* kv);
+  // tp 1: the logit rows' final norm and LM head into local_logits_.
+  absl::StatusOr<float*> LocalLogits(const ForwardBatch& batch);
   // Sums a row-parallel projection's partial output over the tp group.
   absl::Status TpAllReduce(float* data, int64_t count);
   absl::Status Validate(const ForwardBatch& batch, const KvCache& kv) const;

@@ -42,6 +42,7 @@
 #include "worker/kv_cache.h"
 #include "worker/model/llama_model.h"
 #include "worker/model/model_loader.h"
+#include "worker/sampler.h"
 
 namespace strata {
 namespace {
@@ -480,6 +481,64 @@ TEST(CudaBackendGraphs, AFullCacheEvictsTheLeastRecentlyLaunchedGraph) {
   EXPECT_EQ(count("GraphCapture") - captures, 3);
   EXPECT_EQ(count("GraphLaunch") - launches, 5);
   EXPECT_EQ(host_ops->live_graphs(), 2);
+}
+
+// Sampling on the device (LlamaModel::ForwardSample -> the sampling kernel) vs
+// the same backend's logits copied to the host Sampler, with equally seeded
+// samplers: greedy, top-k + temperature, top-p, min-p rows. Same logits, so
+// the same tokens; logprobs within 1e-4 (float vs double sums).
+TEST(CudaBackendSampling, DeviceSamplingMatchesTheHostSamplerOnTheSameLogits) {
+  const RandomModel m(TensorType::kBF16, false, false);
+  auto ops = std::make_unique<HostKernelOps>();
+  HostKernelOps* host_ops = ops.get();
+  Runner device = MakeRunner(CudaBackend::Create(std::move(ops)).value(), m, KvDtype::kF16);
+  Runner host = MakeRunner(CudaBackend::Create(std::make_unique<HostKernelOps>()).value(), m, KvDtype::kF16);
+  ASSERT_TRUE(device.model->CanSampleOnBackend());
+  SamplingParams a, b;
+  a.temperature = 0.0f;  // greedy
+  b.temperature = 1.3f;
+  b.top_k = 20;
+  b.top_p = 0.9f;
+  b.min_p = 0.02f;
+  a.repetition_penalty = b.repetition_penalty = 1.0f;
+  a.seed = 11;
+  b.seed = 12;
+  std::unique_ptr<Sampler> on[2] = {Sampler::Create(a).value(), Sampler::Create(b).value()};
+  std::unique_ptr<Sampler> off[2] = {Sampler::Create(a).value(), Sampler::Create(b).value()};
+  int sampled = 0, stochastic_differs_from_argmax = 0;
+  for (const ForwardBatch& batch : Steps()) {
+    // Steps() puts A's row first when both sample; map rows to samplers by sequence.
+    std::vector<RowSamplingKnobs> knobs;
+    std::vector<int> who;
+    for (const int32_t row : batch.logit_rows) {
+      who.push_back(batch.token_seq[row]);
+      knobs.push_back(on[who.back()]->NextBackendDraw());
+    }
+    std::vector<RowSample> got;
+    const absl::Status s = device.model->ForwardSample(batch, device.kv.get(), knobs, &got);
+    ASSERT_TRUE(s.ok()) << s;
+    std::vector<float> logits;
+    ASSERT_TRUE(host.model->Forward(batch, host.kv.get(), &logits).ok());
+    ASSERT_EQ(got.size(), batch.logit_rows.size());
+    for (size_t r = 0; r < got.size(); ++r) {
+      const absl::Span<const float> row(logits.data() + r * m.config.vocab_size, m.config.vocab_size);
+      absl::StatusOr<Sampler::Result> want = off[who[r]]->Sample(row, {});
+      ASSERT_TRUE(want.ok()) << want.status();
+      EXPECT_EQ(got[r].token, want->token) << "row " << r << " of sequence " << who[r];
+      EXPECT_NEAR(got[r].logprob, want->logprob, 1e-4);
+      ++sampled;
+      if (who[r] == 1 && want->token != std::max_element(row.begin(), row.end()) - row.begin()) {
+        ++stochastic_differs_from_argmax;
+      }
+    }
+  }
+  EXPECT_EQ(host_ops->launches().at("Sample"), static_cast<int64_t>(Steps().size()));
+  EXPECT_GE(sampled, 8);
+  EXPECT_GE(stochastic_differs_from_argmax, 1) << "the stochastic rows never left the argmax";
+  // A knob count that does not match the logit rows is refused before the pass.
+  std::vector<RowSample> out;
+  EXPECT_EQ(device.model->ForwardSample(Steps()[0], device.kv.get(), {}, &out).code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 // FP8 weights (per-row scales) with activations quantised per tensor at each

@@ -296,6 +296,61 @@ BatchPadding CudaBackend::PaddingFor(const ForwardBatch& b) const {
   return pad;
 }
 
+absl::Status CudaBackend::SampleLogits(const float* logits, int32_t vocab,
+                                       absl::Span<const RowSamplingKnobs> knobs, RowSample* out) {
+  const int64_t rows = static_cast<int64_t>(knobs.size());
+  if (rows == 0) return absl::OkStatus();
+  if (logits == nullptr || vocab <= 0 || out == nullptr) {
+    return absl::InvalidArgumentError("SampleLogits: null logits/out or vocab <= 0");
+  }
+  RETURN_IF_ERROR(FinishStep());  // the step's graph (or kernels) first
+  // One buffer, capacity rows a power of two >= 64 (grows rarely: a new
+  // buffer drops the graphs):
+  //   u f64[cap] | temperature f32[cap] | top_p f32[cap] | min_p f32[cap] |
+  //   top_k i32[cap] | tokens i32[cap] | logprobs f32[cap]
+  int64_t cap = 64;
+  while (cap < rows) cap *= 2;
+  const int64_t bytes = cap * (8 + 6 * 4);
+  if (sample_args_.bytes() < bytes) RETURN_IF_ERROR(Reserve(sample_args_, bytes));
+  cap = sample_args_.bytes() / (8 + 6 * 4);
+  const int64_t in_bytes = cap * (8 + 4 * 4);
+  sample_staging_.resize(static_cast<size_t>(cap) * (8 + 6 * 4));
+  char* h = sample_staging_.data();
+  auto* u = reinterpret_cast<double*>(h);
+  auto* temperature = reinterpret_cast<float*>(h + cap * 8);
+  float* top_p = temperature + cap;
+  float* min_p = top_p + cap;
+  auto* top_k = reinterpret_cast<int32_t*>(min_p + cap);
+  for (int64_t r = 0; r < rows; ++r) {
+    u[r] = knobs[r].u;
+    temperature[r] = knobs[r].temperature;
+    top_p[r] = knobs[r].top_p;
+    min_p[r] = knobs[r].min_p;
+    top_k[r] = knobs[r].top_k;
+  }
+  RETURN_IF_ERROR(ops_->CopyToDevice(sample_args_.data(), h, in_bytes));
+  char* d = static_cast<char*>(sample_args_.data());
+  cuda::SampleParams p;
+  p.logits = logits;
+  p.rows = rows;
+  p.vocab = vocab;
+  p.logits_stride = vocab;
+  p.u = reinterpret_cast<const double*>(d);
+  p.temperature = reinterpret_cast<const float*>(d + cap * 8);
+  p.top_p = p.temperature + cap;
+  p.min_p = p.top_p + cap;
+  p.top_k = reinterpret_cast<const int32_t*>(p.min_p + cap);
+  p.tokens = reinterpret_cast<int32_t*>(d + in_bytes);
+  p.logprobs = reinterpret_cast<float*>(d + in_bytes + cap * 4);
+  RETURN_IF_ERROR(ops_->Sample(p));
+  char* results = h + in_bytes;
+  RETURN_IF_ERROR(ops_->CopyToHost(results, d + in_bytes, cap * 8));
+  const auto* tokens = reinterpret_cast<const int32_t*>(results);
+  const auto* logprobs = reinterpret_cast<const float*>(results + cap * 4);
+  for (int64_t r = 0; r < rows; ++r) out[r] = RowSample{tokens[r], logprobs[r]};
+  return absl::OkStatus();
+}
+
 absl::Status CudaBackend::BeginForward(const ForwardBatch& b) {
   RETURN_IF_ERROR(FlushEager());
   step_.valid = true;

@@ -96,6 +96,12 @@ class CudaBackend final : public Backend {
   // graphs on: tokens up to GraphBatchBucket, block-table columns up to a
   // power of two, so a continuously changing batch replays few graphs.
   BatchPadding PaddingFor(const ForwardBatch& batch) const override;
+  // The sampling kernel (kernels/cuda/sampling) on the logits in device
+  // memory after the step's graph or kernels; only tokens and logprobs are
+  // copied back (8 bytes a row instead of 4 x vocab).
+  bool samples_logits() const override { return true; }
+  absl::Status SampleLogits(const float* logits, int32_t vocab, absl::Span<const RowSamplingKnobs> knobs,
+                            RowSample* out) override;
   // 1, 2, 4, then multiples of 8 (vLLM's cudagraph batch sizes); `tokens`
   // itself past max_graph_tokens.
   int64_t GraphBatchBucket(int64_t tokens) const;
@@ -173,6 +179,8 @@ class CudaBackend final : public Backend {
   DeviceBuffer w_bf16_;               // a quantised weight's chunk as BF16
   DeviceBuffer attention_workspace_;  // split-KV partials
   DeviceBuffer row_ids_;              // GatherRows' rows
+  DeviceBuffer sample_args_;          // SampleLogits' per-row knobs and results
+  std::vector<char> sample_staging_;  // their host copy
   StepPlan step_;
 };
 

@@ -10,6 +10,7 @@
 #include "kernels/cuda/launchers.h"
 #include "kernels/cuda/prefill/launchers.h"
 #include "kernels/cuda/quant/launchers.h"
+#include "kernels/cuda/sampling/launchers.h"
 
 namespace strata {
 
@@ -185,6 +186,9 @@ absl::Status DeviceKernelOps::DequantBf16(const cuda::DequantBf16Params& p) {
 }
 absl::Status DeviceKernelOps::QGemv(const cuda::QGemvParams& p) {
   return Cuda(cuda::LaunchQGemv(p, stream_), "QGemv");
+}
+absl::Status DeviceKernelOps::Sample(const cuda::SampleParams& p) {
+  return Cuda(cuda::LaunchSample(p, stream_), "Sample");
 }
 absl::Status DeviceKernelOps::Gemm(const cuda::CublasLtGemmPlan& plan, const cuda::GemmOperands& ops) {
   return gemm_->Run(plan, ops, stream_);

@@ -9,6 +9,7 @@
 #include "kernels/cuda/host/host_ops.h"
 #include "kernels/cuda/prefill/host/host_ops.h"
 #include "kernels/cuda/quant/host/host_ops.h"
+#include "kernels/cuda/sampling/host/host_ops.h"
 
 namespace strata {
 
@@ -163,6 +164,9 @@ absl::Status HostKernelOps::DequantBf16(const cuda::DequantBf16Params& p) {
 }
 absl::Status HostKernelOps::QGemv(const cuda::QGemvParams& p) {
   return Enqueue("QGemv", [p] { return cuda::HostRunQGemv(p); });
+}
+absl::Status HostKernelOps::Sample(const cuda::SampleParams& p) {
+  return Enqueue("Sample", [p] { return cuda::HostRunSample(p); });
 }
 absl::Status HostKernelOps::Gemm(const cuda::CublasLtGemmPlan& plan, const cuda::GemmOperands& ops) {
   if (plan.request.sm != info_.sm) {

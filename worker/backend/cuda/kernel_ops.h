@@ -28,6 +28,7 @@
 #include "kernels/cuda/attention/decode_attention_params.h"
 #include "kernels/cuda/attention/kv_write_params.h"
 #include "kernels/cuda/bias_add_params.h"
+#include "kernels/cuda/sampling/sample_params.h"
 #include "kernels/cuda/embedding_params.h"
 #include "kernels/cuda/gather_rows_params.h"
 #include "kernels/cuda/gemm/dequant_bf16_params.h"
@@ -99,6 +100,7 @@ class KernelOps {
   virtual absl::Status Fp8Quantize(const cuda::Fp8QuantizeParams& p) = 0;
   virtual absl::Status DequantBf16(const cuda::DequantBf16Params& p) = 0;
   virtual absl::Status QGemv(const cuda::QGemvParams& p) = 0;
+  virtual absl::Status Sample(const cuda::SampleParams& p) = 0;
   // One cuBLASLt GEMM (column epilogue included) planned for info().sm.
   virtual absl::Status Gemm(const cuda::CublasLtGemmPlan& plan, const cuda::GemmOperands& ops) = 0;
 };
