@@ -62,6 +62,8 @@ struct Metrics::Impl {
   prometheus::Family<prometheus::Gauge>* kv_total;
   prometheus::Family<prometheus::Gauge>* ready;
   prometheus::Family<prometheus::Gauge>* cached_blocks;
+  prometheus::Family<prometheus::Counter>* workers_left;
+  prometheus::Gauge* draining;
   prometheus::Counter* prefix_queries;
   prometheus::Counter* prefix_hits;
   absl::Mutex mu;  // guards family Add() from several threads
@@ -113,6 +115,11 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(const std::string& http
   impl->kv_used = gauge("strata_kv_blocks_used", "KV blocks referenced by sequences.");
   impl->ready = gauge("strata_replica_ready", "1 when the replica's workers are attached and ready.");
   impl->cached_blocks = gauge("strata_prefix_cache_blocks", "KV blocks holding cached prefixes (used or free).");
+  impl->workers_left = &prometheus::BuildCounter()
+                            .Name("strata_workers_left_total")
+                            .Help("Workers that left their replica on purpose (Leave, e.g. on SIGTERM).")
+                            .Register(r);
+  impl->draining = &gauge("strata_draining", "1 while a graceful shutdown drains in-flight requests.")->Add({});
   impl->prefix_queries = &prometheus::BuildCounter()
                               .Name("strata_prefix_cache_queries_total")
                               .Help("Prompt tokens looked up in the prefix cache at admission.")
@@ -200,6 +207,16 @@ void Metrics::PrefixCache(int64_t query_tokens, int64_t hit_tokens) {
   absl::MutexLock lock(&impl_->mu);
   impl_->prefix_queries->Increment(static_cast<double>(query_tokens));
   impl_->prefix_hits->Increment(static_cast<double>(hit_tokens));
+}
+
+void Metrics::WorkerLeft(int32_t replica) {
+  absl::MutexLock lock(&impl_->mu);
+  impl_->workers_left->Add({{"replica", absl::StrCat(replica)}}).Increment();
+}
+
+void Metrics::SetDraining(bool draining) {
+  absl::MutexLock lock(&impl_->mu);
+  impl_->draining->Set(draining ? 1 : 0);
 }
 
 int Metrics::port() const {

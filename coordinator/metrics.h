@@ -16,6 +16,9 @@
 //   strata_num_requests_waiting{replica}      gauge
 //   strata_kv_blocks_free{replica} / _used{replica} / _total{replica}   gauge
 //   strata_replica_ready{replica}             gauge 0/1
+//   strata_workers_left_total{replica}        counter    workers that left on purpose (WorkerLink Leave,
+//                                                        e.g. SIGTERM), not counting streams that broke
+//   strata_draining                           gauge 0/1  1 while a graceful shutdown drains requests
 //   strata_prefix_cache_queries_total         counter    prompt tokens looked up in the prefix cache
 //   strata_prefix_cache_hits_total            counter    of those, found cached (not computed)
 //   strata_prefix_cache_blocks{replica}       gauge      blocks holding cached prefixes (used or free)
@@ -67,6 +70,8 @@ class Metrics {
   void Preempted(int32_t n);
   void SetReplica(int32_t replica, const ReplicaGauges& gauges);
   void PrefixCache(int64_t query_tokens, int64_t hit_tokens);
+  void WorkerLeft(int32_t replica);
+  void SetDraining(bool draining);
 
   // The HTTP port /metrics is served on; 0 when not served.
   int port() const;

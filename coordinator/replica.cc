@@ -123,6 +123,7 @@ void Replica::EndGroupLocked() {
 }
 
 void Replica::Detach(const WorkerConnection* conn) {
+  if (conn->left() && metrics_) metrics_->WorkerLeft(config_.index);
   absl::MutexLock lock(&mu_);
   for (auto& f : forming_) {
     if (f.get() == conn) f.reset();
@@ -146,6 +147,13 @@ void Replica::Wake() {
   woken_ = true;
 }
 
+void Replica::CancelAll(absl::Status status) {
+  absl::MutexLock lock(&mu_);
+  if (!cancel_all_.ok()) return;  // the first status stays
+  cancel_all_ = std::move(status);
+  woken_ = true;
+}
+
 void Replica::Loop() {
   for (;;) {
     std::vector<PendingRequest> incoming;
@@ -162,10 +170,12 @@ void Replica::Loop() {
       incoming.swap(inbox_);
       woken_ = false;
       attached = attached_;
+      cancelled_ = cancel_all_;
     }
     stalled_ = false;
     SyncConnection(attached);
     for (PendingRequest& p : incoming) Admit(std::move(p));
+    if (!cancelled_.ok()) CancelActive(cancelled_);
     if (conn_) {
       Reap();
       if (scheduler_->HasUnfinished() || !in_flight_.empty()) Step();
@@ -175,6 +185,11 @@ void Replica::Loop() {
   if (conn_) conn_->Shutdown("coordinator shutting down");
   {
     absl::MutexLock lock(&mu_);
+    // Ranks still waiting for the rest of their group would otherwise only
+    // see their stream cut when the server stops, and dial again.
+    for (const auto& f : forming_) {
+      if (f && f->alive()) f->Shutdown("coordinator shutting down");
+    }
     for (PendingRequest& p : inbox_) {
       p.stream->Fail(absl::UnavailableError("the coordinator is shutting down"));
     }
@@ -187,8 +202,7 @@ void Replica::Loop() {
 
 void Replica::SyncConnection(const std::shared_ptr<WorkerGroup>& attached) {
   if (conn_ && (conn_ != attached || !conn_->alive())) {
-    Abandon(absl::UnavailableError(absl::StrCat("replica ", config_.index, ": worker ", conn_->worker_id(),
-                                                " went away")));
+    Abandon(GroupEnded(absl::UnavailableError(absl::StrCat("worker ", conn_->worker_id(), " went away"))));
   }
   if (!conn_ && attached && attached->alive()) {
     SchedulerConfig sc = config_.scheduler;
@@ -223,6 +237,17 @@ int32_t Replica::CachedPrefixBlocks(const std::vector<uint64_t>& chain) const {
   return n;
 }
 
+absl::Status Replica::GroupEnded(const absl::Status& seen) const {
+  const absl::Status why = conn_ ? conn_->EndStatus(seen) : seen;
+  return absl::UnavailableError(absl::StrCat("replica ", config_.index, ": ", why.message()));
+}
+
+void Replica::CancelActive(const absl::Status& status) {
+  std::vector<int64_t> ids;
+  for (const auto& [id, a] : active_) ids.push_back(id);
+  for (int64_t id : ids) EndWithError(id, status);
+}
+
 void Replica::Abandon(const absl::Status& why) {
   conn_.reset();
   in_flight_.clear();
@@ -235,30 +260,41 @@ void Replica::Abandon(const absl::Status& why) {
   }
   ready_ = false;
   for (auto& [id, a] : active_) {
-    outstanding_--;
-    if (!a.scheduled_once) queued_--;
-    if (!a.pending.stream->HasStreamed() && hooks_.retry) {
+    // Counted down after the retry is enqueued elsewhere, so the cluster's
+    // outstanding total never dips to 0 while a request moves (a drain
+    // waiting for it would end early).
+    const bool was_queued = !a.scheduled_once;
+    if (!a.pending.stream->HasStreamed() && hooks_.retry && cancelled_.ok()) {
       a.pending.attempts++;
       hooks_.retry(std::move(a.pending));
     } else {
       a.pending.stream->Fail(why);
       if (metrics_) metrics_->Failed(why.code());
     }
+    outstanding_--;
+    if (was_queued) queued_--;
   }
   active_.clear();
   if (hooks_.readiness_changed) hooks_.readiness_changed();
 }
 
 void Replica::Admit(PendingRequest p) {
-  if (!conn_) {
+  if (!cancelled_.ok()) {
+    p.stream->Fail(cancelled_);
+    if (metrics_) metrics_->Failed(cancelled_.code());
     outstanding_--;
     queued_--;
+    return;
+  }
+  if (!conn_) {
     if (hooks_.retry) {
       p.attempts++;
       hooks_.retry(std::move(p));
     } else {
       p.stream->Fail(absl::UnavailableError(absl::StrCat("replica ", config_.index, " has no worker")));
     }
+    outstanding_--;
+    queued_--;
     return;
   }
   SequenceRequest sr;
@@ -387,8 +423,9 @@ void Replica::Step() {
     carried_preempted_.clear();
     const wire::StepPlan plan = BuildPlan(out);
     if (absl::Status s = conn_->Send(plan); !s.ok()) {
+      const absl::Status why = GroupEnded(s);
       conn_->Cancel();
-      Abandon(absl::UnavailableError(absl::StrCat("replica ", config_.index, ": ", s.message())));
+      Abandon(why);
       return;
     }
     in_flight_.push_back({plan.step_id(), out.total_tokens,
@@ -406,8 +443,9 @@ void Replica::Step() {
   absl::StatusOr<wire::StepResult> result = conn_->Await(step.step_id);
   const absl::Time t1 = absl::Now();
   if (!result.ok()) {
+    const absl::Status why = GroupEnded(result.status());
     conn_->Cancel();
-    Abandon(absl::UnavailableError(absl::StrCat("replica ", config_.index, ": ", result.status().message())));
+    Abandon(why);
     return;
   }
   if (metrics_) {
@@ -467,6 +505,7 @@ void Replica::Step() {
 }
 
 void Replica::PublishGauges() {
+  kv_blocks_used_ = scheduler_ ? scheduler_->allocator().num_used() : 0;
   if (!metrics_) return;
   ReplicaGauges g;
   g.ready = ready_.load();

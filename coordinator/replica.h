@@ -18,7 +18,14 @@
 // When the worker goes away every request of the replica ends: one that has
 // not streamed anything yet goes back to the cluster to run elsewhere
 // (ReplicaHooks::retry), the others end with UNAVAILABLE. The scheduler is
-// rebuilt from the capacity of the next worker that attaches.
+// rebuilt from the capacity of the next worker that attaches. A worker that
+// leaves on purpose (WorkerLink Leave, e.g. on SIGTERM) takes the same path
+// at once, and the requests' errors name it ("worker r1-w2 left the replica
+// (SIGTERM received)").
+//
+// Graceful shutdown (coordinator/drain.h): CancelAll(status) ends every
+// request the replica holds, and every one it is handed later, with `status`
+// at the loop's next iteration, freeing their KV blocks.
 //
 // Thread ownership: the engine loop thread owns the scheduler, the active
 // requests and the current connection. Enqueue/Attach/Detach/Wake and the
@@ -94,6 +101,8 @@ class Replica {
   int32_t outstanding() const { return outstanding_.load(); }
   // Requests enqueued and not yet scheduled for the first time.
   int32_t queued() const { return queued_.load(); }
+  // KV blocks held by requests (not free), as of the loop's last iteration.
+  int32_t kv_blocks_used() const { return kv_blocks_used_.load(); }
   // How many leading blocks of this prefix-hash chain the replica's prefix
   // cache holds (a mirror of its allocator's index, updated by the loop).
   int32_t CachedPrefixBlocks(const std::vector<uint64_t>& chain) const;
@@ -111,7 +120,12 @@ class Replica {
   void Enqueue(PendingRequest request);
   // Something changed (a cancellation): run an iteration soon.
   void Wake();
-  // Asks the attached worker to shut down and stops the loop.
+  // Ends every request the replica holds or is handed from now on with
+  // `status` (sticky; the loop applies it at its next iteration, after the
+  // step it is awaiting, aborting the sequences and freeing their blocks).
+  void CancelAll(absl::Status status);
+  // Asks the attached worker (and ranks waiting for a group) to shut down and
+  // stops the loop.
   void Stop();
 
  private:
@@ -129,6 +143,10 @@ class Replica {
   void Reap();
   void Step();
   void Abandon(const absl::Status& why);       // worker lost: retry or fail every request
+  // The status requests get when the group `conn_` ended as `seen` (a rank
+  // that left names itself), prefixed with the replica.
+  absl::Status GroupEnded(const absl::Status& seen) const;
+  void CancelActive(const absl::Status& status);
   void EndGroupLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EndWithError(int64_t seq_id, const absl::Status& status);
   void Complete(Active& a, GenerationChunk chunk);
@@ -141,6 +159,7 @@ class Replica {
   std::atomic<bool> ready_{false};
   std::atomic<int32_t> outstanding_{0};
   std::atomic<int32_t> queued_{0};
+  std::atomic<int32_t> kv_blocks_used_{0};
 
   mutable absl::Mutex cache_mu_;
   absl::flat_hash_set<uint64_t> cached_hashes_ ABSL_GUARDED_BY(cache_mu_);
@@ -153,11 +172,13 @@ class Replica {
   int64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   bool woken_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status cancel_all_ ABSL_GUARDED_BY(mu_);  // not OK once CancelAll was called
 
   // Engine loop thread only.
   std::shared_ptr<WorkerGroup> conn_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unordered_map<int64_t, Active> active_;
+  absl::Status cancelled_;  // the loop's copy of cancel_all_
   uint64_t step_id_ = 0;
   bool stalled_ = false;  // last Schedule() had nothing to run and nothing is in flight
   struct InFlight {

@@ -27,6 +27,12 @@ absl::Status WorkerConnection::ReadLoop() {
       end_status_ = absl::FailedPreconditionError(
           absl::StrCat("worker ", worker_id_, " sent Register twice on one stream"));
       break;
+    } else if (msg.has_leave()) {
+      left_ = true;
+      end_status_ = absl::UnavailableError(absl::StrCat(
+          "worker ", worker_id_, " left the replica (",
+          msg.leave().reason().empty() ? "no reason given" : msg.leave().reason(), ")"));
+      break;
     }
     if (closed_) break;
   }
@@ -48,6 +54,25 @@ void WorkerConnection::Close() {
 bool WorkerConnection::alive() const {
   absl::MutexLock lock(&mu_);
   return !closed_;
+}
+
+bool WorkerConnection::left() const {
+  absl::MutexLock lock(&mu_);
+  return left_;
+}
+
+absl::Status WorkerConnection::end_status() const {
+  absl::MutexLock lock(&mu_);
+  return end_status_;
+}
+
+void WorkerConnection::AcknowledgeLeave(const std::string& reason) {
+  // closed_ is set: no engine-loop write can start, and one in progress
+  // holds write_mu_ until it is done.
+  absl::MutexLock wlock(&write_mu_);
+  wire::CoordinatorMessage msg;
+  msg.mutable_shutdown()->set_reason(reason);
+  stream_->Write(msg);
 }
 
 bool WorkerConnection::Write(const wire::CoordinatorMessage& msg) {

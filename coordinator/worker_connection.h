@@ -11,6 +11,11 @@
 // ReadLoop() returns, and Close() (called by the handler after ReadLoop) makes
 // every later Send/RunStep fail instead of touching it.
 //
+// A worker that sends Leave ends ReadLoop at once: the connection is closed
+// (every Await/Send fails with UNAVAILABLE "worker ... left ..."), left() is
+// true, and the handler answers with AcknowledgeLeave() once the replica let
+// go of it.
+//
 // Thread ownership: ReadLoop on the handler thread; RunStep/Shutdown on the
 // engine loop thread; alive()/Close() from any thread.
 #pragma once
@@ -40,8 +45,13 @@ class WorkerConnection {
   const wire::Register& registration() const { return registration_; }
   const std::string& worker_id() const { return worker_id_; }
 
-  // Handler thread: reads until the worker goes away or Close(). Returns why.
+  // Handler thread: reads until the worker goes away, leaves, or Close().
+  // Returns why.
   absl::Status ReadLoop();
+  // Handler thread, after ReadLoop returned for a Leave (Close() may have
+  // been called; the stream is the handler's until it returns): the Shutdown
+  // that tells the worker it may go.
+  void AcknowledgeLeave(const std::string& reason);
   // Handler thread, after ReadLoop: no more use of the stream.
   void Close();
 
@@ -59,6 +69,10 @@ class WorkerConnection {
   // Ends the stream from the coordinator's side (the worker sees it cancelled).
   void Cancel();
   bool alive() const;
+  // The worker announced it is leaving (Leave); set before alive() turns false.
+  bool left() const;
+  // Why the stream ended (OK while it is alive).
+  absl::Status end_status() const;
 
  private:
   bool Write(const wire::CoordinatorMessage& msg);
@@ -72,6 +86,7 @@ class WorkerConnection {
   absl::Mutex write_mu_;  // one writer at a time; guards use of stream_ for writes
   mutable absl::Mutex mu_;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  bool left_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status end_status_ ABSL_GUARDED_BY(mu_);
   std::deque<wire::StepResult> results_ ABSL_GUARDED_BY(mu_);
   absl::Time last_heard_ ABSL_GUARDED_BY(mu_);

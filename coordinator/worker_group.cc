@@ -113,6 +113,13 @@ void WorkerGroup::Cancel() {
   for (const auto& r : ranks_) r->Cancel();
 }
 
+absl::Status WorkerGroup::EndStatus(absl::Status fallback) const {
+  for (const auto& r : ranks_) {
+    if (r->left()) return r->end_status();
+  }
+  return fallback;
+}
+
 bool WorkerGroup::alive() const {
   for (const auto& r : ranks_) {
     if (!r->alive()) return false;

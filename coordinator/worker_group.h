@@ -51,6 +51,10 @@ class WorkerGroup {
   void Shutdown(const std::string& reason);
   void Cancel();
   bool alive() const;
+  // Why the group ended: a rank that left on purpose (Leave) names itself,
+  // even when the engine loop first saw another rank's stream cut off;
+  // otherwise `fallback`.
+  absl::Status EndStatus(absl::Status fallback) const;
 
  private:
   const std::vector<std::shared_ptr<WorkerConnection>> ranks_;

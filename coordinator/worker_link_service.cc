@@ -39,6 +39,16 @@ grpc::Status WorkerLinkService::Attach(grpc::ServerContext* context,
                reg.device().c_str(), reg.kv_capacity_blocks(), reg.block_size(), reg.model().name().c_str());
   (*replica)->Wake();
   absl::Status ended = conn->ReadLoop();
+  if (conn->left()) {
+    // Detach first: the replica is not ready from here on and its requests
+    // move or fail; then the worker hears it may go.
+    conn->Close();
+    (*replica)->Detach(conn.get());
+    std::fprintf(stderr, "[coordinator] %s; replica %u is not ready until its group is complete again\n",
+                 std::string(ended.message()).c_str(), reg.replica());
+    conn->AcknowledgeLeave(absl::StrCat("left replica ", reg.replica()));
+    return grpc::Status::OK;
+  }
   conn->Close();
   (*replica)->Detach(conn.get());
   std::fprintf(stderr, "[coordinator] worker %s detached: %s\n", worker_id.c_str(),

@@ -1,331 +1,16 @@
 // The cluster (replicas' engine loops, router, limits, worker link) over real
-// gRPC, with scripted workers: each test worker speaks the real WorkerLink
-// protocol, checks every StepPlan against the protocol's rules (known ids,
-// block tables covering the computed tokens, no block shared by two live
-// sequences, tokens only appended) and "samples" by a fixed rule of the
-// sequence's tokens, so the expected output of any request is known exactly.
-// The real model runs in the worker's own tests and the integration tests.
+// gRPC, with scripted workers (scripted_worker.h). The real model runs in the
+// worker's own tests and the integration tests.
 #include "coordinator/cluster.h"
 
-#include <atomic>
-#include <map>
-#include <set>
-#include <thread>
-
-#include "absl/strings/str_cat.h"
 #include "common/tokenizer/incremental_detokenizer.h"
-#include "absl/synchronization/notification.h"
-#include "coordinator/metrics.h"
-#include "coordinator/worker_link_service.h"
-#include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "strata/v1/worker.grpc.pb.h"
+#include "tests/coordinator/scripted_worker.h"
 
 namespace strata::coordinator {
 namespace {
 
-namespace w = ::strata::worker::v1;
-
-constexpr int32_t kBlock = 16;
-
-// The scripted worker's sampling rule (never an end-of-generation id of SmolLM2: those are < 100).
-int32_t Rule(const std::vector<int32_t>& tokens) {
-  int64_t h = 0;
-  for (int32_t t : tokens) h = (h * 31 + t) % 1000003;
-  return 100 + static_cast<int32_t>((h + static_cast<int64_t>(tokens.size())) % 400);
-}
-
-std::vector<int32_t> Expected(std::vector<int32_t> prompt, int n) {
-  std::vector<int32_t> out;
-  for (int i = 0; i < n; ++i) {
-    int32_t t = Rule(prompt);
-    out.push_back(t);
-    prompt.push_back(t);
-  }
-  return out;
-}
-
-struct WorkerScript {
-  int32_t replica = 0;
-  int32_t kv_blocks = 257;
-  absl::Duration step_delay = absl::ZeroDuration();
-  int die_at_step = -1;  // cancel the stream when this step arrives (-1: never)
-  // Place in a TP x PP replica. Only the sampling rank (last stage, tp 0)
-  // answers the rule's tokens; the others answer wrong ones, which the
-  // coordinator must ignore.
-  uint32_t tp_rank = 0, tp_size = 1, pp_stage = 0, pp_size = 1;
-  std::string fingerprint = "fp";
-};
-
-class ScriptedWorker {
- public:
-  ScriptedWorker(const std::string& addr, WorkerScript script, const ServedModel& model)
-      : script_(script), model_(model) {
-    channel_ = grpc::CreateChannel(addr, grpc::InsecureChannelCredentials());
-    thread_ = std::thread([this] { Run(); });
-  }
-  ~ScriptedWorker() {
-    ctx_.TryCancel();
-    thread_.join();
-  }
-  bool WaitRegistered() { return registered_.WaitForNotificationWithTimeout(absl::Seconds(10)); }
-  bool registered() const { return registered_.HasBeenNotified(); }
-  bool gone() const { return gone_.HasBeenNotified(); }
-  w::Registered registration() {
-    absl::MutexLock l(&mu_);
-    return registered_msg_;
-  }
-  bool WaitGone() { return gone_.WaitForNotificationWithTimeout(absl::Seconds(10)); }
-  int steps() const { return steps_.load(); }
-  int seqs_seen() const { return seqs_seen_.load(); }
-  int preemptions() const { return preemptions_.load(); }
-  std::vector<std::string> errors() {
-    absl::MutexLock l(&mu_);
-    return errors_;
-  }
-  std::set<uint64_t> finished() {
-    absl::MutexLock l(&mu_);
-    return finished_;
-  }
-
- private:
-  struct Seq {
-    std::vector<int32_t> tokens;
-    std::vector<uint32_t> blocks;
-    uint32_t computed = 0;
-  };
-
-  void Error(std::string e) {
-    absl::MutexLock l(&mu_);
-    errors_.push_back(std::move(e));
-  }
-
-  void Run() {
-    auto stub = w::WorkerLink::NewStub(channel_);
-    auto stream = stub->Attach(&ctx_);
-    w::WorkerMessage reg;
-    auto* r = reg.mutable_register_();
-    r->set_protocol_version(1);
-    r->set_replica(script_.replica);
-    r->set_pp_size(script_.pp_size);
-    r->set_tp_size(script_.tp_size);
-    r->set_pp_stage(script_.pp_stage);
-    r->set_tp_rank(script_.tp_rank);
-    r->set_peer_address(absl::StrCat("peer-", script_.pp_stage, "-", script_.tp_rank));
-    r->mutable_model()->set_fingerprint(script_.fingerprint);
-    r->set_device("scripted");
-    r->set_kv_capacity_blocks(script_.kv_blocks);
-    r->set_block_size(kBlock);
-    r->mutable_model()->set_name(model_.name);
-    r->mutable_model()->set_vocab_size(model_.vocab_size);
-    r->mutable_model()->set_context_length(model_.context_length);
-    stream->Write(reg);
-    w::CoordinatorMessage msg;
-    if (!stream->Read(&msg) || !msg.has_registered()) {
-      gone_.Notify();
-      return;
-    }
-    {
-      absl::MutexLock l(&mu_);
-      registered_msg_ = msg.registered();
-    }
-    registered_.Notify();
-    const bool samples = script_.pp_stage + 1 == script_.pp_size && script_.tp_rank == 0;
-    std::map<uint64_t, Seq> seqs;
-    while (stream->Read(&msg)) {
-      if (msg.has_shutdown()) break;
-      const w::StepPlan& plan = msg.step_plan();
-      const int step = ++steps_;
-      if (step == script_.die_at_step) {
-        ctx_.TryCancel();
-        break;
-      }
-      if (plan.step_id() != static_cast<uint64_t>(step)) Error(absl::StrCat("step_id ", plan.step_id(), " != ", step));
-      for (uint64_t id : plan.finished_seq_ids()) {
-        seqs.erase(id);
-        absl::MutexLock l(&mu_);
-        finished_.insert(id);
-      }
-      for (uint64_t id : plan.preempted_seq_ids()) {
-        if (!seqs.erase(id)) Error(absl::StrCat("preempted unknown ", id));
-        preemptions_++;
-      }
-      std::vector<std::pair<uint64_t, uint32_t>> scheduled;
-      for (const auto& ns : plan.new_sequences()) {
-        if (seqs.count(ns.seq_id())) Error(absl::StrCat("new sequence ", ns.seq_id(), " already held"));
-        Seq s;
-        s.tokens.assign(ns.token_ids().begin(), ns.token_ids().end());
-        s.blocks.assign(ns.block_ids().begin(), ns.block_ids().end());
-        s.computed = ns.num_computed_tokens();
-        if (ns.num_sampled_before() != s.tokens.size() - ns.num_prompt_tokens()) Error("num_sampled_before");
-        seqs[ns.seq_id()] = std::move(s);
-        scheduled.push_back({ns.seq_id(), ns.num_scheduled_tokens()});
-        seqs_seen_++;
-      }
-      for (const auto& rs : plan.running_sequences()) {
-        auto it = seqs.find(rs.seq_id());
-        if (it == seqs.end()) {
-          Error(absl::StrCat("running unknown ", rs.seq_id()));
-          continue;
-        }
-        it->second.tokens.insert(it->second.tokens.end(), rs.new_token_ids().begin(), rs.new_token_ids().end());
-        it->second.blocks.insert(it->second.blocks.end(), rs.new_block_ids().begin(), rs.new_block_ids().end());
-        scheduled.push_back({rs.seq_id(), rs.num_scheduled_tokens()});
-      }
-      // Blocks: none shared between live sequences, none the null block, enough for the computed tokens.
-      std::set<uint32_t> used;
-      for (const auto& [id, s] : seqs) {
-        for (uint32_t b : s.blocks) {
-          if (b == 0 || b >= static_cast<uint32_t>(script_.kv_blocks)) Error(absl::StrCat("bad block ", b));
-          used.insert(b);  // shared full blocks are prefix-cache hits
-        }
-      }
-      w::WorkerMessage out;
-      auto* res = out.mutable_step_result();
-      res->set_step_id(plan.step_id());
-      for (const auto& [id, n] : scheduled) {
-        Seq& s = seqs[id];
-        s.computed += n;
-        if (s.computed > s.tokens.size()) Error(absl::StrCat("seq ", id, " computes beyond its tokens"));
-        if (s.blocks.size() * kBlock < s.computed) Error(absl::StrCat("seq ", id, " lacks blocks"));
-        if (s.computed == s.tokens.size()) {
-          auto* t = res->add_tokens();
-          t->set_seq_id(id);
-          t->set_token_id(samples ? Rule(s.tokens) : 7);
-          t->set_logprob(-1.0f);
-        }
-      }
-      absl::SleepFor(script_.step_delay);
-      if (!stream->Write(out)) break;
-    }
-    gone_.Notify();
-  }
-
-  WorkerScript script_;
-  const ServedModel& model_;
-  std::shared_ptr<grpc::Channel> channel_;
-  grpc::ClientContext ctx_;
-  absl::Notification registered_, gone_;
-  std::atomic<int> steps_{0}, seqs_seen_{0}, preemptions_{0};
-  absl::Mutex mu_;
-  std::vector<std::string> errors_;
-  std::set<uint64_t> finished_;
-  w::Registered registered_msg_;
-  std::thread thread_;
-};
-
-class ClusterTest : public ::testing::Test {
- protected:
-  void Start(int replicas, int max_num_seqs = 8, int max_queue = 64, int tp = 1, int pp = 1) {
-    ClusterConfig cfg;
-    cfg.tp_size = tp;
-    cfg.pp_size = pp;
-    cfg.rendezvous_retired = [this](const std::string& prefix) {
-      absl::MutexLock l(&retired_mu_);
-      retired_.push_back(prefix);
-    };
-    cfg.models.push_back({"smol", STRATA_DEFAULT_MODEL, replicas});
-    cfg.max_context = 512;
-    cfg.max_queue = max_queue;
-    cfg.scheduler.block_size = kBlock;
-    cfg.scheduler.max_num_seqs = max_num_seqs;
-    cfg.scheduler.max_batched_tokens = 256;
-    metrics_ = *Metrics::Create("");
-    auto c = Cluster::Create(cfg, metrics_.get());
-    ASSERT_TRUE(c.ok()) << c.status();
-    cluster_ = *std::move(c);
-    service_ = std::make_unique<WorkerLinkService>(cluster_.get(), absl::Seconds(5));
-    grpc::ServerBuilder b;
-    int port = 0;
-    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-    b.RegisterService(service_.get());
-    server_ = b.BuildAndStart();
-    addr_ = absl::StrCat("127.0.0.1:", port);
-    model_ = *cluster_->FindModel("smol");
-  }
-  void TearDown() override {
-    workers_.clear();
-    if (cluster_) cluster_->Shutdown();
-    if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
-  }
-  // A rank of a TP x PP replica: does not wait for Registered (that comes
-  // when the whole group is there).
-  ScriptedWorker* AddRank(WorkerScript s) {
-    workers_.push_back(std::make_unique<ScriptedWorker>(addr_, s, *model_));
-    return workers_.back().get();
-  }
-  std::vector<std::string> Retired() {
-    absl::MutexLock l(&retired_mu_);
-    return retired_;
-  }
-  ScriptedWorker* AddWorker(WorkerScript s) {
-    workers_.push_back(std::make_unique<ScriptedWorker>(addr_, s, *model_));
-    EXPECT_TRUE(workers_.back()->WaitRegistered());
-    // Wait until the replica's loop adopted it.
-    for (int i = 0; i < 500 && !ReplicaReady(s.replica); ++i) absl::SleepFor(absl::Milliseconds(10));
-    return workers_.back().get();
-  }
-  bool ReplicaReady(int r) {
-    return metrics_->Render().find(absl::StrCat("strata_replica_ready{replica=\"", r, "\"} 1")) != std::string::npos;
-  }
-  int Gauge(const std::string& name, int replica) {
-    const std::string text = metrics_->Render();
-    const std::string key = absl::StrCat(name, "{replica=\"", replica, "\"} ");
-    size_t at = text.find(key);
-    if (at == std::string::npos) return -1;
-    return std::stoi(text.substr(at + key.size()));
-  }
-  GenerationRequest Req(std::vector<int32_t> prompt, int max_tokens) {
-    GenerationRequest r;
-    r.prompt = std::move(prompt);
-    r.max_tokens = max_tokens;
-    r.sampling.temperature = 0;
-    return r;
-  }
-  struct Outcome {
-    absl::Status status;
-    std::vector<int32_t> tokens;
-    std::string text;
-    FinishReason finish = FinishReason::kNone;
-    int32_t completion_tokens = 0;
-  };
-  static Outcome Drain(RequestStream& s, absl::Duration limit = absl::Seconds(30)) {
-    Outcome o;
-    const absl::Time end = absl::Now() + limit;
-    while (absl::Now() < end) {
-      auto n = s.Next(absl::Milliseconds(50));
-      if (!n.ok()) {
-        o.status = n.status();
-        return o;
-      }
-      if (!n->has_value()) continue;
-      o.tokens.insert(o.tokens.end(), (*n)->token_ids.begin(), (*n)->token_ids.end());
-      o.text += (*n)->text;
-      o.completion_tokens = (*n)->completion_tokens;
-      if ((*n)->finish != FinishReason::kNone) {
-        o.finish = (*n)->finish;
-        return o;
-      }
-    }
-    o.status = absl::DeadlineExceededError("test: stream did not end");
-    return o;
-  }
-  static std::vector<int32_t> Prompt(int n, int salt) {
-    std::vector<int32_t> p;
-    for (int i = 0; i < n; ++i) p.push_back(200 + (i * 7 + salt * 13) % 5000);
-    return p;
-  }
-
-  std::unique_ptr<Metrics> metrics_;
-  std::unique_ptr<Cluster> cluster_;
-  std::unique_ptr<WorkerLinkService> service_;
-  std::unique_ptr<grpc::Server> server_;
-  std::string addr_;
-  const ServedModel* model_ = nullptr;
-  std::vector<std::unique_ptr<ScriptedWorker>> workers_;
-  absl::Mutex retired_mu_;
-  std::vector<std::string> retired_;
-};
+using namespace ::strata::coordinator::test;  // NOLINT: test helpers
 
 TEST_F(ClusterTest, OneRequestStreamsTheWorkersTokensAndText) {
   Start(1);
@@ -336,7 +21,7 @@ TEST_F(ClusterTest, OneRequestStreamsTheWorkersTokensAndText) {
   EXPECT_TRUE(cluster_->IsReady());
   auto s = cluster_->Submit("", Req(Prompt(40, 1), 12));
   ASSERT_TRUE(s.ok()) << s.status();
-  Outcome o = Drain(**s);
+  Outcome o = ReadAll(**s);
   ASSERT_TRUE(o.status.ok()) << o.status;
   EXPECT_EQ(o.tokens, Expected(Prompt(40, 1), 12));
   // The text is the UTF-8-safe incremental decoding of exactly those tokens.
@@ -365,7 +50,7 @@ TEST_F(ClusterTest, ThirtyTwoConcurrentRequestsOnTwoReplicasAllCorrect) {
     streams.push_back(*s);
   }
   for (int i = 0; i < 32; ++i) {
-    Outcome o = Drain(*streams[i]);
+    Outcome o = ReadAll(*streams[i]);
     ASSERT_TRUE(o.status.ok()) << i << ": " << o.status;
     EXPECT_EQ(o.tokens, Expected(Prompt(10 + i * 3, i), 5 + i % 7)) << i;
   }
@@ -382,12 +67,12 @@ TEST_F(ClusterTest, AShortRequestJoinsAndLeavesWhileALongOneRuns) {
   auto first = long_req->Next(absl::Seconds(10));
   ASSERT_TRUE(first.ok() && first->has_value());
   auto short_req = *cluster_->Submit("smol", Req(Prompt(30, 2), 5));
-  Outcome s = Drain(*short_req);
+  Outcome s = ReadAll(*short_req);
   ASSERT_TRUE(s.status.ok()) << s.status;
   EXPECT_EQ(s.tokens, Expected(Prompt(30, 2), 5));
   // The long request is still running: continuous batching, not run-to-completion.
   EXPECT_LT(w->steps(), 300);
-  Outcome l = Drain(*long_req);
+  Outcome l = ReadAll(*long_req);
   ASSERT_TRUE(l.status.ok()) << l.status;
   EXPECT_EQ(l.tokens.size() + 1, 300u);  // the first token was read above
 }
@@ -402,19 +87,19 @@ TEST_F(ClusterTest, RequestsGoToTheReplicaCachingTheirPrefix) {
     for (int i = 0; i < 5; ++i) p.push_back(300 + salt * 7 + i);
     return p;
   };
-  ASSERT_TRUE(Drain(**cluster_->Submit("smol", Req(with_suffix(0), 3))).status.ok());
+  ASSERT_TRUE(ReadAll(**cluster_->Submit("smol", Req(with_suffix(0), 3))).status.ok());
   const bool on0 = w0->seqs_seen() == 1;
   ASSERT_EQ(w0->seqs_seen() + w1->seqs_seen(), 1);
   // One at a time (equal load, which alone would alternate): all follow the cache.
   for (int i = 1; i <= 4; ++i) {
-    Outcome o = Drain(**cluster_->Submit("smol", Req(with_suffix(i), 3)));
+    Outcome o = ReadAll(**cluster_->Submit("smol", Req(with_suffix(i), 3)));
     ASSERT_TRUE(o.status.ok()) << o.status;
     EXPECT_EQ(o.tokens, Expected(with_suffix(i), 3));
   }
   EXPECT_EQ((on0 ? w0 : w1)->seqs_seen(), 5);
   EXPECT_EQ((on0 ? w1 : w0)->seqs_seen(), 0);
   // Unrelated prompts still spread over both.
-  for (int i = 0; i < 4; ++i) ASSERT_TRUE(Drain(**cluster_->Submit("smol", Req(Prompt(20, 500 + i), 2))).status.ok());
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(ReadAll(**cluster_->Submit("smol", Req(Prompt(20, 500 + i), 2))).status.ok());
   EXPECT_GT((on0 ? w1 : w0)->seqs_seen(), 0);
 }
 
@@ -425,7 +110,7 @@ TEST_F(ClusterTest, PreemptionWhenBlocksRunOutKeepsOutputsExact) {
   std::vector<std::shared_ptr<RequestStream>> streams;
   for (int i = 0; i < 6; ++i) streams.push_back(*cluster_->Submit("smol", Req(Prompt(20, i), 40)));
   for (int i = 0; i < 6; ++i) {
-    Outcome o = Drain(*streams[i]);
+    Outcome o = ReadAll(*streams[i]);
     ASSERT_TRUE(o.status.ok()) << o.status;
     EXPECT_EQ(o.tokens, Expected(Prompt(20, i), 40)) << i;
   }
@@ -451,7 +136,7 @@ TEST_F(ClusterTest, CancelFreesBlocksAndDropsTheSequenceAtTheWorker) {
   EXPECT_EQ(Gauge("strata_kv_blocks_free", 0), 256);
   // The next plan tells the worker to drop it.
   auto again = *cluster_->Submit("smol", Req(Prompt(5, 4), 2));
-  ASSERT_TRUE(Drain(*again).status.ok());
+  ASSERT_TRUE(ReadAll(*again).status.ok());
   EXPECT_EQ(w->finished().count(1), 1u);
 }
 
@@ -476,7 +161,7 @@ TEST_F(ClusterTest, DeadlineEndsTheRequest) {
   GenerationRequest r = Req(Prompt(10, 5), 400);
   r.deadline = absl::Now() + absl::Milliseconds(150);
   auto s = *cluster_->Submit("smol", r);
-  Outcome o = Drain(*s);
+  Outcome o = ReadAll(*s);
   EXPECT_EQ(o.status.code(), absl::StatusCode::kDeadlineExceeded) << o.status;
   for (int i = 0; i < 200 && Gauge("strata_kv_blocks_free", 0) != 256; ++i) absl::SleepFor(absl::Milliseconds(10));
   EXPECT_EQ(Gauge("strata_kv_blocks_free", 0), 256);
@@ -511,7 +196,7 @@ TEST_F(ClusterTest, WorkerDeathRetriesUnstreamedRequestsElsewhereAndFailsStreame
   for (int i = 0; i < 8; ++i) streams.push_back(*cluster_->Submit("smol", Req(Prompt(30, i), 30)));
   int ok = 0, unavailable = 0;
   for (int i = 0; i < 8; ++i) {
-    Outcome o = Drain(*streams[i]);
+    Outcome o = ReadAll(*streams[i]);
     if (o.status.ok()) {
       ++ok;
       EXPECT_EQ(o.tokens, Expected(Prompt(30, i), 30)) << i;
@@ -531,7 +216,62 @@ TEST_F(ClusterTest, WorkerDeathRetriesUnstreamedRequestsElsewhereAndFailsStreame
   AddWorker({0, 257});
   EXPECT_TRUE(ReplicaReady(0));
   auto s = *cluster_->Submit("smol", Req(Prompt(7, 9), 3));
-  EXPECT_TRUE(Drain(*s).status.ok());
+  EXPECT_TRUE(ReadAll(*s).status.ok());
+}
+
+// A worker that leaves (WorkerLink Leave, as strata-worker does on SIGTERM)
+// is taken out at once, not after the liveness timeout: its requests that
+// streamed nothing run on the other replica, the others end with UNAVAILABLE
+// naming the worker, it gets Shutdown as the answer, and its KV state is gone.
+TEST_F(ClusterTest, AWorkerThatLeavesIsTakenOutAtOnceAndNamedInTheErrors) {
+  Start(2, /*max_num_seqs=*/4);
+  WorkerScript leaver{0, 257, absl::Milliseconds(5)};
+  leaver.leave_at_step = 6;
+  leaver.leave_reason = "SIGTERM received";
+  ScriptedWorker* w0 = AddWorker(leaver);
+  ScriptedWorker* w1 = AddWorker({1, 257, absl::Milliseconds(5)});
+  const std::string w0_id = w0->registration().worker_id();
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (int i = 0; i < 8; ++i) streams.push_back(*cluster_->Submit("smol", Req(Prompt(30, i), 30)));
+  ASSERT_TRUE(w0->WaitLeft());
+  const absl::Time left_at = absl::Now();
+  // The fixture's liveness timeout is 5 s and the leaver answers nothing after
+  // Leave: only the Leave itself can take the replica out this fast.
+  while (ReplicaReady(0) && absl::Now() - left_at < absl::Seconds(5)) absl::SleepFor(absl::Milliseconds(5));
+  EXPECT_LT(absl::Now() - left_at, absl::Seconds(1));
+  int ok = 0, unavailable = 0;
+  for (int i = 0; i < 8; ++i) {
+    Outcome o = ReadAll(*streams[i]);
+    if (o.status.ok()) {
+      ++ok;
+      EXPECT_EQ(o.tokens, Expected(Prompt(30, i), 30)) << i;
+    } else {
+      EXPECT_EQ(o.status.code(), absl::StatusCode::kUnavailable) << o.status;
+      EXPECT_NE(o.status.message().find(absl::StrCat("replica 0: worker ", w0_id,
+                                                     " left the replica (SIGTERM received)")),
+                absl::string_view::npos)
+          << o.status;
+      EXPECT_FALSE(o.tokens.empty()) << "a request that streamed nothing must move, not fail";
+      ++unavailable;
+    }
+  }
+  EXPECT_EQ(ok + unavailable, 8);
+  EXPECT_GE(ok, 4);
+  EXPECT_GT(unavailable, 0);
+  EXPECT_TRUE(w0->WaitGone());
+  EXPECT_EQ(w0->shutdown_reason(), "left replica 0");
+  EXPECT_NE(metrics_->Render().find("strata_workers_left_total{replica=\"0\"} 1"), std::string::npos);
+  // The other replica serves on and holds no blocks once its requests ended.
+  Outcome after = ReadAll(**cluster_->Submit("smol", Req(Prompt(12, 50), 4)));
+  ASSERT_TRUE(after.status.ok()) << after.status;
+  EXPECT_EQ(after.tokens, Expected(Prompt(12, 50), 4));
+  for (int i = 0; i < 200 && Gauge("strata_kv_blocks_free", 1) != 256; ++i) absl::SleepFor(absl::Milliseconds(10));
+  EXPECT_EQ(Gauge("strata_kv_blocks_free", 1), 256);
+  EXPECT_EQ(Gauge("strata_kv_blocks_used", 0), 0);
+  EXPECT_TRUE(w1->errors().empty()) << w1->errors()[0];
+  // A fresh worker brings replica 0 back.
+  AddWorker({0, 257});
+  EXPECT_TRUE(ReplicaReady(0));
 }
 
 }  // namespace
@@ -539,6 +279,8 @@ TEST_F(ClusterTest, WorkerDeathRetriesUnstreamedRequestsElsewhereAndFailsStreame
 
 namespace strata::coordinator {
 namespace {
+
+using namespace ::strata::coordinator::test;  // NOLINT: test helpers
 
 WorkerScript Rank(uint32_t tp_rank, uint32_t tp_size, uint32_t pp_stage, uint32_t pp_size) {
   WorkerScript s;
@@ -578,7 +320,7 @@ TEST_F(ClusterTest, TensorPipelineGroupFormsThenServesFromTheSamplingRank) {
   std::vector<std::shared_ptr<RequestStream>> streams;
   for (int i = 0; i < 6; ++i) streams.push_back(*cluster_->Submit("smol", Req(Prompt(20 + 9 * i, i), 6 + i)));
   for (int i = 0; i < 6; ++i) {
-    Outcome o = Drain(*streams[i]);
+    Outcome o = ReadAll(*streams[i]);
     ASSERT_TRUE(o.status.ok()) << o.status;
     EXPECT_EQ(o.tokens, Expected(Prompt(20 + 9 * i, i), 6 + i)) << i;
   }
@@ -603,7 +345,7 @@ TEST_F(ClusterTest, OneRankDyingEndsTheGroupAndANewGroupServes) {
   for (int i = 0; i < 500 && !ReplicaReady(0); ++i) absl::SleepFor(absl::Milliseconds(10));
   auto s = cluster_->Submit("smol", Req(Prompt(10, 3), 50));
   ASSERT_TRUE(s.ok());
-  Outcome o = Drain(**s);
+  Outcome o = ReadAll(**s);
   EXPECT_EQ(o.status.code(), absl::StatusCode::kUnavailable) << o.status;
   EXPECT_FALSE(o.tokens.empty());  // it had streamed, so it is not retried
   EXPECT_TRUE(a->WaitGone());      // the surviving rank was cut off too
@@ -616,7 +358,7 @@ TEST_F(ClusterTest, OneRankDyingEndsTheGroupAndANewGroupServes) {
   for (int i = 0; i < 500 && !ReplicaReady(0); ++i) absl::SleepFor(absl::Milliseconds(10));
   auto again = cluster_->Submit("smol", Req(Prompt(12, 4), 5));
   ASSERT_TRUE(again.ok());
-  Outcome o2 = Drain(**again);
+  Outcome o2 = ReadAll(**again);
   ASSERT_TRUE(o2.status.ok()) << o2.status;
   EXPECT_EQ(o2.tokens, Expected(Prompt(12, 4), 5));
 }
@@ -639,6 +381,35 @@ TEST_F(ClusterTest, RanksOutsideTheLayoutOrTwiceAreRefused) {
   ScriptedWorker* partner = AddRank(Rank(1, 2, 0, 1));
   EXPECT_TRUE(partner->WaitRegistered());
   EXPECT_TRUE(first->WaitRegistered());
+}
+
+// One rank of a TP group leaving ends the whole group through the failure
+// path (the other rank is cut off and re-registers, the rendezvous keys are
+// retired), and the request's error names the rank that left, not the one
+// the coordinator cut off.
+TEST_F(ClusterTest, ARankThatLeavesEndsItsGroupAndTheErrorNamesIt) {
+  Start(1, 8, 64, /*tp=*/2, /*pp=*/1);
+  WorkerScript r1 = Rank(1, 2, 0, 1);
+  r1.leave_at_step = 5;
+  ScriptedWorker* a = AddRank(Rank(0, 2, 0, 1));
+  ScriptedWorker* b = AddRank(r1);
+  ASSERT_TRUE(a->WaitRegistered());
+  ASSERT_TRUE(b->WaitRegistered());
+  for (int i = 0; i < 500 && !ReplicaReady(0); ++i) absl::SleepFor(absl::Milliseconds(10));
+  auto s = cluster_->Submit("smol", Req(Prompt(10, 3), 50));
+  ASSERT_TRUE(s.ok());
+  Outcome o = ReadAll(**s);
+  EXPECT_EQ(o.status.code(), absl::StatusCode::kUnavailable) << o.status;
+  EXPECT_NE(o.status.message().find(absl::StrCat("worker ", b->registration().worker_id(),
+                                                 " left the replica (test leave)")),
+            absl::string_view::npos)
+      << o.status;
+  EXPECT_TRUE(a->WaitGone());
+  EXPECT_TRUE(b->WaitGone());
+  EXPECT_EQ(b->shutdown_reason(), "left replica 0");
+  EXPECT_EQ(a->shutdown_reason(), "");  // cut off like any rank of a failed group
+  EXPECT_EQ(Retired(), std::vector<std::string>{"replica-0/gen-1/"});
+  EXPECT_FALSE(ReplicaReady(0));
 }
 
 }  // namespace
