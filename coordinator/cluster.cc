@@ -97,6 +97,39 @@ void Cluster::Shutdown() {
   }
 }
 
+void Cluster::StopAdmitting() {
+  {
+    // Under the admission lock: once this returns no Submit is between its
+    // check and its enqueue.
+    absl::MutexLock admission(&admission_mu_);
+    if (draining_.exchange(true)) return;
+  }
+  if (metrics_) metrics_->SetDraining(true);
+  ReadinessChanged();
+}
+
+int32_t Cluster::outstanding() const {
+  int32_t n = 0;
+  for (const auto& m : models_) {
+    for (const auto& r : m->replicas) n += r->outstanding();
+  }
+  return n;
+}
+
+int32_t Cluster::kv_blocks_used() const {
+  int32_t n = 0;
+  for (const auto& m : models_) {
+    for (const auto& r : m->replicas) n += r->kv_blocks_used();
+  }
+  return n;
+}
+
+void Cluster::CancelAll(const absl::Status& status) {
+  for (auto& m : models_) {
+    for (auto& r : m->replicas) r->CancelAll(status);
+  }
+}
+
 void Cluster::set_on_readiness_change(std::function<void(bool)> fn) {
   absl::MutexLock lock(&ready_mu_);
   on_readiness_change_ = std::move(fn);
@@ -137,6 +170,7 @@ absl::StatusOr<const ServedModel*> Cluster::FindModel(absl::string_view name) co
 }
 
 bool Cluster::IsModelReady(absl::string_view name) const {
+  if (draining_.load()) return false;
   for (const auto& m : models_) {
     if (m->served.name != name && !(name.empty() && models_.size() == 1)) continue;
     for (const auto& r : m->replicas) {
@@ -147,6 +181,7 @@ bool Cluster::IsModelReady(absl::string_view name) const {
 }
 
 bool Cluster::IsReady() const {
+  if (draining_.load()) return false;
   for (const auto& m : models_) {
     for (const auto& r : m->replicas) {
       if (r->ready()) return true;
@@ -215,6 +250,10 @@ absl::StatusOr<std::shared_ptr<RequestStream>> Cluster::Submit(absl::string_view
   if (!valid.ok()) return fail(valid);
   // Check and enqueue under one lock so concurrent submits cannot overshoot max_queue.
   absl::MutexLock admission(&admission_mu_);
+  if (draining_.load()) {
+    return fail(absl::UnavailableError(
+        "the server is shutting down and accepts no new requests; retry on another instance"));
+  }
   int32_t queued = 0;
   bool any_ready = false;
   for (const auto& m : models_) {

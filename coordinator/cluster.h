@@ -5,6 +5,11 @@
 //   frontend ─► Submit: validate + limits ─► Router ─► Replica::Enqueue
 //   worker link ─► AttachWorker: check the Register ─► Replica::Attach
 //
+// Graceful shutdown (driven by Drain, coordinator/drain.h): StopAdmitting()
+// makes Submit answer UNAVAILABLE and IsReady() false; outstanding() counts
+// the admitted requests still running; CancelAll() ends them; Shutdown()
+// stops the replicas and tells the workers.
+//
 // Thread ownership: thread-safe; models and replicas are created in Create and
 // live until destruction; per-request state lives in the replicas' loops.
 #pragma once
@@ -68,6 +73,22 @@ class Cluster final : public InferenceBackend {
   // Stops every replica: their requests end with UNAVAILABLE.
   void Shutdown();
 
+  // From now on Submit refuses every request with UNAVAILABLE ("the server is
+  // shutting down ..."), IsReady()/IsModelReady() are false (the readiness
+  // callback is told), and requests already admitted keep running (a retry
+  // after a worker went away still moves to another replica). Idempotent.
+  void StopAdmitting();
+  bool admitting() const { return !draining_.load(); }
+  // Requests admitted and not yet ended, over all replicas.
+  int32_t outstanding() const;
+  // KV blocks held by requests over all replicas (as of each loop's last
+  // iteration).
+  int32_t kv_blocks_used() const;
+  // Ends every admitted request with `status` (each replica's loop aborts
+  // them and frees their blocks at its next iteration; see Replica::CancelAll).
+  void CancelAll(const absl::Status& status);
+  Metrics* metrics() const { return metrics_; }
+
  private:
   struct Model {
     ServedModel served;
@@ -86,6 +107,7 @@ class Cluster final : public InferenceBackend {
   Metrics* const metrics_;
   std::vector<std::unique_ptr<Model>> models_;
   std::atomic<int64_t> next_seq_id_{1};
+  std::atomic<bool> draining_{false};
   absl::Mutex admission_mu_;  // serializes the queue-bound check with the enqueue
   absl::Mutex ready_mu_;
   std::function<void(bool)> on_readiness_change_ ABSL_GUARDED_BY(ready_mu_);

@@ -19,7 +19,7 @@ const std::set<std::string>& ValuedFlags() {
       "port",            "worker-port",     "metrics-port",      "max-queue",      "max-num-seqs",
       "max-batched-tokens", "block-size",   "max-context",       "max-prompt-tokens", "max-tokens",
       "long-prefill-chunk", "watermark-blocks", "worker-liveness-s", "port-file",
-      "prefix-caching",  "tensor-parallel-size", "pipeline-parallel-size"};
+      "prefix-caching",  "tensor-parallel-size", "pipeline-parallel-size", "shutdown-grace-s"};
   return flags;
 }
 
@@ -73,7 +73,14 @@ std::string CoordinatorUsage() {
          "  [--max-queue 256] [--max-num-seqs 64] [--max-batched-tokens 256] [--block-size 16]\n"
          "  [--max-context N] [--max-prompt-tokens N] [--max-tokens N] [--long-prefill-chunk N]\n"
          "  [--watermark-blocks N] [--prefix-caching on|off] [--worker-liveness-s 10] [--port-file FILE]\n"
-         "  [--config FILE.json]\n";
+         "  [--shutdown-grace-s 25] [--config FILE.json]\n"
+         "\n"
+         "SIGTERM/SIGINT drain the server: health turns NOT_SERVING and new requests get UNAVAILABLE at\n"
+         "once; in-flight requests keep generating for up to --shutdown-grace-s seconds (0: cancel at\n"
+         "once), then whatever is left ends with UNAVAILABLE; the workers are told to shut down and the\n"
+         "process exits 0. A second signal cancels the remaining requests right away.\n"
+         "--config FILE.json: the flags as JSON keys ({\"replicas\": 2, \"shutdown-grace-s\": 10});\n"
+         "flags on the command line win.\n";
 }
 
 absl::StatusOr<CoordinatorOptions> ParseCoordinatorFlags(const std::vector<std::string>& args) {
@@ -116,6 +123,8 @@ absl::StatusOr<CoordinatorOptions> ParseCoordinatorFlags(const std::vector<std::
   ASSIGN_OR_RETURN(o.cluster.max_tokens, Int(f, "max-tokens", 0, 0, 1 << 24));
   ASSIGN_OR_RETURN(int32_t liveness, Int(f, "worker-liveness-s", 10, 1, 3600));
   o.worker_liveness = absl::Seconds(liveness);
+  ASSIGN_OR_RETURN(int32_t grace, Int(f, "shutdown-grace-s", 25, 0, 3600));
+  o.shutdown_grace = absl::Seconds(grace);
   o.port_file = f.Get("port-file", "");
   const std::string caching = f.Get("prefix-caching", "on");
   if (caching != "on" && caching != "off") {

@@ -20,6 +20,10 @@ struct CoordinatorOptions {
   int32_t worker_port = 8003;   // workers: WorkerLink
   int32_t metrics_port = 8002;  // Prometheus /metrics over HTTP; 0 = off
   absl::Duration worker_liveness = absl::Seconds(10);
+  // SIGTERM/SIGINT: how long in-flight requests may keep running before they
+  // are cancelled (0: cancel at once). Keep it below the orchestrator's kill
+  // deadline (Kubernetes terminationGracePeriodSeconds, 30 s by default).
+  absl::Duration shutdown_grace = absl::Seconds(25);
   std::string port_file;        // when set, "port worker_port metrics_port" is written here once listening
 };
 

@@ -1,18 +1,31 @@
 // strata-coordinator: the cluster's front door. Serves clients (KServe v2,
 // strata.v1, grpc.health.v1, reflection) on --port, workers (WorkerLink) on
-// --worker-port and Prometheus metrics on --metrics-port; SIGINT/SIGTERM shut
-// it down cleanly (running requests end with UNAVAILABLE, workers are told to
-// shut down).
-#include <csignal>
+// --worker-port and Prometheus metrics on --metrics-port.
+//
+// SIGTERM/SIGINT drain it (coordinator/drain.h): health NOT_SERVING and new
+// requests refused at once, in-flight ones get --shutdown-grace-s to finish,
+// the rest are cancelled with UNAVAILABLE; then the workers are told to shut
+// down, the servers stop and the process exits 0. A second signal cuts the
+// grace period short.
+//
+// Threads: main (setup, then waits for the first signal and runs the drain),
+// a signal watcher (sigwait on SIGTERM/SIGINT, which every thread blocks), and
+// gRPC's and the replicas' threads.
+#include <pthread.h>
+#include <signal.h>
+
 #include <cstdio>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "coordinator/cluster.h"
 #include "coordinator/coordinator_flags.h"
+#include "coordinator/drain.h"
 #include "coordinator/frontend/kserve_service.h"
 #include "coordinator/frontend/strata_service.h"
 #include "coordinator/metrics.h"
@@ -24,8 +37,68 @@
 
 namespace {
 
-volatile std::sig_atomic_t g_stop = 0;
-void OnSignal(int) { g_stop = 1; }
+void Log(const std::string& line) {
+  const std::string out = absl::StrCat("[coordinator] ", line, "\n");
+  std::fwrite(out.data(), 1, out.size(), stderr);
+}
+
+// Owns the sigwait thread: the first SIGTERM/SIGINT starts the drain, a
+// second cuts it short. SIGUSR1 is its private wake-up for exit.
+class SignalWatcher {
+ public:
+  SignalWatcher() {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGTERM);
+    sigaddset(&set_, SIGINT);
+    sigaddset(&set_, SIGUSR1);
+    // Blocked before any other thread exists, so every thread inherits the
+    // mask and the signals only reach sigwait.
+    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~SignalWatcher() {
+    pthread_kill(thread_.native_handle(), SIGUSR1);
+    thread_.join();
+  }
+
+  // Main thread: blocks until the first signal; returns its name.
+  std::string WaitForFirst() {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](int* n) { return *n > 0; }, &signals_));
+    return first_;
+  }
+  // The drain a second signal cuts short (nullptr: none).
+  void set_drain(strata::coordinator::Drain* drain) {
+    absl::MutexLock lock(&mu_);
+    drain_ = drain;
+    if (drain_ != nullptr && signals_ > 1) drain_->CutShort();
+  }
+
+ private:
+  void Loop() {
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&set_, &sig) != 0) continue;
+      if (sig == SIGUSR1) return;
+      const char* name = sig == SIGTERM ? "SIGTERM" : "SIGINT";
+      absl::MutexLock lock(&mu_);
+      if (++signals_ == 1) {
+        first_ = name;
+      } else {
+        Log(absl::StrCat(name, " again: cancelling the remaining requests now"));
+        if (drain_ != nullptr) drain_->CutShort();
+      }
+    }
+  }
+
+  sigset_t set_;
+  std::thread thread_;
+  absl::Mutex mu_;
+  int signals_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string first_ ABSL_GUARDED_BY(mu_);
+  strata::coordinator::Drain* drain_ ABSL_GUARDED_BY(mu_) = nullptr;
+};
 
 int Fail(const std::string& what) {
   std::fprintf(stderr, "strata-coordinator: %s\n", what.c_str());
@@ -47,6 +120,7 @@ int main(int argc, char** argv) {
                  CoordinatorUsage().c_str());
     return 2;
   }
+  SignalWatcher signals;
   const std::string metrics_addr =
       options->metrics_port > 0 || !options->port_file.empty()
           ? absl::StrCat(options->host, ":", options->metrics_port)
@@ -117,17 +191,26 @@ int main(int argc, char** argv) {
     std::rename((options->port_file + ".tmp").c_str(), options->port_file.c_str());
   }
 
-  std::signal(SIGINT, OnSignal);
-  std::signal(SIGTERM, OnSignal);
-  while (!g_stop) {
-    struct timespec ts{0, 50 * 1000 * 1000};
-    nanosleep(&ts, nullptr);
-  }
-  std::fprintf(stderr, "[coordinator] shutting down\n");
+  const std::string signal_name = signals.WaitForFirst();
+  Log(absl::StrCat(signal_name, " received: shutting down (health NOT_SERVING, new requests refused)"));
   set_health(false);
-  (*cluster)->Shutdown();  // requests end with UNAVAILABLE, workers get Shutdown
+  DrainOptions drain_options;
+  drain_options.grace = options->shutdown_grace;
+  drain_options.log = Log;
+  Drain drain(cluster->get(), drain_options);
+  signals.set_drain(&drain);
+  const DrainReport report = drain.Run();
+  signals.set_drain(nullptr);
+  Log(absl::StrCat("drained in ", absl::FormatDuration(absl::Trunc(report.elapsed, absl::Milliseconds(1))), ": ",
+                   report.in_flight_at_start - report.cancelled, " of ", report.in_flight_at_start,
+                   " in-flight requests ended on their own, ", report.cancelled,
+                   " cancelled; KV blocks still in use: ", report.kv_blocks_used));
+  (*cluster)->Shutdown();  // stops the engine loops; workers get Shutdown
+  // Handlers still open (a client's idle ModelStreamInfer stream, workers
+  // closing their streams) get 2 s, then are cancelled.
   const auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(2);
   client_server->Shutdown(deadline);
   worker_server->Shutdown(deadline);
+  Log("exiting");
   return 0;
 }
