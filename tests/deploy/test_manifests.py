@@ -139,9 +139,7 @@ def test_coordinator_flags_ports_and_probes_agree(rendered):
     assert dl.port_number(c, c["readinessProbe"]["grpc"]["port"]) == by_name["grpc"]
     assert dl.port_number(c, c["livenessProbe"]["httpGet"]["port"]) == by_name["metrics"]
     assert dep["spec"]["strategy"]["type"] == "Recreate" and dep["spec"]["replicas"] == 1
-    # --shutdown-grace-s (default 25 s) is not in the args until the coordinator
-    # accepts it (docs/deploy.md); the loopback test proves every arg is accepted.
-    grace = float(dl.flag_value(args, "--shutdown-grace-s")) if "--shutdown-grace-s" in args else 25.0
+    grace = float(dl.flag_value(args, "--shutdown-grace-s"))
     assert dl.pod_spec(dep)["terminationGracePeriodSeconds"] >= grace + 15, \
         "terminationGracePeriodSeconds must leave room after --shutdown-grace-s"
     # The config file is mounted where --config says.
