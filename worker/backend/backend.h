@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -138,8 +139,10 @@ class Backend {
   }
   // The shape this backend wants `batch` padded to (PadBatch) so that steps of
   // nearby sizes share one captured graph: CudaBackend buckets decode-only
-  // batches. Only asked for single-process models (TP = PP = 1), whose pass
-  // needs no agreement with peers. Default: as is.
+  // batches. Asked when PP = 1 (a pipeline stage would have to agree with
+  // its neighbours' shapes); must be a function of the batch alone, since
+  // every TP rank pads independently and their collectives must match.
+  // Default: as is.
   virtual BatchPadding PaddingFor(const ForwardBatch& batch) const {
     (void)batch;
     return {};
@@ -148,6 +151,19 @@ class Backend {
   // are, so only token ids cross to the host. Host backends leave it to the
   // caller's Sampler on the logits (default false).
   virtual bool samples_logits() const { return false; }
+
+  // Runs `collective` (a communicator op on backend memory, e.g. the TP
+  // all-reduce) in order with the ops before and after it, without a host
+  // synchronisation: a communicator bound to native_stream() (NCCL) enqueues
+  // itself there. CudaBackend records it into a decode step's CUDA graph like
+  // a kernel (stream capture takes the NCCL kernel), so on a host executor the
+  // callable runs again at each replay: it may only name state that lives as
+  // long as the graph (buffers, counts, the communicator). Default (host
+  // backends, whose ops are done when they return): runs it now.
+  virtual absl::Status Collective(std::function<absl::Status()> collective) { return collective(); }
+  // The communicators recorded collectives name are being replaced
+  // (LlamaModel::BindGroups): captured work that names them must go.
+  virtual void ForgetCapturedWork() {}
   // One token per row of `logits` ([rows, vocab] in backend memory; rows =
   // knobs.size()) drawn with that row's knobs; `out` [rows] on the host.
   // Ends the step (like CopyToHost). Default: UNIMPLEMENTED.

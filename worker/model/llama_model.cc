@@ -102,12 +102,10 @@ absl::StatusOr<LlamaModel::BatchInputs> LlamaModel::UploadInputs(const ForwardBa
 absl::Status LlamaModel::TpAllReduce(float* data, int64_t count) {
   if (shard_.topology.tp_size == 1) return absl::OkStatus();
   if (groups_.tp == nullptr) return absl::FailedPreconditionError("tensor-parallel model has no tp group bound");
-  // A bound NCCL communicator waits for the work already on the backend's
-  // stream, but CudaBackend may still hold the ops that wrote `data` recorded
-  // for a CUDA graph (the embedding before Embed's all-reduce): Synchronize
-  // launches them. (Layer already synchronises; a second call finds the stream idle.)
-  RETURN_IF_ERROR(backend_->Synchronize());
-  return groups_.tp->AllReduceSum(data, count, parallel::DataType::kF32);
+  // In stream order with the ops around it (Backend::Collective): CudaBackend
+  // records it with a decode step's kernels, so the step stays one graph.
+  parallel::Communicator* tp = groups_.tp;
+  return backend_->Collective([tp, data, count] { return tp->AllReduceSum(data, count, parallel::DataType::kF32); });
 }
 
 absl::Status LlamaModel::Embed(const ForwardBatch& b, const BatchInputs& in) {
@@ -160,9 +158,12 @@ absl::Status LlamaModel::LmHead(const ForwardBatch& b, std::vector<float>* logit
   MatMulParams p = MatMulFor(bw_.output, rows, R, local_logits_.get<float>());
   p.output_stride = pad;
   RETURN_IF_ERROR(backend_->MatMul(p));
-  RETURN_IF_ERROR(backend_->Synchronize());  // the collective reads what the stream wrote
-  RETURN_IF_ERROR(groups_.tp->AllGather(local_logits_.get<float>(), gathered_logits_.get<float>(), R * pad,
-                                        parallel::DataType::kF32));
+  parallel::Communicator* tp_group = groups_.tp;
+  const float* local = local_logits_.get<float>();
+  float* all = gathered_logits_.get<float>();
+  const int64_t count = R * pad;
+  RETURN_IF_ERROR(backend_->Collective(
+      [tp_group, local, all, count] { return tp_group->AllGather(local, all, count, parallel::DataType::kF32); }));
   const float* gathered = gathered_logits_.get<float>();
   if (!backend_->host_memory()) {
     host_gathered_.resize(tp * R * pad);
@@ -243,7 +244,7 @@ absl::Status LlamaModel::ForwardSample(const ForwardBatch& batch, KvCache* kv,
 absl::StatusOr<const ForwardBatch*> LlamaModel::RunLayers(const ForwardBatch& batch, KvCache* kv) {
   RETURN_IF_ERROR(Validate(batch, *kv));
   const ForwardBatch* run = &batch;
-  if (shard_.topology.tp_size == 1 && shard_.topology.pp_size == 1) {
+  if (shard_.topology.pp_size == 1) {  // every tp rank pads the same batch the same way
     const BatchPadding pad = backend_->PaddingFor(batch);
     if (pad.tokens > static_cast<int64_t>(batch.tokens.size()) ||
         pad.blocks_per_seq > batch.max_blocks_per_seq) {
@@ -323,7 +324,6 @@ absl::Status LlamaModel::Layer(int64_t l, const ForwardBatch& b, const BatchInpu
   ap.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   RETURN_IF_ERROR(be.Attention(ap));
   RETURN_IF_ERROR(be.MatMul(MatMulFor(w.wo, att, T, xn)));
-  if (shard_.topology.tp_size > 1) RETURN_IF_ERROR(be.Synchronize());
   RETURN_IF_ERROR(TpAllReduce(xn, T * d));
   RETURN_IF_ERROR(be.Add(x, xn, T * d));
 
@@ -333,7 +333,6 @@ absl::Status LlamaModel::Layer(int64_t l, const ForwardBatch& b, const BatchInpu
   RETURN_IF_ERROR(be.MatMuls(gate_up));
   RETURN_IF_ERROR(be.SwiGlu({gate, up, gate, T * shard_.d_ff()}));
   RETURN_IF_ERROR(be.MatMul(MatMulFor(w.w_down, gate, T, xn)));
-  if (shard_.topology.tp_size > 1) RETURN_IF_ERROR(be.Synchronize());
   RETURN_IF_ERROR(TpAllReduce(xn, T * d));
   return be.Add(x, xn, T * d);
 }

@@ -47,14 +47,17 @@ class LlamaModel {
 
   // The communicators a sharded model uses (must outlive their use; rebound
   // when the replica's collective is rebuilt). A group of size 1 may be null.
-  void BindGroups(parallel::ParallelGroups groups) { groups_ = groups; }
+  void BindGroups(parallel::ParallelGroups groups) {
+    backend_->ForgetCapturedWork();  // graphs may name the old communicators
+    groups_ = groups;
+  }
 
   // Runs the batch, writing its K/V into `kv` (this shard's layers and KV
   // heads) and, on the last pipeline stage, the logits of batch.logit_rows
   // into `logits` ([logit_rows.size(), vocab], every rank of the tp group);
-  // other stages leave `logits` empty. A single-process model pads the batch
-  // to the backend's preferred shape first (Backend::PaddingFor, PadBatch);
-  // the pad rows' logits are dropped.
+  // other stages leave `logits` empty. Without pipeline stages the batch is
+  // first padded to the backend's preferred shape (Backend::PaddingFor,
+  // PadBatch); the pad rows' logits are dropped.
   absl::Status Forward(const ForwardBatch& batch, KvCache* kv, std::vector<float>* logits);
 
   // Whether ForwardSample works: the backend samples logits (a device

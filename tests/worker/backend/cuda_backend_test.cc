@@ -28,6 +28,7 @@
 #include <cstring>
 #include <fstream>
 #include <random>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "kernels/cpu/float16.h"
@@ -42,6 +43,8 @@
 #include "worker/kv_cache.h"
 #include "worker/model/llama_model.h"
 #include "worker/model/model_loader.h"
+#include "worker/model/model_shard.h"
+#include "tests/testing/thread_communicator.h"
 #include "worker/sampler.h"
 
 namespace strata {
@@ -539,6 +542,98 @@ TEST(CudaBackendSampling, DeviceSamplingMatchesTheHostSamplerOnTheSameLogits) {
   std::vector<RowSample> out;
   EXPECT_EQ(device.model->ForwardSample(Steps()[0], device.kv.get(), {}, &out).code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// Tensor parallelism on the backend: two ranks (threads), each a CudaBackend
+// on the harness with its shard and a thread communicator, prefill then
+// decode steps of 2, 1, 2 sequences. The all-reduces and the LM head's
+// all-gather are recorded with the kernels (Backend::Collective), so every
+// decode step replays one graph per rank, the collectives inside it; the
+// logits match the whole model on the CPU.
+TEST(CudaBackendTensorParallel, DecodeStepsAreGraphsWithTheirCollectives) {
+  const RandomModel m(TensorType::kBF16, false, false);
+  auto pool = ThreadPool::Create(1).value();
+  Runner cpu = MakeRunner(std::make_unique<CpuBackend>(pool.get()), m, KvDtype::kF16);
+  std::vector<ForwardBatch> steps;
+  {
+    ForwardBatch b;  // prompts: A 20 tokens (prefill kernel), B 5
+    b.n_seqs = 2;
+    b.max_blocks_per_seq = 3;
+    b.block_tables = {3, 7, 1, 5, 9, 2};
+    for (int i = 0; i < 25; ++i) {
+      b.tokens.push_back((i * 7 + 3) % 96);
+      b.positions.push_back(i < 20 ? i : i - 20);
+      b.token_seq.push_back(i < 20 ? 0 : 1);
+    }
+    b.logit_rows = {19, 24};
+    steps.push_back(b);
+    int32_t pa = 20, pb = 5;
+    for (const int k : {2, 1, 2, 2}) {  // decode: A and B, A alone, both, both
+      ForwardBatch d;
+      d.n_seqs = k;
+      d.max_blocks_per_seq = 3;
+      d.block_tables = {3, 7, 1};
+      d.tokens = {(pa * 5) % 96};
+      d.positions = {pa++};
+      d.token_seq = {0};
+      if (k == 2) {
+        d.block_tables.insert(d.block_tables.end(), {5, 9, 2});
+        d.tokens.push_back((pb * 3) % 96);
+        d.positions.push_back(pb++);
+        d.token_seq.push_back(1);
+      }
+      for (int i = 0; i < k; ++i) d.logit_rows.push_back(i);
+      steps.push_back(d);
+    }
+  }
+  std::vector<std::vector<float>> want;
+  for (const ForwardBatch& b : steps) {
+    std::vector<float> logits;
+    ASSERT_TRUE(cpu.model->Forward(b, cpu.kv.get(), &logits).ok());
+    want.push_back(logits);
+  }
+  constexpr int kTp = 2;
+  testing::ThreadGroup group(kTp);
+  std::vector<std::vector<std::vector<float>>> got(kTp);
+  std::vector<std::map<std::string, int64_t>> launches(kTp);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kTp; ++t) {
+    threads.emplace_back([&, t] {
+      parallel::ParallelTopology topo{t, kTp, 0, 1};
+      ModelWeights weights = m.weights;
+      absl::StatusOr<ModelShard> shard = PlanModelShard(m.config, weights, topo, {});
+      ASSERT_TRUE(shard.ok()) << shard.status();
+      ASSERT_TRUE(ShardWeights(m.config, *shard, &weights).ok());
+      auto ops = std::make_unique<HostKernelOps>();
+      HostKernelOps* host_ops = ops.get();
+      auto backend = CudaBackend::Create(std::move(ops)).value();
+      auto model = LlamaModel::Create(&m.config, &weights, *shard, backend.get()).value();
+      testing::ThreadCommunicator comm(&group, t);
+      model->BindGroups({&comm, nullptr});
+      KvCacheConfig kc = KvConfigFor(m.config, KvDtype::kF16);
+      kc.n_kv_heads = shard->n_kv_heads();
+      auto kv = KvCache::Create(kc, backend.get()).value();
+      for (const ForwardBatch& b : steps) {
+        std::vector<float> logits;
+        const absl::Status s = model->Forward(b, kv.get(), &logits);
+        ASSERT_TRUE(s.ok()) << s;
+        got[t].push_back(logits);
+      }
+      for (const auto& [op, n] : host_ops->launches()) launches[t][op] = n;
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  for (int t = 0; t < kTp; ++t) {
+    ASSERT_EQ(got[t].size(), steps.size());
+    for (size_t i = 0; i < steps.size(); ++i) {
+      ExpectLogitsAgree(want[i], got[t][i], m.config.vocab_size, 0.04f,
+                        absl::StrCat("rank ", t, " step ", i));
+    }
+    EXPECT_EQ(launches[t]["GraphLaunch"], 4) << "rank " << t << ": every decode step is a graph";
+    EXPECT_EQ(launches[t]["GraphCapture"], 2) << "rank " << t << ": buckets of 2 and 1 sequences";
+    // Per step: the embedding's all-reduce, two per layer, the LM head's gather.
+    EXPECT_EQ(launches[t]["Collective"], static_cast<int64_t>(steps.size()) * (2 + 2 * m.config.n_layers));
+  }
 }
 
 // FP8 weights (per-row scales) with activations quantised per tensor at each

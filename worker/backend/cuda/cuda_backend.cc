@@ -280,8 +280,9 @@ int64_t CudaBackend::GraphBatchBucket(int64_t tokens) const {
 
 BatchPadding CudaBackend::PaddingFor(const ForwardBatch& b) const {
   const int64_t tokens = static_cast<int64_t>(b.tokens.size());
-  if (!options_.cuda_graphs || tokens == 0 || tokens > options_.max_graph_tokens ||
-      tokens != b.n_seqs) {
+  // Not dependent on options_.cuda_graphs: the ranks of a TP group must pad
+  // alike whatever each was told about graphs.
+  if (tokens == 0 || tokens > options_.max_graph_tokens || tokens != b.n_seqs) {
     return {};
   }
   std::vector<bool> seen(static_cast<size_t>(b.n_seqs), false);  // one token per sequence
@@ -294,6 +295,16 @@ BatchPadding CudaBackend::PaddingFor(const ForwardBatch& b) const {
   pad.blocks_per_seq = 1;
   while (pad.blocks_per_seq < b.max_blocks_per_seq) pad.blocks_per_seq *= 2;
   return pad;
+}
+
+absl::Status CudaBackend::Collective(std::function<absl::Status()> collective) {
+  return Run('C', [this, collective = std::move(collective)] { return ops_->Collective(collective); });
+}
+
+void CudaBackend::ForgetCapturedWork() {
+  FlushEager().IgnoreError();  // errors surface at the next sync
+  ++epoch_;
+  DropGraphs();
 }
 
 absl::Status CudaBackend::SampleLogits(const float* logits, int32_t vocab,

@@ -33,9 +33,11 @@
 // BeginForward, and GatherRows' row ids are copied eagerly, so a replay reads
 // the new step's values. A Synchronize, CopyToDevice or FillZero in the middle
 // of a step (tensor parallelism, pipeline sends) runs what was recorded
-// eagerly and the rest of the step without a graph. Single-process models pad
-// decode batches to GraphBatchBucket tokens and a power-of-two block-table
-// width first (PaddingFor), so batch sizes 5..8 share one graph.
+// eagerly and the rest of the step without a graph. Models without pipeline
+// stages pad decode batches to GraphBatchBucket tokens and a power-of-two
+// block-table width first (PaddingFor), so batch sizes 5..8 share one graph.
+// Tensor-parallel collectives are recorded too (Collective), so a TP decode
+// step is one graph with its NCCL kernels.
 //
 // Threading: one caller at a time (the step thread).
 #pragma once
@@ -92,14 +94,19 @@ class CudaBackend final : public Backend {
   absl::StatusOr<BackendWeights> PrepareWeights(const ModelWeights& weights) override;
 
   absl::Status BeginForward(const ForwardBatch& batch) override;
-  // Decode-only batches (one token per sequence, <= max_graph_tokens) with
-  // graphs on: tokens up to GraphBatchBucket, block-table columns up to a
-  // power of two, so a continuously changing batch replays few graphs.
+  // Decode-only batches (one token per sequence, <= max_graph_tokens):
+  // tokens up to GraphBatchBucket, block-table columns up to a power of two,
+  // so a continuously changing batch replays few graphs. The same with
+  // graphs off (TP ranks must pad alike).
   BatchPadding PaddingFor(const ForwardBatch& batch) const override;
   // The sampling kernel (kernels/cuda/sampling) on the logits in device
   // memory after the step's graph or kernels; only tokens and logprobs are
   // copied back (8 bytes a row instead of 4 x vocab).
   bool samples_logits() const override { return true; }
+  // Recorded with the step's kernels (kind 'C' in the graph key), so a
+  // tensor-parallel decode step is one graph, its NCCL all-reduces included.
+  absl::Status Collective(std::function<absl::Status()> collective) override;
+  void ForgetCapturedWork() override;
   absl::Status SampleLogits(const float* logits, int32_t vocab, absl::Span<const RowSamplingKnobs> knobs,
                             RowSample* out) override;
   // 1, 2, 4, then multiples of 8 (vLLM's cudagraph batch sizes); `tokens`

@@ -57,6 +57,7 @@ class DeviceKernelOps final : public KernelOps {
   absl::Status DequantBf16(const cuda::DequantBf16Params& p) override;
   absl::Status QGemv(const cuda::QGemvParams& p) override;
   absl::Status Sample(const cuda::SampleParams& p) override;
+  absl::Status Collective(const std::function<absl::Status()>& collective) override { return collective(); }
   absl::Status Gemm(const cuda::CublasLtGemmPlan& plan, const cuda::GemmOperands& ops) override;
 
  private:

@@ -165,6 +165,9 @@ absl::Status HostKernelOps::DequantBf16(const cuda::DequantBf16Params& p) {
 absl::Status HostKernelOps::QGemv(const cuda::QGemvParams& p) {
   return Enqueue("QGemv", [p] { return cuda::HostRunQGemv(p); });
 }
+absl::Status HostKernelOps::Collective(const std::function<absl::Status()>& collective) {
+  return Enqueue("Collective", collective);
+}
 absl::Status HostKernelOps::Sample(const cuda::SampleParams& p) {
   return Enqueue("Sample", [p] { return cuda::HostRunSample(p); });
 }

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -101,6 +102,11 @@ class KernelOps {
   virtual absl::Status DequantBf16(const cuda::DequantBf16Params& p) = 0;
   virtual absl::Status QGemv(const cuda::QGemvParams& p) = 0;
   virtual absl::Status Sample(const cuda::SampleParams& p) = 0;
+  // A collective that orders itself on stream() (a bound NCCL communicator):
+  // the device calls it at once, inside a capture too (NCCL kernels are
+  // captured); the harness runs it in stream order and, when captured, at
+  // every replay.
+  virtual absl::Status Collective(const std::function<absl::Status()>& collective) = 0;
   // One cuBLASLt GEMM (column epilogue included) planned for info().sm.
   virtual absl::Status Gemm(const cuda::CublasLtGemmPlan& plan, const cuda::GemmOperands& ops) = 0;
 };
