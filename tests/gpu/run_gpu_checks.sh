@@ -37,11 +37,13 @@ for t in "${device_tests[@]}"; do
 done
 
 # End to end: the real coordinator + a cuda:0 worker (graphs on/off, FP8 weights on
-# sm_89+) answering the same greedy request as a CPU worker.
+# sm_89+; a TP=3 replica over NCCL with 3+ GPUs) answering the same greedy request
+# as a CPU worker.
 echo "== serve_smoke"
 sm=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d .)
 model=${STRATA_MODEL:-$HOME/.cache/strata/models/SmolLM2-135M-Instruct.Q4_1.gguf}
-python3 "$here/tests/gpu/serve_smoke.py" "$build/bin" "$model" --sm "$sm" 2>&1 | tee "$out/serve_smoke.log" ||
+gpus=$(nvidia-smi --query-gpu=name --format=csv,noheader | wc -l)
+python3 "$here/tests/gpu/serve_smoke.py" "$build/bin" "$model" --sm "$sm" --gpus "$gpus" 2>&1 | tee "$out/serve_smoke.log" ||
   status=1
 
 : > "$out/bench.jsonl"

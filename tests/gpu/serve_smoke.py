@@ -22,15 +22,17 @@ PROMPT = "The three primary colours are"
 MAX_TOKENS = 32
 
 
-def serve_and_ask(bins, model, worker_args, workdir):
+def serve_and_ask(bins, model, worker_args, workdir, tp=1):
+    """worker_args: one list per rank (tp ranks of one replica)."""
     port_file = os.path.join(workdir, "ports")
     log_c = open(os.path.join(workdir, "coordinator.log"), "wb")
     log_w = open(os.path.join(workdir, "worker.log"), "wb")
     coord = subprocess.Popen([os.path.join(bins, "strata-coordinator"), "--model", model,
                               "--host", "127.0.0.1", "--port", "0", "--worker-port", "0",
-                              "--metrics-port", "0", "--port-file", port_file],
+                              "--metrics-port", "0", "--port-file", port_file,
+                              "--tensor-parallel-size", str(tp)],
                              stdout=log_c, stderr=subprocess.STDOUT)
-    worker = None
+    workers = []
     try:
         deadline = time.time() + 60
         while not os.path.exists(port_file):
@@ -38,13 +40,15 @@ def serve_and_ask(bins, model, worker_args, workdir):
                 raise RuntimeError("coordinator did not start")
             time.sleep(0.05)
         port, worker_port, metrics_port = (int(x) for x in open(port_file).read().split())
-        worker = subprocess.Popen([os.path.join(bins, "strata-worker"), "--coordinator",
-                                   f"127.0.0.1:{worker_port}", "--model", model, *worker_args],
-                                  stdout=log_w, stderr=subprocess.STDOUT)
+        for rank_args in worker_args:
+            workers.append(subprocess.Popen([os.path.join(bins, "strata-worker"), "--coordinator",
+                                             f"127.0.0.1:{worker_port}", "--model", model, *rank_args],
+                                            stdout=log_w, stderr=subprocess.STDOUT))
         deadline = time.time() + 300  # weights upload + KV sizing + first graphs
         while True:
-            if worker.poll() is not None:
-                raise RuntimeError(f"worker exited with {worker.returncode}")
+            for w in workers:
+                if w.poll() is not None:
+                    raise RuntimeError(f"worker exited with {w.returncode}")
             if time.time() > deadline:
                 raise RuntimeError("replica not ready after 300 s")
             try:
@@ -66,7 +70,7 @@ def serve_and_ask(bins, model, worker_args, workdir):
                for x in line.split(":", 1)[1].replace(",", " ").split()]
         return out.stdout, ids, elapsed
     finally:
-        for p in (worker, coord):
+        for p in (*workers, coord):
             if p is not None and p.poll() is None:
                 p.terminate()
                 try:
@@ -80,21 +84,27 @@ def main():
     ap.add_argument("bins")
     ap.add_argument("model")
     ap.add_argument("--sm", type=int, default=90)
+    ap.add_argument("--gpus", type=int, default=1, help="GPUs visible; >= 3 adds a TP=3 replica")
     ap.add_argument("--cpu-only", action="store_true", help="check this script without a GPU")
     args = ap.parse_args()
-    configs = [("cpu", ["--device", "cpu", "--threads", "8"]),
-               ("cuda:0", ["--device", "cuda:0"]),
-               ("cuda:0 graphs off", ["--device", "cuda:0", "--cuda-graphs", "off"])]
+    configs = [("cpu", [["--device", "cpu", "--threads", "8"]]),
+               ("cuda:0", [["--device", "cuda:0"]]),
+               ("cuda:0 graphs off", [["--device", "cuda:0", "--cuda-graphs", "off"]])]
     if args.cpu_only:
         configs = configs[:1]
     elif args.sm >= 89:
-        configs.append(("cuda:0 fp8 weights", ["--device", "cuda:0", "--weight-dtype", "fp8"]))
+        configs.append(("cuda:0 fp8 weights", [["--device", "cuda:0", "--weight-dtype", "fp8"]]))
+    if args.gpus >= 3 and not args.cpu_only:  # the default model's 9 / 3 heads split 3 ways
+        configs.append(("cuda:0-2 tensor parallel 3 (NCCL, graphs with collectives)",
+                        [["--device", f"cuda:{r}", "--tp-rank", str(r), "--tp-size", "3",
+                          "--peer-host", "127.0.0.1"] for r in range(3)]))
     failed = False
     reference = None
     for name, worker_args in configs:
         with tempfile.TemporaryDirectory(prefix="serve_smoke_") as workdir:
             try:
-                text, ids, elapsed = serve_and_ask(args.bins, args.model, worker_args, workdir)
+                text, ids, elapsed = serve_and_ask(args.bins, args.model, worker_args, workdir,
+                                                   tp=len(worker_args))
             except Exception as e:  # report every configuration, then fail
                 logs = "".join(open(os.path.join(workdir, f)).read()[-3000:]
                                for f in ("coordinator.log", "worker.log")
