@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "coordinator/cluster.h"
 #include "coordinator/coordinator_flags.h"
@@ -201,7 +202,7 @@ int main(int argc, char** argv) {
   signals.set_drain(&drain);
   const DrainReport report = drain.Run();
   signals.set_drain(nullptr);
-  Log(absl::StrCat("drained in ", absl::FormatDuration(absl::Trunc(report.elapsed, absl::Milliseconds(1))), ": ",
+  Log(absl::StrCat("drained in ", absl::StrFormat("%.1f s", absl::ToDoubleSeconds(report.elapsed)), ": ",
                    report.in_flight_at_start - report.cancelled, " of ", report.in_flight_at_start,
                    " in-flight requests ended on their own, ", report.cancelled,
                    " cancelled; KV blocks still in use: ", report.kv_blocks_used));
