@@ -1,6 +1,10 @@
 // `strata cluster up`: a coordinator and its workers as child processes on this
 // machine, supervised: a worker that dies is restarted (it re-registers with
-// the coordinator), Ctrl-C / SIGTERM stops them all.
+// the coordinator), Ctrl-C / SIGTERM stops them all: the coordinator first,
+// which drains in-flight requests (--shutdown-grace-s; a second Ctrl-C cancels
+// them) and tells the workers to shut down, then any worker still running.
+// Children run in their own process groups, so a terminal's Ctrl-C reaches
+// only this process, which decides the order.
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -28,7 +32,11 @@ namespace strata {
 namespace {
 
 volatile sig_atomic_t g_stop = 0;
-void OnSignal(int) { g_stop = 1; }
+volatile sig_atomic_t g_signals = 0;  // SIGINT/SIGTERM/SIGHUP received
+void OnSignal(int) {
+  g_stop = 1;
+  g_signals = g_signals + 1;
+}
 
 struct Child {
   std::string name;
@@ -51,7 +59,13 @@ bool Spawn(Child& c) {
   for (std::string& a : c.argv) argv.push_back(a.data());
   argv.push_back(nullptr);
   pid_t pid;
-  if (posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0) {
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attr, 0);  // its own group: a terminal's Ctrl-C is ours to order
+  const int err = posix_spawn(&pid, argv[0], nullptr, &attr, argv.data(), environ);
+  posix_spawnattr_destroy(&attr);
+  if (err != 0) {
     std::fprintf(stderr, "strata cluster: cannot start %s (%s)\n", c.name.c_str(), argv[0]);
     return false;
   }
@@ -81,6 +95,53 @@ void StopAll(std::vector<Child>& children) {
   }
 }
 
+// Reaps `c` if it has exited; true when it is gone.
+bool Reaped(Child& c) {
+  if (c.pid <= 0) return true;
+  int status;
+  const pid_t r = waitpid(c.pid, &status, WNOHANG);
+  if (r == c.pid || r < 0) c.pid = -1;
+  return c.pid <= 0;
+}
+
+// The coordinator first: SIGTERM makes it stop admitting, let in-flight
+// requests finish for its grace period, cancel the rest and send the workers
+// Shutdown. A signal to us meanwhile is forwarded once (the coordinator then
+// cancels at once). Workers left after that get SIGTERM.
+void StopInOrder(std::vector<Child>& children, int grace_s) {
+  using Clock = std::chrono::steady_clock;
+  Child& coord = children[0];
+  if (coord.pid > 0) {
+    kill(coord.pid, SIGTERM);
+    const int signals = g_signals;
+    bool forwarded = false;
+    const auto deadline = Clock::now() + std::chrono::seconds(grace_s + 30);
+    while (!Reaped(coord)) {
+      if (!forwarded && g_signals != signals) {
+        std::fprintf(stderr, "strata cluster: cancelling in-flight requests\n");
+        kill(coord.pid, SIGTERM);
+        forwarded = true;
+      }
+      if (Clock::now() > deadline) {
+        std::fprintf(stderr, "strata cluster: the coordinator did not exit; killing it\n");
+        kill(coord.pid, SIGKILL);
+        int status;
+        waitpid(coord.pid, &status, 0);
+        coord.pid = -1;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  // Workers told to shut down exit on their own; give them a moment.
+  std::vector<Child> workers(children.begin() + 1, children.end());
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  for (Child& w : workers) {
+    while (!Reaped(w) && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  StopAll(workers);
+}
+
 bool Healthy(const std::string& address) {
   auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
   auto stub = grpc::health::v1::Health::NewStub(channel);
@@ -98,7 +159,9 @@ int Usage() {
                "         [--kv-cache-mb M per worker] [--kv-dtype f16|...] [--max-num-seqs N] [--max-queue N]\n"
                "         [--max-batched-tokens N] [--long-prefill-chunk N] [--prefix-caching on|off] [--port-file FILE]\n"
                "         [--tensor-parallel-size T] [--pipeline-parallel-size P] [--collective-transport auto|tcp|shm]\n"
-               "  starts a coordinator and N replicas of T x P worker processes here; Ctrl-C stops them all\n");
+               "         [--shutdown-grace-s 25]\n"
+               "  starts a coordinator and N replicas of T x P worker processes here; Ctrl-C stops them all\n"
+               "  (in-flight requests first finish for up to --shutdown-grace-s; a second Ctrl-C cancels them)\n");
   return 2;
 }
 
@@ -111,7 +174,7 @@ int RunCluster(const std::vector<std::string>& all_args) {
                                {"model", "model-name", "replicas", "port", "worker-port", "metrics-port", "threads",
                                 "kv-cache-mb", "kv-dtype", "max-num-seqs", "max-queue", "max-batched-tokens",
                                 "long-prefill-chunk", "prefix-caching", "port-file", "tensor-parallel-size",
-                                "pipeline-parallel-size", "collective-transport"},
+                                "pipeline-parallel-size", "collective-transport", "shutdown-grace-s"},
                                {});
   if (!flags.ok()) {
     std::fprintf(stderr, "strata cluster: %s\n", std::string(flags.status().message()).c_str());
@@ -130,6 +193,11 @@ int RunCluster(const std::vector<std::string>& all_args) {
     return 2;
   }
   const int64_t ranks = *tp * *pp;
+  auto grace = flags->GetInt("shutdown-grace-s", 25);  // the coordinator checks the range too
+  if (!grace.ok() || *grace < 0 || *grace > 3600) {
+    std::fprintf(stderr, "strata cluster: --shutdown-grace-s must be in [0, 3600]\n");
+    return 2;
+  }
   auto threads = flags->GetInt("threads", std::max<int64_t>(1, cores / (*replicas * ranks)));
   if (!threads.ok() || *threads < 1) {
     std::fprintf(stderr, "strata cluster: --threads must be >= 1\n");
@@ -147,13 +215,15 @@ int RunCluster(const std::vector<std::string>& all_args) {
 
   signal(SIGINT, OnSignal);
   signal(SIGTERM, OnSignal);
+  signal(SIGHUP, OnSignal);  // the terminal went away: children in their own groups would not see it
   std::vector<Child> children;
   Child coord{"coordinator",
               {dir + "/strata-coordinator", "--model", model, "--model-name", name, "--replicas",
                absl::StrCat(*replicas), "--host", "127.0.0.1", "--port", flags->Get("port", "8001"),
                "--worker-port", flags->Get("worker-port", "8003"), "--metrics-port",
                flags->Get("metrics-port", "8002"), "--port-file", port_file, "--tensor-parallel-size",
-               absl::StrCat(*tp), "--pipeline-parallel-size", absl::StrCat(*pp)}};
+               absl::StrCat(*tp), "--pipeline-parallel-size", absl::StrCat(*pp), "--shutdown-grace-s",
+               absl::StrCat(*grace)}};
   // Scheduling flags go to the coordinator as given (it validates them).
   for (const char* f : {"max-num-seqs", "max-queue", "max-batched-tokens", "long-prefill-chunk", "prefix-caching"}) {
     if (flags->Has(f)) coord.argv.insert(coord.argv.end(), {absl::StrCat("--", f), flags->Get(f, "")});
@@ -241,12 +311,11 @@ int RunCluster(const std::vector<std::string>& all_args) {
       }
     }
   }
-  std::fprintf(stderr, "strata cluster: stopping\n");
-  // Workers first, so the coordinator does not count them as failures.
-  std::vector<Child> workers(children.begin() + 1, children.end());
-  StopAll(workers);
-  std::vector<Child> coordinator(children.begin(), children.begin() + 1);
-  StopAll(coordinator);
+  std::fprintf(stderr,
+               "strata cluster: stopping: the coordinator lets in-flight requests finish (up to %lld s; "
+               "Ctrl-C again cancels them)\n",
+               static_cast<long long>(*grace));
+  StopInOrder(children, static_cast<int>(*grace));
   std::remove(port_file.c_str());
   return rc;
 }

@@ -15,6 +15,7 @@ import queue
 import re
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -235,3 +236,84 @@ def test_bad_shutdown_grace_is_refused_and_the_config_key_works(bins, tiny_model
     out = subprocess.run([coordinator, "--model", tiny_model, "--config", config], capture_output=True, text=True,
                          timeout=30)
     assert out.returncode == 2 and "--shutdown-grace-s" in out.stderr, out.stderr
+
+
+def _cluster_up(bins, model, workdir, *extra):
+    port_file = tempfile.mktemp(prefix="up-", suffix=".ports", dir=workdir)  # fresh: tests share workdir
+    proc = subprocess.Popen([os.path.join(bins, "strata"), "cluster", "up", "--model", model, "--replicas", "1",
+                             "--port", "0", "--worker-port", "0", "--metrics-port", "0", "--threads", "1",
+                             "--port-file", port_file, *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # as a shell's foreground job: its own group
+    deadline = time.time() + 90
+    while not os.path.exists(port_file):
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.time() < deadline, "cluster up did not become ready"
+        time.sleep(0.1)
+    with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+        children = [int(x) for x in f.read().split()]
+    return proc, open(port_file).read().split()[0], children
+
+
+def _gone(pid):
+    return not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+
+
+@pytest.mark.time_limit(180)
+def test_cluster_up_ctrl_c_lets_the_in_flight_stream_finish_then_stops_everything(bins, default_model, workdir,
+                                                                                  pb):
+    # Children run in their own process groups: the terminal's Ctrl-C (SIGINT to
+    # the foreground group) reaches only `strata`, which stops the coordinator
+    # first (it drains) and the workers after.
+    proc, port, children = _cluster_up(bins, default_model, workdir, "--shutdown-grace-s", "60")
+    try:
+        assert all(os.getpgid(pid) == pid for pid in children)
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+            s = Stream(pb, ch, "Tell me a long story about the sea.", max_tokens=300)
+            assert s.first.wait(60) and s.tokens > 0, (s.code, s.details)
+            os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does to the foreground group
+            assert not s.done.is_set(), "the stream must still be running when Ctrl-C arrives"
+            s.wait(120)
+        assert s.code == grpc.StatusCode.OK, (s.code, s.details)
+        assert s.tokens == 300
+        assert proc.wait(timeout=60) == 0
+        out = proc.stdout.read()
+        assert "lets in-flight requests finish" in out, out
+        assert re.search(r"drained in .*: 1 of 1 .*ended on their own, 0 cancelled", out), out
+        for pid in children:
+            assert _gone(pid), f"child {pid} still running"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in children:
+            if not _gone(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.time_limit(180)
+def test_cluster_up_second_ctrl_c_cancels_the_in_flight_stream(bins, default_model, workdir, pb):
+    proc, port, children = _cluster_up(bins, default_model, workdir, "--shutdown-grace-s", "600")
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+            s = Stream(pb, ch, "Tell me a long story about the sea.", max_tokens=2000)
+            assert s.first.wait(60) and s.tokens > 0, (s.code, s.details)
+            proc.send_signal(signal.SIGINT)
+            time.sleep(1)
+            assert not s.done.is_set()
+            t0 = time.time()
+            proc.send_signal(signal.SIGINT)
+            s.wait(30)
+        assert s.code == grpc.StatusCode.UNAVAILABLE, (s.code, s.details)
+        assert s.tokens < 2000
+        assert proc.wait(timeout=30) == 0
+        assert time.time() - t0 < 30
+        out = proc.stdout.read()
+        assert "cancelling in-flight requests" in out, out
+        for pid in children:
+            assert _gone(pid), f"child {pid} still running"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in children:
+            if not _gone(pid):
+                os.kill(pid, signal.SIGKILL)
