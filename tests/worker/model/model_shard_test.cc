@@ -161,7 +161,9 @@ std::vector<std::vector<float>> RunSharded(const RandomModel& rm, int tp, int pp
         for (const ForwardBatch& b : Steps()) {
           absl::Status st = model->Forward(b, kv.get(), &logits);
           ASSERT_TRUE(st.ok()) << st;
-          if (!topo.last_stage()) ASSERT_TRUE(logits.empty());
+          if (!topo.last_stage()) {
+            ASSERT_TRUE(logits.empty());
+          }
           out[topo.world_rank()].insert(out[topo.world_rank()].end(), logits.begin(), logits.end());
         }
       });
@@ -344,7 +346,9 @@ TEST(ModelShardTest, DefaultModelShardsStayWithinTheQuantizationTolerance) {
     EXPECT_LE(d.max_rel, 0.35) << "tp " << layout.first << " pp " << layout.second;
     EXPECT_LE(d.rms_rel, 0.06) << "tp " << layout.first << " pp " << layout.second;
     EXPECT_LE(d.shortfall_rel, 0.7) << "tp " << layout.first << " pp " << layout.second;
-    if (layout.first == 1) EXPECT_EQ(d.max_rel, 0.0) << "pipeline stages alone change no arithmetic";
+    if (layout.first == 1) {
+      EXPECT_EQ(d.max_rel, 0.0) << "pipeline stages alone change no arithmetic";
+    }
   }
 }
 
