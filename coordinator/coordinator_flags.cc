@@ -19,7 +19,8 @@ const std::set<std::string>& ValuedFlags() {
       "port",            "worker-port",     "metrics-port",      "max-queue",      "max-num-seqs",
       "max-batched-tokens", "block-size",   "max-context",       "max-prompt-tokens", "max-tokens",
       "long-prefill-chunk", "watermark-blocks", "worker-liveness-s", "port-file",
-      "prefix-caching",  "tensor-parallel-size", "pipeline-parallel-size", "shutdown-grace-s"};
+      "prefix-caching",  "tensor-parallel-size", "pipeline-parallel-size", "shutdown-grace-s",
+      "step-timeout-s"};
   return flags;
 }
 
@@ -73,12 +74,15 @@ std::string CoordinatorUsage() {
          "  [--max-queue 256] [--max-num-seqs 64] [--max-batched-tokens 256] [--block-size 16]\n"
          "  [--max-context N] [--max-prompt-tokens N] [--max-tokens N] [--long-prefill-chunk N]\n"
          "  [--watermark-blocks N] [--prefix-caching on|off] [--worker-liveness-s 10] [--port-file FILE]\n"
-         "  [--shutdown-grace-s 25] [--config FILE.json]\n"
+         "  [--step-timeout-s 300] [--shutdown-grace-s 25] [--config FILE.json]\n"
          "\n"
          "SIGTERM/SIGINT drain the server: health turns NOT_SERVING and new requests get UNAVAILABLE at\n"
          "once; in-flight requests keep generating for up to --shutdown-grace-s seconds (0: cancel at\n"
          "once), then whatever is left ends with UNAVAILABLE; the workers are told to shut down and the\n"
          "process exits 0. A second signal cancels the remaining requests right away.\n"
+         "--worker-liveness-s: a worker heard from neither heartbeat nor result for this long is dropped;\n"
+         "--step-timeout-s: so is one whose step result is this late while its heartbeats keep coming (a\n"
+         "wedged device or collective); its replica's requests are retried elsewhere or failed, never held.\n"
          "--config FILE.json: the flags as JSON keys ({\"replicas\": 2, \"shutdown-grace-s\": 10});\n"
          "flags on the command line win.\n";
 }
@@ -122,7 +126,9 @@ absl::StatusOr<CoordinatorOptions> ParseCoordinatorFlags(const std::vector<std::
   ASSIGN_OR_RETURN(o.cluster.max_prompt_tokens, Int(f, "max-prompt-tokens", 0, 0, 1 << 24));
   ASSIGN_OR_RETURN(o.cluster.max_tokens, Int(f, "max-tokens", 0, 0, 1 << 24));
   ASSIGN_OR_RETURN(int32_t liveness, Int(f, "worker-liveness-s", 10, 1, 3600));
-  o.worker_liveness = absl::Seconds(liveness);
+  o.worker_timeouts.liveness = absl::Seconds(liveness);
+  ASSIGN_OR_RETURN(int32_t step_timeout, Int(f, "step-timeout-s", 300, 1, 86400));
+  o.worker_timeouts.step = absl::Seconds(step_timeout);
   ASSIGN_OR_RETURN(int32_t grace, Int(f, "shutdown-grace-s", 25, 0, 3600));
   o.shutdown_grace = absl::Seconds(grace);
   o.port_file = f.Get("port-file", "");

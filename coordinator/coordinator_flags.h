@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "coordinator/cluster.h"
+#include "coordinator/worker_connection.h"
 
 namespace strata::coordinator {
 
@@ -19,7 +20,7 @@ struct CoordinatorOptions {
   int32_t port = 8001;          // clients: KServe v2, strata.v1, health, reflection
   int32_t worker_port = 8003;   // workers: WorkerLink
   int32_t metrics_port = 8002;  // Prometheus /metrics over HTTP; 0 = off
-  absl::Duration worker_liveness = absl::Seconds(10);
+  WorkerLinkTimeouts worker_timeouts;  // --worker-liveness-s, --step-timeout-s
   // SIGTERM/SIGINT: how long in-flight requests may keep running before they
   // are cancelled (0: cancel at once). Keep it below the orchestrator's kill
   // deadline (Kubernetes terminationGracePeriodSeconds, 30 s by default).

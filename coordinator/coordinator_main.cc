@@ -9,21 +9,17 @@
 // grace period short.
 //
 // Threads: main (setup, then waits for the first signal and runs the drain),
-// a signal watcher (sigwait on SIGTERM/SIGINT, which every thread blocks), and
+// a signal watcher (common/termination_signals.h), and
 // gRPC's and the replicas' threads.
-#include <pthread.h>
-#include <signal.h>
-
 #include <cstdio>
 #include <fstream>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/synchronization/mutex.h"
+#include "common/termination_signals.h"
 #include "coordinator/cluster.h"
 #include "coordinator/coordinator_flags.h"
 #include "coordinator/drain.h"
@@ -42,64 +38,6 @@ void Log(const std::string& line) {
   const std::string out = absl::StrCat("[coordinator] ", line, "\n");
   std::fwrite(out.data(), 1, out.size(), stderr);
 }
-
-// Owns the sigwait thread: the first SIGTERM/SIGINT starts the drain, a
-// second cuts it short. SIGUSR1 is its private wake-up for exit.
-class SignalWatcher {
- public:
-  SignalWatcher() {
-    sigemptyset(&set_);
-    sigaddset(&set_, SIGTERM);
-    sigaddset(&set_, SIGINT);
-    sigaddset(&set_, SIGUSR1);
-    // Blocked before any other thread exists, so every thread inherits the
-    // mask and the signals only reach sigwait.
-    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
-    thread_ = std::thread([this] { Loop(); });
-  }
-  ~SignalWatcher() {
-    pthread_kill(thread_.native_handle(), SIGUSR1);
-    thread_.join();
-  }
-
-  // Main thread: blocks until the first signal; returns its name.
-  std::string WaitForFirst() {
-    absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(
-        +[](int* n) { return *n > 0; }, &signals_));
-    return first_;
-  }
-  // The drain a second signal cuts short (nullptr: none).
-  void set_drain(strata::coordinator::Drain* drain) {
-    absl::MutexLock lock(&mu_);
-    drain_ = drain;
-    if (drain_ != nullptr && signals_ > 1) drain_->CutShort();
-  }
-
- private:
-  void Loop() {
-    for (;;) {
-      int sig = 0;
-      if (sigwait(&set_, &sig) != 0) continue;
-      if (sig == SIGUSR1) return;
-      const char* name = sig == SIGTERM ? "SIGTERM" : "SIGINT";
-      absl::MutexLock lock(&mu_);
-      if (++signals_ == 1) {
-        first_ = name;
-      } else {
-        Log(absl::StrCat(name, " again: cancelling the remaining requests now"));
-        if (drain_ != nullptr) drain_->CutShort();
-      }
-    }
-  }
-
-  sigset_t set_;
-  std::thread thread_;
-  absl::Mutex mu_;
-  int signals_ ABSL_GUARDED_BY(mu_) = 0;
-  std::string first_ ABSL_GUARDED_BY(mu_);
-  strata::coordinator::Drain* drain_ ABSL_GUARDED_BY(mu_) = nullptr;
-};
 
 int Fail(const std::string& what) {
   std::fprintf(stderr, "strata-coordinator: %s\n", what.c_str());
@@ -121,7 +59,7 @@ int main(int argc, char** argv) {
                  CoordinatorUsage().c_str());
     return 2;
   }
-  SignalWatcher signals;
+  strata::TerminationSignals signals;
   const std::string metrics_addr =
       options->metrics_port > 0 || !options->port_file.empty()
           ? absl::StrCat(options->host, ":", options->metrics_port)
@@ -154,7 +92,7 @@ int main(int argc, char** argv) {
     return Fail(absl::StrCat("cannot listen for clients on ", options->host, ":", options->port));
   }
 
-  WorkerLinkService link(cluster->get(), options->worker_liveness);
+  WorkerLinkService link(cluster->get(), options->worker_timeouts);
   int worker_port = 0;
   grpc::ServerBuilder worker_builder;
   worker_builder.AddListeningPort(absl::StrCat(options->host, ":", options->worker_port),
@@ -199,9 +137,14 @@ int main(int argc, char** argv) {
   drain_options.grace = options->shutdown_grace;
   drain_options.log = Log;
   Drain drain(cluster->get(), drain_options);
-  signals.set_drain(&drain);
+  // A second SIGTERM/SIGINT cuts the drain short.
+  signals.SetHandler([&drain](const std::string& name, int count) {
+    if (count < 2) return;
+    Log(absl::StrCat(name, " again: cancelling the remaining requests now"));
+    drain.CutShort();
+  });
   const DrainReport report = drain.Run();
-  signals.set_drain(nullptr);
+  signals.SetHandler(nullptr);
   Log(absl::StrCat("drained in ", absl::StrFormat("%.1f s", absl::ToDoubleSeconds(report.elapsed)), ": ",
                    report.in_flight_at_start - report.cancelled, " of ", report.in_flight_at_start,
                    " in-flight requests ended on their own, ", report.cancelled,

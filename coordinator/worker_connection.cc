@@ -8,12 +8,12 @@ namespace strata::coordinator {
 
 WorkerConnection::WorkerConnection(grpc::ServerContext* context, Stream* stream,
                                    wire::Register registration, std::string worker_id,
-                                   absl::Duration liveness_timeout)
+                                   WorkerLinkTimeouts timeouts)
     : context_(context),
       stream_(stream),
       registration_(std::move(registration)),
       worker_id_(std::move(worker_id)),
-      liveness_timeout_(liveness_timeout),
+      timeouts_(timeouts),
       last_heard_(absl::Now()) {}
 
 absl::Status WorkerConnection::ReadLoop() {
@@ -105,6 +105,10 @@ bool WorkerConnection::SendRegistered(const wire::Registered& registered) {
 absl::Status WorkerConnection::Send(const wire::StepPlan& plan) {
   wire::CoordinatorMessage msg;
   *msg.mutable_step_plan() = plan;
+  {
+    absl::MutexLock lock(&mu_);
+    sent_at_[plan.step_id()] = absl::Now();
+  }
   if (Write(msg)) return absl::OkStatus();
   absl::MutexLock lock(&mu_);
   return end_status_.ok() ? absl::UnavailableError(absl::StrCat("worker ", worker_id_, " went away"))
@@ -119,6 +123,7 @@ absl::StatusOr<wire::StepResult> WorkerConnection::Await(uint64_t step_id) {
     if (!results_.empty()) {
       wire::StepResult r = std::move(results_.front());
       results_.pop_front();
+      sent_at_.erase(r.step_id());
       if (r.step_id() != step_id) {
         return absl::InternalError(absl::StrCat("worker ", worker_id_, " answered step ", r.step_id(),
                                                 " while step ", step_id, " was expected"));
@@ -126,9 +131,17 @@ absl::StatusOr<wire::StepResult> WorkerConnection::Await(uint64_t step_id) {
       return r;
     }
     if (closed_) return end_status_;
-    if (absl::Now() - last_heard_ > liveness_timeout_) {
+    const absl::Time now = absl::Now();
+    if (now - last_heard_ > timeouts_.liveness) {
       end_status_ = absl::UnavailableError(absl::StrCat("worker ", worker_id_, " silent for more than ",
-                                                        absl::FormatDuration(liveness_timeout_)));
+                                                        absl::FormatDuration(timeouts_.liveness)));
+      context_->TryCancel();
+      return end_status_;
+    }
+    if (auto it = sent_at_.find(step_id); it != sent_at_.end() && now - it->second > timeouts_.step) {
+      end_status_ = absl::UnavailableError(absl::StrCat(
+          "worker ", worker_id_, " did not answer step ", step_id, " within ", absl::FormatDuration(timeouts_.step),
+          " although its heartbeats kept coming (wedged in the step; --step-timeout-s)"));
       context_->TryCancel();
       return end_status_;
     }

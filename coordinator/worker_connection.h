@@ -5,7 +5,9 @@
 //     stream ends; StepResults are  ───►  for the StepResult with its step_id
 //     queued, heartbeats refresh          (UNAVAILABLE when the worker is gone or
 //     the liveness clock                  silent for longer than the liveness
-//                                         timeout: the stream is then cancelled)
+//                                         timeout, or with no result for the
+//                                         step timeout: the stream is then
+//                                         cancelled)
 //
 // The stream object belongs to the gRPC handler; it stays valid until
 // ReadLoop() returns, and Close() (called by the handler after ReadLoop) makes
@@ -22,6 +24,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -35,12 +38,24 @@ namespace strata::coordinator {
 
 namespace wire = ::strata::worker::v1;
 
+// How long the coordinator waits on a worker before it gives up on it (its
+// stream is then cancelled and the replica treats it as gone).
+struct WorkerLinkTimeouts {
+  // Nothing heard (no heartbeat, no result) for this long (--worker-liveness-s).
+  absl::Duration liveness = absl::Seconds(10);
+  // One step's result not back this long after its plan was sent, although
+  // heartbeats keep coming: the worker is wedged inside the step (a hung
+  // device or collective) and would hold its replica's requests forever
+  // (--step-timeout-s).
+  absl::Duration step = absl::Seconds(300);
+};
+
 class WorkerConnection {
  public:
   using Stream = grpc::ServerReaderWriter<wire::CoordinatorMessage, wire::WorkerMessage>;
 
   WorkerConnection(grpc::ServerContext* context, Stream* stream, wire::Register registration,
-                   std::string worker_id, absl::Duration liveness_timeout);
+                   std::string worker_id, WorkerLinkTimeouts timeouts);
 
   const wire::Register& registration() const { return registration_; }
   const std::string& worker_id() const { return worker_id_; }
@@ -81,7 +96,7 @@ class WorkerConnection {
   Stream* const stream_;
   const wire::Register registration_;
   const std::string worker_id_;
-  const absl::Duration liveness_timeout_;
+  const WorkerLinkTimeouts timeouts_;
 
   absl::Mutex write_mu_;  // one writer at a time; guards use of stream_ for writes
   mutable absl::Mutex mu_;
@@ -90,6 +105,7 @@ class WorkerConnection {
   absl::Status end_status_ ABSL_GUARDED_BY(mu_);
   std::deque<wire::StepResult> results_ ABSL_GUARDED_BY(mu_);
   absl::Time last_heard_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, absl::Time> sent_at_ ABSL_GUARDED_BY(mu_);  // plans awaiting their result
 };
 
 }  // namespace strata::coordinator

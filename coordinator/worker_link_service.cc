@@ -24,7 +24,7 @@ grpc::Status WorkerLinkService::Attach(grpc::ServerContext* context,
     return ToGrpcStatus(replica.status());
   }
   const std::string worker_id = absl::StrCat("r", reg.replica(), "-w", next_worker_++);
-  auto conn = std::make_shared<WorkerConnection>(context, stream, reg, worker_id, liveness_timeout_);
+  auto conn = std::make_shared<WorkerConnection>(context, stream, reg, worker_id, timeouts_);
   // Registered follows once every rank of the replica's group has attached.
   absl::Status attached = (*replica)->Attach(conn);
   if (!attached.ok()) {

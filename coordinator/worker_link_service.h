@@ -9,6 +9,7 @@
 #include <atomic>
 
 #include "coordinator/cluster.h"
+#include "coordinator/worker_connection.h"
 #include "grpcpp/grpcpp.h"
 #include "strata/v1/worker.grpc.pb.h"
 
@@ -17,8 +18,7 @@ namespace strata::coordinator {
 class WorkerLinkService final : public ::strata::worker::v1::WorkerLink::Service {
  public:
   // `cluster` must outlive the service.
-  WorkerLinkService(Cluster* cluster, absl::Duration liveness_timeout)
-      : cluster_(cluster), liveness_timeout_(liveness_timeout) {}
+  WorkerLinkService(Cluster* cluster, WorkerLinkTimeouts timeouts) : cluster_(cluster), timeouts_(timeouts) {}
 
   grpc::Status Attach(grpc::ServerContext* context,
                       grpc::ServerReaderWriter<::strata::worker::v1::CoordinatorMessage,
@@ -26,7 +26,7 @@ class WorkerLinkService final : public ::strata::worker::v1::WorkerLink::Service
 
  private:
   Cluster* const cluster_;
-  const absl::Duration liveness_timeout_;
+  const WorkerLinkTimeouts timeouts_;
   std::atomic<int64_t> next_worker_{1};
 };
 

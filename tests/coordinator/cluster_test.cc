@@ -219,6 +219,41 @@ TEST_F(ClusterTest, WorkerDeathRetriesUnstreamedRequestsElsewhereAndFailsStreame
   EXPECT_TRUE(ReadAll(*s).status.ok());
 }
 
+// A worker wedged inside a step (a hung device or collective) keeps sending
+// heartbeats, so the liveness timeout never fires; the step timeout does: its
+// requests that streamed nothing run on the other replica, the others end
+// with UNAVAILABLE naming the step and the flag, and none is held forever.
+TEST_F(ClusterTest, AWorkerWedgedInAStepIsDroppedAfterTheStepTimeout) {
+  timeouts_.step = absl::Seconds(1);
+  Start(2, /*max_num_seqs=*/4);
+  WorkerScript wedged{0, 257, absl::Milliseconds(5)};
+  wedged.hang_at_step = 4;
+  ScriptedWorker* w0 = AddWorker(wedged);
+  AddWorker({1, 257, absl::Milliseconds(5)});
+  std::vector<std::shared_ptr<RequestStream>> streams;
+  for (int i = 0; i < 8; ++i) streams.push_back(*cluster_->Submit("smol", Req(Prompt(30, i), 30)));
+  int ok = 0, unavailable = 0;
+  for (int i = 0; i < 8; ++i) {
+    Outcome o = ReadAll(*streams[i]);
+    if (o.status.ok()) {
+      ++ok;
+      EXPECT_EQ(o.tokens, Expected(Prompt(30, i), 30)) << i;
+    } else {
+      EXPECT_EQ(o.status.code(), absl::StatusCode::kUnavailable) << o.status;
+      EXPECT_NE(o.status.message().find("did not answer step 4 within 1s"), absl::string_view::npos) << o.status;
+      EXPECT_NE(o.status.message().find("--step-timeout-s"), absl::string_view::npos) << o.status;
+      EXPECT_FALSE(o.tokens.empty()) << "a request that streamed nothing must be retried, not failed";
+      ++unavailable;
+    }
+  }
+  EXPECT_TRUE(w0->WaitGone());  // its stream was cancelled
+  EXPECT_EQ(ok + unavailable, 8);
+  EXPECT_GE(ok, 4);
+  EXPECT_GT(unavailable, 0);
+  for (int i = 0; i < 200 && ReplicaReady(0); ++i) absl::SleepFor(absl::Milliseconds(10));
+  EXPECT_FALSE(ReplicaReady(0));
+}
+
 // A worker that leaves (WorkerLink Leave, as strata-worker does on SIGTERM)
 // is taken out at once, not after the liveness timeout: its requests that
 // streamed nothing run on the other replica, the others end with UNAVAILABLE

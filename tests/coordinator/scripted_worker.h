@@ -60,6 +60,9 @@ struct WorkerScript {
   // then answer no plan and wait for the coordinator's Shutdown (-1: never).
   int leave_at_step = -1;
   std::string leave_reason = "test leave";
+  // When this step arrives: never answer it, only keep sending heartbeats
+  // (a worker wedged inside a step), until the coordinator cancels the stream.
+  int hang_at_step = -1;
   // Place in a TP x PP replica. Only the sampling rank (last stage, tp 0)
   // answers the rule's tokens; the others answer wrong ones, which the
   // coordinator must ignore.
@@ -166,6 +169,12 @@ class ScriptedWorker {
       const int step = ++steps_;
       if (step == script_.die_at_step) {
         ctx_.TryCancel();
+        break;
+      }
+      if (step == script_.hang_at_step) {
+        w::WorkerMessage hb;
+        hb.mutable_heartbeat()->set_last_completed_step_id(plan.step_id() - 1);
+        while (stream->Write(hb)) absl::SleepFor(absl::Milliseconds(100));
         break;
       }
       if (step == script_.leave_at_step) {
@@ -277,7 +286,7 @@ class ClusterTest : public ::testing::Test {
     auto c = Cluster::Create(cfg, metrics_.get());
     ASSERT_TRUE(c.ok()) << c.status();
     cluster_ = *std::move(c);
-    service_ = std::make_unique<WorkerLinkService>(cluster_.get(), absl::Seconds(5));
+    service_ = std::make_unique<WorkerLinkService>(cluster_.get(), timeouts_);
     grpc::ServerBuilder b;
     int port = 0;
     b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
@@ -359,6 +368,7 @@ class ClusterTest : public ::testing::Test {
     return p;
   }
 
+  WorkerLinkTimeouts timeouts_{absl::Seconds(5), absl::Seconds(300)};  // set before Start
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<Cluster> cluster_;
   std::unique_ptr<WorkerLinkService> service_;
