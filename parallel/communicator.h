@@ -90,6 +90,20 @@ class Communicator {
   // communicator cannot read device buffers, so binding it to a device stream
   // is a configuration error (use NCCL for device buffers).
   virtual absl::Status BindStream(void* stream);
+
+  // For device communicators, whose work runs on a stream after the op
+  // returned (a bound NCCL communicator's kernels in the model's stream):
+  //   - AsyncError: an error reported asynchronously since (a peer gone, a
+  //     network failure), or the communicator's earlier failure; OK while
+  //     healthy.
+  //   - Abort: ends the communicator's work still waiting on peers, so the
+  //     stream drains; every later op fails naming `why`.
+  // A waiter on the stream (CollectiveWatch, worker/backend/collective_watch.h)
+  // calls them so that a dead peer fails the step instead of hanging it.
+  // Default (host communicators, whose ops finish or time out before they
+  // return): OK, and a no-op.
+  virtual absl::Status AsyncError() { return absl::OkStatus(); }
+  virtual void Abort(const absl::Status& why) { (void)why; }
 };
 
 }  // namespace strata::parallel

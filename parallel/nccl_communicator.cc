@@ -420,6 +420,23 @@ absl::Status NcclCommunicator::BindStream(void* stream) {
 }
 
 
+absl::Status NcclCommunicator::AsyncError() {
+  if (!failure_.ok()) return failure_;
+  if (comm_ == nullptr) return absl::OkStatus();
+  ncclResult_t state = ncclSuccess;
+  if (ncclResult_t r = ncclCommGetAsyncError(comm_, &state); r != ncclSuccess) {
+    return Fail(NcclError("ncclCommGetAsyncError", r));
+  }
+  if (state != ncclSuccess && state != ncclInProgress) {
+    return Fail(NcclError("asynchronous NCCL error", state));
+  }
+  return absl::OkStatus();
+}
+
+void NcclCommunicator::Abort(const absl::Status& why) {
+  Fail(absl::Status(why.code(), absl::StrCat(description_, ": aborted: ", why.message()))).IgnoreError();
+}
+
 absl::Status NcclCommunicator::Synchronize() {
   RETURN_IF_ERROR(BeginOp("Synchronize"));
   const absl::Time deadline = absl::Now() + sync_timeout_;

@@ -107,6 +107,10 @@ class NcclCommunicator : public Communicator {
   absl::Status BindStream(void* stream) override;
   // The bound compute stream, null when none.
   cudaStream_t bound_stream() const { return bound_stream_; }
+  // communicator.h: ncclCommGetAsyncError (an error state fails the
+  // communicator); Abort is ncclCommAbort, recording `why` as the failure.
+  absl::Status AsyncError() override;
+  void Abort(const absl::Status& why) override;
 
   // Waits (bounded by sync_timeout) until everything enqueued on stream() has
   // finished, watching NCCL's asynchronous errors meanwhile.

@@ -70,6 +70,11 @@ wire::Register CoordinatorLink::MakeRegister() const {
   return r;
 }
 
+absl::Duration CoordinatorLink::StepRunningFor() const {
+  const int64_t started = step_started_ns_.load();
+  return started == 0 ? absl::ZeroDuration() : absl::Now() - absl::FromUnixNanos(started);
+}
+
 void CoordinatorLink::Stop() {
   absl::MutexLock lock(&mu_);
   stopped_.store(true);
@@ -226,7 +231,9 @@ absl::Status CoordinatorLink::Attach() {
           // it reads Leave), so the plan's result would go unread.
           if (leaving_.load()) break;
           wire::WorkerMessage out;
+          step_started_ns_.store(absl::ToUnixNanos(absl::Now()));
           *out.mutable_step_result() = executor_->Execute(msg.step_plan());
+          step_started_ns_.store(0);
           if (out.step_result().has_error()) {
             Log(absl::StrCat("step ", msg.step_plan().step_id(), " error (code ",
                              out.step_result().error().code(), "): ", out.step_result().error().message()));

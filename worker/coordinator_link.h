@@ -85,6 +85,9 @@ class CoordinatorLink {
   // signal handler). Run/Attach return soon after; later calls return at once.
   void Stop();
   bool stopped() const { return stopped_.load(); }
+  // Any thread: how long the step being executed has been running (zero
+  // between steps). A watchdog's input (worker/step_watchdog.h).
+  absl::Duration StepRunningFor() const;
   // Any thread (not a signal handler): leave the replica cleanly. When
   // attached, tells the coordinator (WorkerLink Leave with `reason`), so it
   // takes the replica out of service at once instead of noticing a broken
@@ -117,6 +120,7 @@ class CoordinatorLink {
   std::atomic<bool> stopped_{false};
   std::atomic<bool> leaving_{false};  // Leave sent: execute no more plans
   std::atomic<uint64_t> last_completed_step_{0};
+  std::atomic<int64_t> step_started_ns_{0};  // unix ns when the running step began; 0 between steps
   absl::Time registered_at_ = absl::InfinitePast();  // step thread only
 
   absl::Mutex mu_;  // guards the current call's context and wakes waits

@@ -1,6 +1,7 @@
 #include "worker/step_executor.h"
 
 #include "worker/backend/backend_factory.h"
+#include "worker/communicator_watch.h"
 #include "worker/backend/device_memory_plan.h"
 
 #include <algorithm>
@@ -334,16 +335,26 @@ absl::StatusOr<std::unique_ptr<StepExecutor>> StepExecutor::Create(const StepExe
   return e;
 }
 
+StepExecutor::~StepExecutor() {
+  // The watch names the communicators, which go first (member order).
+  if (backend_ != nullptr) backend_->WatchCollectives({});
+}
+
+void StepExecutor::DropCommunicators() {
+  backend_->WatchCollectives({});
+  runner_->BindGroups({});
+  tp_comm_.reset();
+  pp_comm_.reset();
+  connected_ = false;
+}
+
 absl::Status StepExecutor::Connect(const std::string& rendezvous) {
   const parallel::ParallelTopology& topo = config_.topology;
   if (topo.world_size() == 1) {
     connected_ = true;
     return absl::OkStatus();
   }
-  runner_->BindGroups({});
-  tp_comm_.reset();
-  pp_comm_.reset();
-  connected_ = false;
+  DropCommunicators();
   if (topo.tp_size > 1) {
     CommunicatorSpec spec;
     spec.key_prefix = absl::StrCat(rendezvous, "/tp/stage", topo.pp_stage);
@@ -368,6 +379,7 @@ absl::Status StepExecutor::Connect(const std::string& rendezvous) {
     if (comm != nullptr) RETURN_IF_ERROR(comm->BindStream(stream));
   }
   runner_->BindGroups({tp_comm_.get(), pp_comm_.get()});
+  backend_->WatchCollectives(WatchCommunicators({tp_comm_.get(), pp_comm_.get()}, config_.collective_timeout));
   connected_ = true;
   return absl::OkStatus();
 }
@@ -375,12 +387,7 @@ absl::Status StepExecutor::Connect(const std::string& rendezvous) {
 absl::Status StepExecutor::Reset() {
   seqs_.clear();
   next_step_id_ = 1;
-  if (config_.topology.world_size() > 1) {
-    runner_->BindGroups({});
-    tp_comm_.reset();
-    pp_comm_.reset();
-    connected_ = false;
-  }
+  if (config_.topology.world_size() > 1) DropCommunicators();
   kv_.reset();  // free before allocating the fresh pool
   KvCacheConfig kc;
   kc.n_layers = runner_->shard().n_layers();

@@ -59,6 +59,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "kernels/cpu/thread_pool.h"
 #include "parallel/communicator.h"
 #include "parallel/parallel_groups.h"
@@ -118,6 +119,10 @@ struct StepExecutorConfig {
   // Builds the tp / pp communicators in Connect (required when the topology
   // is not 1 x 1).
   CommunicatorFactory make_communicator;
+  // Bound of a step's wait on a device stream with collectives in it
+  // (Backend::WatchCollectives): after it the communicators are aborted and
+  // the step fails (--collective-timeout-s).
+  absl::Duration collective_timeout = absl::Seconds(60);
 };
 
 // What Register reports about the model (ModelIdentity in worker.proto).
@@ -213,6 +218,7 @@ class StepExecutor {
   // Loads config.model_path and sizes the KV pool (from config, or from the
   // device's memory, see PlanKvFromDevice).
   static absl::StatusOr<std::unique_ptr<StepExecutor>> Create(const StepExecutorConfig& config);
+  ~StepExecutor();
   // Same with an already loaded model (config.model_path is only reported).
   static absl::StatusOr<std::unique_ptr<StepExecutor>> Create(const StepExecutorConfig& config,
                                                               std::unique_ptr<LoadedModel> model);
@@ -273,6 +279,8 @@ class StepExecutor {
     int64_t num_tokens = 0;
   };
   StepExecutor() = default;
+  // Unwatches, unbinds and destroys the tp/pp communicators; not connected.
+  void DropCommunicators();
   absl::Status CheckTokens(const google::protobuf::RepeatedField<int32_t>& ids,
                            const char* field) const;
   absl::Status CheckBlocks(const google::protobuf::RepeatedField<uint32_t>& ids,

@@ -133,7 +133,11 @@ std::string WorkerUsage() {
       "                           TCP otherwise; tcp/shm are cpu only, nccl is cuda only)\n"
       "  --collective-timeout-s S how long a rendezvous or one collective may wait for peers (default 60)\n"
       "  --connect-timeout-s S    how long to keep dialing an unreachable coordinator (default 120)\n"
-      "Exit status: 0 after Shutdown or SIGTERM/SIGINT, 1 on a runtime failure, 2 on bad flags.\n");
+      "  --max-step-s S           a step still running after S seconds ends the process with status 3\n"
+      "                           (wedged in a hung device call; the supervisor restarts it; default 0:\n"
+      "                           no bound). Keep it above the longest step and --collective-timeout-s\n"
+      "Exit status: 0 after Shutdown or SIGTERM/SIGINT, 1 on a runtime failure, 2 on bad flags,\n"
+      "3 after a step overran --max-step-s.\n");
 }
 
 absl::StatusOr<WorkerFlags> ParseWorkerFlags(const std::vector<std::string>& args) {
@@ -142,7 +146,7 @@ absl::StatusOr<WorkerFlags> ParseWorkerFlags(const std::vector<std::string>& arg
       "--threads",     "--kv-cache-mb", "--kv-blocks", "--block-size", "--kv-dtype",
       "--max-context", "--tp-rank",   "--tp-size",    "--pp-stage",   "--pp-size",
       "--connect-timeout-s", "--pp-layer-split", "--peer-host", "--collective-timeout-s",
-      "--collective-transport", "--gpu-memory-utilization", "--weight-dtype", "--cuda-graphs"};
+      "--collective-transport", "--gpu-memory-utilization", "--weight-dtype", "--cuda-graphs", "--max-step-s"};
   std::map<std::string, std::string> values;
   WorkerFlags f;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -232,6 +236,11 @@ absl::StatusOr<WorkerFlags> ParseWorkerFlags(const std::vector<std::string>& arg
       f.kv_dtype = KvDtype::kFp8E4M3Unscaled;
     } else {
       return Bad("--kv-dtype", *v, "expected f16, f32, bf16, fp8, fp8-unscaled or int8");
+    }
+  }
+  if (const std::string* v = get("--max-step-s")) {
+    if (!absl::SimpleAtod(*v, &f.max_step_s) || !(f.max_step_s >= 0) || f.max_step_s > 1e7) {
+      return Bad("--max-step-s", *v, "expected seconds >= 0 (0: no bound)");
     }
   }
   if (const std::string* v = get("--connect-timeout-s")) {
@@ -331,6 +340,7 @@ StepExecutorConfig ExecutorConfigFromFlags(const WorkerFlags& f) {
   c.topology.pp_stage = static_cast<int>(f.pp_stage);
   c.topology.pp_size = static_cast<int>(f.pp_size);
   c.layer_split = f.layer_split;
+  c.collective_timeout = absl::Seconds(f.collective_timeout_s);
   return c;
 }
 

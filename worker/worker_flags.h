@@ -68,6 +68,7 @@ struct WorkerFlags {
   double collective_timeout_s = 60;  // --collective-timeout-s
   CollectiveTransport collective_transport = CollectiveTransport::kAuto;  // --collective-transport
   double connect_timeout_s = 120; // --connect-timeout-s
+  double max_step_s = 0;          // --max-step-s (0: no bound)
   bool help = false;              // --help
 };
 

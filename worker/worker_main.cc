@@ -9,25 +9,24 @@
 //
 // Exit status: 0 after Shutdown or SIGTERM/SIGINT, 1 on a runtime failure
 // (model load, coordinator unreachable or refusing the registration), 2 on bad
-// flags.
+// flags, 3 when a step ran past --max-step-s (the process is wedged in the
+// device: it ends at once, without unwinding, so its supervisor restarts it).
 //
 // Threads: main (load, then CoordinatorLink::Run as the step thread), a signal
-// watcher (sigwait on SIGTERM/SIGINT, which every thread blocks, then
-// CoordinatorLink::Leave), and the link's heartbeat thread.
-#include <pthread.h>
-#include <signal.h>
-
-#include <atomic>
+// watcher (common/termination_signals.h; it runs CoordinatorLink::Leave), and
+// the link's heartbeat thread, and with --max-step-s a step watchdog
+// (worker/step_watchdog.h).
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
-#include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/synchronization/mutex.h"
+#include "common/termination_signals.h"
 #include "parallel/coordinator_store_client.h"
 #include "parallel/cpu_communicator.h"
 #ifdef STRATA_WITH_NCCL
@@ -36,6 +35,7 @@
 #include "worker/backend/backend_factory.h"
 #include "worker/coordinator_link.h"
 #include "worker/step_executor.h"
+#include "worker/step_watchdog.h"
 #include "worker/worker_flags.h"
 
 namespace strata {
@@ -44,6 +44,7 @@ namespace {
 constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
 constexpr int kExitBadFlags = 2;
+constexpr int kExitWedged = 3;
 
 std::string g_prefix = "[worker]";
 
@@ -51,60 +52,6 @@ void Log(absl::string_view message) {
   const std::string line = absl::StrCat(g_prefix, " ", message, "\n");
   std::fwrite(line.data(), 1, line.size(), stderr);
 }
-
-// Owns the sigwait thread. SIGUSR1 is its private wake-up for shutdown.
-class SignalWatcher {
- public:
-  SignalWatcher() {
-    sigemptyset(&set_);
-    sigaddset(&set_, SIGTERM);
-    sigaddset(&set_, SIGINT);
-    sigaddset(&set_, SIGUSR1);
-    // Block before any other thread exists so every thread inherits the mask
-    // and the signals only reach sigwait.
-    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
-    thread_ = std::thread([this] { Loop(); });
-  }
-  ~SignalWatcher() {
-    pthread_kill(thread_.native_handle(), SIGUSR1);
-    thread_.join();
-  }
-
-  // Links the watcher to the link to stop (nullptr to unlink).
-  void Attach(CoordinatorLink* link) {
-    absl::MutexLock lock(&mu_);
-    link_ = link;
-    if (link_ != nullptr && signalled_) link_->Leave(signal_name_);
-  }
-  bool signalled() {
-    absl::MutexLock lock(&mu_);
-    return signalled_;
-  }
-
- private:
-  void Loop() {
-    for (;;) {
-      int sig = 0;
-      if (sigwait(&set_, &sig) != 0) continue;
-      if (sig == SIGUSR1) return;
-      const std::string name = absl::StrCat(sig == SIGTERM ? "SIGTERM" : "SIGINT", " received");
-      Log(absl::StrCat(name, "; leaving the replica"));
-      absl::MutexLock lock(&mu_);
-      if (!signalled_) signal_name_ = name;
-      signalled_ = true;
-      // Blocks until the coordinator answered (bounded by the link's
-      // leave_timeout); a repeated signal is a no-op.
-      if (link_ != nullptr) link_->Leave(signal_name_);
-    }
-  }
-
-  sigset_t set_;
-  std::thread thread_;
-  absl::Mutex mu_;
-  CoordinatorLink* link_ ABSL_GUARDED_BY(mu_) = nullptr;
-  bool signalled_ ABSL_GUARDED_BY(mu_) = false;
-  std::string signal_name_ ABSL_GUARDED_BY(mu_);
-};
 
 int Main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -119,7 +66,8 @@ int Main(int argc, char** argv) {
     return kExitOk;
   }
   g_prefix = absl::StrCat("[worker r", flags->replica, "]");
-  SignalWatcher signals;
+  TerminationSignals signals;
+  signals.SetHandler([](const std::string& name, int) { Log(absl::StrCat(name, " received; leaving the replica")); });
 
   StepExecutorConfig exec_config = ExecutorConfigFromFlags(*flags);
   // Before the model is loaded: a worker asked for a GPU it does not have
@@ -251,12 +199,34 @@ int Main(int argc, char** argv) {
     Log(absl::StrCat("KV pool sized from the GPU (--gpu-memory-utilization ", flags->gpu_memory_utilization,
                      "): ", (*executor)->kv_plan().device_breakdown));
   }
-  if (signals.signalled()) return kExitOk;
+  if (signals.count() > 0) return kExitOk;
 
   CoordinatorLink link(LinkConfigFromFlags(*flags), executor->get());
-  signals.Attach(&link);
+  // Blocks the watcher until the coordinator answered (bounded by the link's
+  // leave_timeout); a repeated signal is a no-op. A signal that came since
+  // the check above runs this at once.
+  signals.SetHandler([&link](const std::string& name, int) {
+    Log(absl::StrCat(name, " received; leaving the replica"));
+    link.Leave(absl::StrCat(name, " received"));
+  });
+  std::unique_ptr<StepWatchdog> watchdog;
+  if (flags->max_step_s > 0) {
+    StepWatchdogParams w;
+    w.running_for = [&link] { return link.StepRunningFor(); };
+    w.bound = absl::Seconds(flags->max_step_s);
+    w.on_overrun = [](absl::Duration ran) {
+      Log(absl::StrCat("a step has been running for ", absl::FormatDuration(ran),
+                       ", past --max-step-s: wedged in the device; exiting with status 3"));
+      // The step thread is stuck inside the device: no unwinding (destructors
+      // would wait on it), just end the process.
+      std::fflush(stderr);
+      std::_Exit(kExitWedged);
+    };
+    watchdog = std::make_unique<StepWatchdog>(std::move(w));
+  }
   const absl::Status status = link.Run();
-  signals.Attach(nullptr);
+  watchdog.reset();
+  signals.SetHandler(nullptr);
   if (!status.ok()) {
     Log(absl::StrCat("exiting: ", status.ToString()));
     return kExitFailure;

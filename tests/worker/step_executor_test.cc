@@ -881,6 +881,13 @@ class RecordingCommunicator : public parallel::Communicator {
     if (refuse_) return absl::FailedPreconditionError("recording communicator: BindStream refused");
     return absl::OkStatus();
   }
+  absl::Status AsyncError() override { return async_error != nullptr ? *async_error : absl::OkStatus(); }
+  void Abort(const absl::Status& why) override {
+    if (aborts != nullptr) aborts->push_back(why);
+  }
+
+  absl::Status* async_error = nullptr;       // what AsyncError answers (OK when null)
+  std::vector<absl::Status>* aborts = nullptr;  // Abort's calls
 
  private:
   int rank_, size_;
@@ -918,6 +925,57 @@ TEST(StepExecutorConnectTest, BindsEachCommunicatorToTheBackendStream) {
 }
 
 #ifdef STRATA_TEST_CUDA_HARNESS
+// Connect hands the device backend a watch over its communicators (the NCCL
+// watchdog's hooks, collective_watch.h): active once connected, bounded by
+// collective_timeout, its check and abort reaching the communicators; gone
+// before the communicators are.
+TEST(StepExecutorConnectTest, WatchesItsCommunicatorsOnTheDeviceBackend) {
+  if (!HaveModel()) GTEST_SKIP() << "default model not installed";
+  std::vector<void*> bound;
+  bool refuse = false;
+  absl::Status async_error;
+  std::vector<absl::Status> aborts;
+  HostKernelOps* ops = nullptr;
+  StepExecutorConfig xc;
+  xc.model_path = STRATA_DEFAULT_MODEL;
+  xc.max_context = kMaxContext;
+  xc.block_size = kBlockSize;
+  xc.kv_blocks = kBlocks;
+  xc.topology.pp_size = 2;  // stage 0 of 2: one pp communicator
+  xc.collective_timeout = absl::Seconds(7);
+  xc.make_backend = [&ops](ThreadPool*) -> absl::StatusOr<std::unique_ptr<Backend>> {
+    auto host = std::make_unique<HostKernelOps>();
+    ops = host.get();
+    absl::StatusOr<std::unique_ptr<CudaBackend>> b = CudaBackend::Create(std::move(host));
+    if (!b.ok()) return b.status();
+    return std::unique_ptr<Backend>(std::move(*b));
+  };
+  xc.make_communicator = [&](const CommunicatorSpec& spec)
+      -> absl::StatusOr<std::unique_ptr<parallel::Communicator>> {
+    auto c = std::make_unique<RecordingCommunicator>(spec.rank, spec.size, refuse, &bound);
+    c->async_error = &async_error;
+    c->aborts = &aborts;
+    return c;
+  };
+  auto executor = StepExecutor::Create(xc);
+  ASSERT_TRUE(executor.ok()) << executor.status();
+  EXPECT_FALSE(ops->collective_watch().active());
+  ASSERT_TRUE((*executor)->Connect("rendezvous/gen-1").ok());
+  const CollectiveWatch& watch = ops->collective_watch();
+  ASSERT_TRUE(watch.active());
+  EXPECT_EQ(watch.timeout, absl::Seconds(7));
+  EXPECT_TRUE(watch.check().ok());
+  async_error = absl::UnavailableError("pp group: peer stage 1 gone");
+  EXPECT_EQ(watch.check(), async_error);
+  watch.abort(async_error);
+  ASSERT_EQ(aborts.size(), 1u);
+  EXPECT_EQ(aborts[0], async_error);
+  // A reconnect drops the old communicators, and their watch with them.
+  refuse = true;
+  EXPECT_FALSE((*executor)->Connect("rendezvous/gen-2").ok());
+  EXPECT_FALSE(ops->collective_watch().active());
+}
+
 // Sampling on the backend: the default model on CudaBackend (host harness),
 // two sequences decoding together, once with the sampling kernel on the
 // device (only token ids copied back) and once with the logits copied to the

@@ -493,6 +493,35 @@ TEST_F(WorkerProcessTest, SigtermWhileDialingExitsZeroAtOnce) {
   EXPECT_LT(Clock::now() - start, seconds(2));
 }
 
+// A step still running past --max-step-s ends the process with status 3 and a
+// line saying why, without waiting for the step: here a 200-token prefill on
+// one thread against a 50 ms bound stands in for a device call that never
+// returns. Steps within the bound (registration, idle time) do not trip it.
+TEST_F(WorkerProcessTest, AStepPastMaxStepSEndsTheProcessWithThree) {
+  FakeCoordinator coordinator;
+  std::vector<std::string> args = WorkerArgs(coordinator.address());
+  args.insert(args.end(), {"--max-step-s", "0.05"});
+  WorkerProcess worker(args);
+  std::shared_ptr<Connection> conn = coordinator.NextConnection(seconds(60));
+  ASSERT_NE(conn, nullptr) << worker.Output();
+  ASSERT_NO_FATAL_FAILURE(ExpectRegister(*conn, *engine_));
+  std::this_thread::sleep_for(milliseconds(300));  // idle, well past the bound: no step, no exit
+  ASSERT_FALSE(worker.Wait(milliseconds(1)).has_value()) << worker.Output();
+  wire::CoordinatorMessage m;
+  wire::StepPlan* p = m.mutable_step_plan();
+  p->set_step_id(1);
+  wire::NewSequence* n = p->add_new_sequences();
+  n->set_seq_id(1);
+  for (int i = 0; i < 200; ++i) n->add_token_ids(100 + (i * 37) % 5000);
+  n->set_num_prompt_tokens(200);
+  *n->mutable_sampling() = Params(0, 1);
+  for (int b = 1; b <= 13; ++b) n->add_block_ids(b);
+  n->set_num_scheduled_tokens(200);
+  ASSERT_TRUE(conn->Send(m));
+  EXPECT_EQ(worker.ExitCode(seconds(30)), 3) << worker.Output();
+  EXPECT_THAT(worker.Output(), HasSubstr("past --max-step-s: wedged in the device; exiting with status 3"));
+}
+
 TEST_F(WorkerProcessTest, ShutdownMessageEndsTheProcessWithZero) {
   FakeCoordinator coordinator;
   WorkerProcess worker(WorkerArgs(coordinator.address()));
@@ -575,6 +604,7 @@ TEST(WorkerFlagsTest, BadFlagsExitTwoNamingTheFlag) {
       {{"--coordinator", "localhost:1", "--model", m, "--kv-dtype", "q8"}, "--kv-dtype"},
       {{"--coordinator", "localhost:1", "--model", m, "--kv-blocks", "9", "--kv-cache-mb", "9"}, "--kv-blocks"},
       {{"--coordinator", "localhost:1", "--model", m, "--connect-timeout-s", "-3"}, "--connect-timeout-s"},
+      {{"--coordinator", "localhost:1", "--model", m, "--max-step-s", "-1"}, "--max-step-s"},
       {{"--coordinator", "localhost:1", "--model", m, "--bogus", "1"}, "--bogus"},
       {{"--coordinator", "localhost:1", "--model", m, "--threads"}, "--threads"},
       {{"--coordinator", "localhost:1", "--model", m, "--gpu-memory-utilization", "0"}, "--gpu-memory-utilization"},

@@ -31,6 +31,7 @@
 #include "kernels/cpu/rms_norm.h"
 #include "kernels/cpu/rope.h"
 #include "kernels/cpu/swiglu.h"
+#include "worker/backend/collective_watch.h"
 #include "worker/backend/device_spec.h"
 #include "worker/backend/row_sampling.h"
 #include "worker/model/forward_batch.h"
@@ -164,6 +165,14 @@ class Backend {
   // The communicators recorded collectives name are being replaced
   // (LlamaModel::BindGroups): captured work that names them must go.
   virtual void ForgetCapturedWork() {}
+  // Bounds the waits that end a step (CopyToHost, SampleLogits, Synchronize)
+  // while collectives may be in the stream: a dead peer then fails the step
+  // (watch.check's error, or DEADLINE_EXCEEDED after watch.timeout, the
+  // communicators aborted) instead of hanging it. See collective_watch.h.
+  // An inactive watch (the default CollectiveWatch) unbounds them again; the
+  // callables must stay valid until then. Default (host backends: their
+  // collectives finish or time out before Collective returns): ignored.
+  virtual void WatchCollectives(CollectiveWatch watch) { (void)watch; }
   // One token per row of `logits` ([rows, vocab] in backend memory; rows =
   // knobs.size()) drawn with that row's knobs; `out` [rows] on the host.
   // Ends the step (like CopyToHost). Default: UNIMPLEMENTED.

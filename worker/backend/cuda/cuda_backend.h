@@ -47,6 +47,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -107,6 +108,7 @@ class CudaBackend final : public Backend {
   // tensor-parallel decode step is one graph, its NCCL all-reduces included.
   absl::Status Collective(std::function<absl::Status()> collective) override;
   void ForgetCapturedWork() override;
+  void WatchCollectives(CollectiveWatch watch) override { ops_->SetCollectiveWatch(std::move(watch)); }
   absl::Status SampleLogits(const float* logits, int32_t vocab, absl::Span<const RowSamplingKnobs> knobs,
                             RowSample* out) override;
   // 1, 2, 4, then multiples of 8 (vLLM's cudagraph batch sizes); `tokens`

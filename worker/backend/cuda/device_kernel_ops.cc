@@ -117,7 +117,17 @@ absl::Status DeviceKernelOps::FillZero(void* dst, int64_t bytes) {
 }
 
 absl::Status DeviceKernelOps::Synchronize() {
-  return Cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+  if (!watch_.active()) return Cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+  BoundedStreamWaitParams p;
+  p.watch = &watch_;
+  p.what = absl::StrCat("cuda:", info_.index, " stream");
+  p.done = [this]() -> absl::StatusOr<bool> {
+    const cudaError_t e = cudaStreamQuery(stream_);
+    if (e == cudaErrorNotReady) return false;
+    RETURN_IF_ERROR(Cuda(e, "cudaStreamQuery"));
+    return true;
+  };
+  return BoundedStreamWait(p);
 }
 
 absl::Status DeviceKernelOps::BeginCapture() {

@@ -11,6 +11,7 @@
 
 #include <map>
 #include <memory>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "kernels/cuda/gemm/cublaslt_gemm.h"
@@ -35,7 +36,10 @@ class DeviceKernelOps final : public KernelOps {
   absl::Status CopyToDevice(void* dst, const void* host_src, int64_t bytes) override;
   absl::Status CopyToHost(void* host_dst, const void* src, int64_t bytes) override;
   absl::Status FillZero(void* dst, int64_t bytes) override;
+  // Bounded by the collective watch when one is set (BoundedStreamWait over
+  // cudaStreamQuery), else cudaStreamSynchronize.
   absl::Status Synchronize() override;
+  void SetCollectiveWatch(CollectiveWatch watch) override { watch_ = std::move(watch); }
 
   absl::Status BeginCapture() override;
   absl::StatusOr<int64_t> EndCapture() override;
@@ -67,6 +71,7 @@ class DeviceKernelOps final : public KernelOps {
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<cuda::CublasLtGemm> gemm_;
   std::map<int64_t, cudaGraphExec_t> graphs_;
+  CollectiveWatch watch_;  // inactive unless the model's communicators are on the stream
   int64_t next_graph_ = 1;
 };
 

@@ -18,6 +18,7 @@
 #include <map>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "worker/backend/cuda/kernel_ops.h"
@@ -45,6 +46,9 @@ class HostKernelOps final : public KernelOps {
   absl::Status CopyToHost(void* host_dst, const void* src, int64_t bytes) override;
   absl::Status FillZero(void* dst, int64_t bytes) override;
   absl::Status Synchronize() override;
+  // Kept for tests (collective_watch()); the harness runs collectives on the
+  // host inside Synchronize, where they time out themselves.
+  void SetCollectiveWatch(CollectiveWatch watch) override { watch_ = std::move(watch); }
 
   absl::Status BeginCapture() override;
   absl::StatusOr<int64_t> EndCapture() override;
@@ -73,6 +77,8 @@ class HostKernelOps final : public KernelOps {
   // events "GraphCapture" / "GraphLaunch": tests check which kernels a model ran.
   const std::unordered_map<std::string, int64_t>& launches() const { return launches_; }
   int64_t live_graphs() const { return static_cast<int64_t>(graphs_.size()); }
+  // The watch CudaBackend::WatchCollectives passed down last.
+  const CollectiveWatch& collective_watch() const { return watch_; }
 
  private:
   using Work = std::function<absl::Status()>;
@@ -84,6 +90,7 @@ class HostKernelOps final : public KernelOps {
   std::unordered_map<void*, int64_t> allocations_;
   int64_t allocated_bytes_ = 0;
   std::unordered_map<std::string, int64_t> launches_;
+  CollectiveWatch watch_;
   bool capturing_ = false;
   std::vector<Work> capture_;
   std::map<int64_t, std::vector<Work>> graphs_;

@@ -75,6 +75,10 @@ class KernelOps {
   virtual absl::Status CopyToHost(void* host_dst, const void* src, int64_t bytes) = 0;
   virtual absl::Status FillZero(void* dst, int64_t bytes) = 0;
   virtual absl::Status Synchronize() = 0;
+  // Bounds CopyToHost and Synchronize while collectives may be in the queue
+  // (Backend::WatchCollectives). Default (the host harness, whose collectives
+  // run on the host inside Synchronize and time out themselves): ignored.
+  virtual void SetCollectiveWatch(CollectiveWatch watch) { (void)watch; }
 
   // --- graphs (CUDA graphs on a GPU) ------------------------------------------
   // Between BeginCapture and EndCapture the kernels and FillZero calls are
