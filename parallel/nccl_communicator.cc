@@ -428,7 +428,7 @@ absl::Status NcclCommunicator::AsyncError() {
     return Fail(NcclError("ncclCommGetAsyncError", r));
   }
   if (state != ncclSuccess && state != ncclInProgress) {
-    return Fail(NcclError("asynchronous NCCL error", state));
+    return Fail(NcclError("asynchronous NCCL error (a peer gone or a network failure)", state));
   }
   return absl::OkStatus();
 }
@@ -447,13 +447,7 @@ absl::Status NcclCommunicator::Synchronize() {
       return Fail(absl::InternalError(
           absl::StrCat(description_, ": Synchronize: cudaStreamQuery: ", CudaErrorText(error))));
     }
-    ncclResult_t state = ncclSuccess;
-    if (ncclResult_t r = ncclCommGetAsyncError(comm_, &state); r != ncclSuccess) {
-      return Fail(NcclError("ncclCommGetAsyncError", r));
-    }
-    if (state != ncclSuccess && state != ncclInProgress) {
-      return Fail(NcclError("Synchronize (asynchronous NCCL error)", state));
-    }
+    RETURN_IF_ERROR(AsyncError());
     if (absl::Now() > deadline) {
       return Fail(absl::DeadlineExceededError(absl::StrCat(
           description_, ": Synchronize: stream work unfinished after ",
@@ -462,14 +456,7 @@ absl::Status NcclCommunicator::Synchronize() {
     }
     PollPause(spins);
   }
-  ncclResult_t state = ncclSuccess;
-  if (ncclResult_t r = ncclCommGetAsyncError(comm_, &state); r != ncclSuccess) {
-    return Fail(NcclError("ncclCommGetAsyncError", r));
-  }
-  if (state != ncclSuccess && state != ncclInProgress) {
-    return Fail(NcclError("Synchronize (asynchronous NCCL error)", state));
-  }
-  return absl::OkStatus();
+  return AsyncError();
 }
 
 // ---- Creation ----

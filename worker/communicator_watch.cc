@@ -16,7 +16,7 @@ CollectiveWatch WatchCommunicators(std::vector<parallel::Communicator*> comms, a
     }
     return absl::OkStatus();
   };
-  watch.abort = [comms](const absl::Status& why) {
+  watch.abort_communicators = [comms](const absl::Status& why) {
     for (parallel::Communicator* c : comms) c->Abort(why);
   };
   return watch;

@@ -1,8 +1,8 @@
 // The CollectiveWatch (worker/backend/collective_watch.h) over a replica
-// rank's communicators: check = the first AsyncError among them, abort =
-// Abort on each. StepExecutor::Connect hands it to the backend, so a decode
-// step whose NCCL all-reduce waits on a dead peer fails after the collective
-// timeout instead of hanging the worker.
+// rank's communicators: check = the first AsyncError among them,
+// abort_communicators = Abort on each. StepExecutor::Connect hands it to the
+// backend, so a decode step whose NCCL all-reduce waits on a dead peer fails
+// after the collective timeout instead of hanging the worker.
 #pragma once
 
 #include <vector>

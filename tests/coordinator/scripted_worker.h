@@ -16,6 +16,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -361,6 +362,30 @@ class ClusterTest : public ::testing::Test {
     }
     o.status = absl::DeadlineExceededError("test: stream did not end");
     return o;
+  }
+  // Reads streams[i] (requests for Prompt(30, i), 30 tokens) to their ends.
+  // One that ends OK must carry exactly the scripted tokens; one that fails
+  // must be UNAVAILABLE with each of `error_has` in its message and must have
+  // streamed something (one that streamed nothing is retried, not failed).
+  // Returns {ok, failed}.
+  std::pair<int, int> Tally(const std::vector<std::shared_ptr<RequestStream>>& streams,
+                            const std::vector<std::string>& error_has) {
+    int ok = 0, failed = 0;
+    for (size_t i = 0; i < streams.size(); ++i) {
+      Outcome o = ReadAll(*streams[i]);
+      if (o.status.ok()) {
+        ++ok;
+        EXPECT_EQ(o.tokens, Expected(Prompt(30, static_cast<int>(i)), 30)) << i;
+        continue;
+      }
+      ++failed;
+      EXPECT_EQ(o.status.code(), absl::StatusCode::kUnavailable) << o.status;
+      for (const std::string& part : error_has) {
+        EXPECT_NE(o.status.message().find(part), absl::string_view::npos) << o.status;
+      }
+      EXPECT_FALSE(o.tokens.empty()) << "a request that streamed nothing must be retried, not failed";
+    }
+    return {ok, failed};
   }
   static std::vector<int32_t> Prompt(int n, int salt) {
     std::vector<int32_t> p;

@@ -9,6 +9,7 @@ values of the flag are refused.
 
 The default model (SmolLM2-135M Q4_1, one thread) generates slowly enough to
 act mid-stream."""
+import contextlib
 import json
 import os
 import queue
@@ -238,21 +239,32 @@ def test_bad_shutdown_grace_is_refused_and_the_config_key_works(bins, tiny_model
     assert out.returncode == 2 and "--shutdown-grace-s" in out.stderr, out.stderr
 
 
+@contextlib.contextmanager
 def _cluster_up(bins, model, workdir, *extra):
+    """`strata cluster up` with one replica, ready; yields (proc, client port, child pids).
+    Whatever is still running at the end is killed."""
     port_file = tempfile.mktemp(prefix="up-", suffix=".ports", dir=workdir)  # fresh: tests share workdir
     proc = subprocess.Popen([os.path.join(bins, "strata"), "cluster", "up", "--model", model, "--replicas", "1",
                              "--port", "0", "--worker-port", "0", "--metrics-port", "0", "--threads", "1",
                              "--port-file", port_file, *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)  # as a shell's foreground job: its own group
-    deadline = time.time() + 90
-    while not os.path.exists(port_file):
-        assert proc.poll() is None, proc.stdout.read()
-        assert time.time() < deadline, "cluster up did not become ready"
-        time.sleep(0.1)
-    with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
-        children = [int(x) for x in f.read().split()]
-    return proc, open(port_file).read().split()[0], children
+    children = []
+    try:
+        deadline = time.time() + 90
+        while not os.path.exists(port_file):
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.time() < deadline, "cluster up did not become ready"
+            time.sleep(0.1)
+        with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+            children = [int(x) for x in f.read().split()]
+        yield proc, open(port_file).read().split()[0], children
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in children:
+            if not _gone(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def _gone(pid):
@@ -265,8 +277,7 @@ def test_cluster_up_ctrl_c_lets_the_in_flight_stream_finish_then_stops_everythin
     # Children run in their own process groups: the terminal's Ctrl-C (SIGINT to
     # the foreground group) reaches only `strata`, which stops the coordinator
     # first (it drains) and the workers after.
-    proc, port, children = _cluster_up(bins, default_model, workdir, "--shutdown-grace-s", "60")
-    try:
+    with _cluster_up(bins, default_model, workdir, "--shutdown-grace-s", "60") as (proc, port, children):
         assert all(os.getpgid(pid) == pid for pid in children)
         with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
             s = Stream(pb, ch, "Tell me a long story about the sea.", max_tokens=300)
@@ -282,18 +293,11 @@ def test_cluster_up_ctrl_c_lets_the_in_flight_stream_finish_then_stops_everythin
         assert re.search(r"drained in .*: 1 of 1 .*ended on their own, 0 cancelled", out), out
         for pid in children:
             assert _gone(pid), f"child {pid} still running"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        for pid in children:
-            if not _gone(pid):
-                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.mark.time_limit(180)
 def test_cluster_up_second_ctrl_c_cancels_the_in_flight_stream(bins, default_model, workdir, pb):
-    proc, port, children = _cluster_up(bins, default_model, workdir, "--shutdown-grace-s", "600")
-    try:
+    with _cluster_up(bins, default_model, workdir, "--shutdown-grace-s", "600") as (proc, port, children):
         with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
             s = Stream(pb, ch, "Tell me a long story about the sea.", max_tokens=2000)
             assert s.first.wait(60) and s.tokens > 0, (s.code, s.details)
@@ -311,9 +315,3 @@ def test_cluster_up_second_ctrl_c_cancels_the_in_flight_stream(bins, default_mod
         assert "cancelling in-flight requests" in out, out
         for pid in children:
             assert _gone(pid), f"child {pid} still running"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        for pid in children:
-            if not _gone(pid):
-                os.kill(pid, signal.SIGKILL)

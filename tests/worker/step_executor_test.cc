@@ -925,6 +925,18 @@ TEST(StepExecutorConnectTest, BindsEachCommunicatorToTheBackendStream) {
 }
 
 #ifdef STRATA_TEST_CUDA_HARNESS
+// StepExecutorConfig::make_backend for CudaBackend on the host harness; *ops
+// is its HostKernelOps once the executor was created.
+std::function<absl::StatusOr<std::unique_ptr<Backend>>(ThreadPool*)> HarnessBackend(HostKernelOps** ops) {
+  return [ops](ThreadPool*) -> absl::StatusOr<std::unique_ptr<Backend>> {
+    auto host = std::make_unique<HostKernelOps>();
+    *ops = host.get();
+    absl::StatusOr<std::unique_ptr<CudaBackend>> b = CudaBackend::Create(std::move(host));
+    if (!b.ok()) return b.status();
+    return std::unique_ptr<Backend>(std::move(*b));
+  };
+}
+
 // Connect hands the device backend a watch over its communicators (the NCCL
 // watchdog's hooks, collective_watch.h): active once connected, bounded by
 // collective_timeout, its check and abort reaching the communicators; gone
@@ -943,13 +955,7 @@ TEST(StepExecutorConnectTest, WatchesItsCommunicatorsOnTheDeviceBackend) {
   xc.kv_blocks = kBlocks;
   xc.topology.pp_size = 2;  // stage 0 of 2: one pp communicator
   xc.collective_timeout = absl::Seconds(7);
-  xc.make_backend = [&ops](ThreadPool*) -> absl::StatusOr<std::unique_ptr<Backend>> {
-    auto host = std::make_unique<HostKernelOps>();
-    ops = host.get();
-    absl::StatusOr<std::unique_ptr<CudaBackend>> b = CudaBackend::Create(std::move(host));
-    if (!b.ok()) return b.status();
-    return std::unique_ptr<Backend>(std::move(*b));
-  };
+  xc.make_backend = HarnessBackend(&ops);
   xc.make_communicator = [&](const CommunicatorSpec& spec)
       -> absl::StatusOr<std::unique_ptr<parallel::Communicator>> {
     auto c = std::make_unique<RecordingCommunicator>(spec.rank, spec.size, refuse, &bound);
@@ -967,7 +973,7 @@ TEST(StepExecutorConnectTest, WatchesItsCommunicatorsOnTheDeviceBackend) {
   EXPECT_TRUE(watch.check().ok());
   async_error = absl::UnavailableError("pp group: peer stage 1 gone");
   EXPECT_EQ(watch.check(), async_error);
-  watch.abort(async_error);
+  watch.abort_communicators(async_error);
   ASSERT_EQ(aborts.size(), 1u);
   EXPECT_EQ(aborts[0], async_error);
   // A reconnect drops the old communicators, and their watch with them.
@@ -992,13 +998,7 @@ TEST(StepExecutorDeviceSamplingTest, DeviceSamplingDrawsTheHostSamplersTokens) {
     xc.block_size = kBlockSize;
     xc.kv_blocks = 1 + 2 * (64 / kBlockSize);
     xc.backend.device_sampling = device_sampling;
-    xc.make_backend = [&ops](ThreadPool*) -> absl::StatusOr<std::unique_ptr<Backend>> {
-      auto host = std::make_unique<HostKernelOps>();
-      ops = host.get();
-      absl::StatusOr<std::unique_ptr<CudaBackend>> b = CudaBackend::Create(std::move(host));
-      if (!b.ok()) return b.status();
-      return std::unique_ptr<Backend>(std::move(*b));
-    };
+    xc.make_backend = HarnessBackend(&ops);
     auto executor = StepExecutor::Create(xc);
     EXPECT_TRUE(executor.ok()) << executor.status();
     if (!executor.ok()) return std::vector<std::vector<int32_t>>{};

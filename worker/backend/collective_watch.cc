@@ -44,7 +44,7 @@ absl::Status BoundedStreamWait(const BoundedStreamWaitParams& p) {
     if (*done) return absl::OkStatus();
     if (watched) {
       if (absl::Status error = p.watch->check(); !error.ok()) {
-        p.watch->abort(error);
+        p.watch->abort_communicators(error);
         return DrainAfterAbort(p, error);
       }
       if (absl::Now() > deadline) {
@@ -52,7 +52,7 @@ absl::Status BoundedStreamWait(const BoundedStreamWaitParams& p) {
             absl::StrCat(p.what, ": work unfinished after ", absl::FormatDuration(p.watch->timeout),
                          " with collectives in it (a peer that died in a collective or never joined it; "
                          "--collective-timeout-s); communicators aborted"));
-        p.watch->abort(why);
+        p.watch->abort_communicators(why);
         return DrainAfterAbort(p, why);
       }
     }

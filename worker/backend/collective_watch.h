@@ -27,15 +27,15 @@ struct CollectiveWatch {
   std::function<absl::Status()> check;
   // Aborts every communicator whose work may be in the stream, with `why`:
   // their kernels return, and later ops on them fail naming it.
-  std::function<void(const absl::Status& why)> abort;
+  std::function<void(const absl::Status& why)> abort_communicators;
   // How long a wait may take before the communicators are aborted
   // (--collective-timeout-s).
   absl::Duration timeout = absl::InfiniteDuration();
-  // After abort, how long the stream may take to drain before the wait gives
+  // After abort_communicators, how long the stream may take to drain before the wait gives
   // up (the device is then unusable; the worker must exit).
   absl::Duration drain_after_abort = absl::Seconds(10);
 
-  bool active() const { return static_cast<bool>(check) && static_cast<bool>(abort); }
+  bool active() const { return static_cast<bool>(check) && static_cast<bool>(abort_communicators); }
 };
 
 struct BoundedStreamWaitParams {
@@ -49,8 +49,8 @@ struct BoundedStreamWaitParams {
 
 // OK when the stream finished. Otherwise, with an active watch: the check's
 // error, or DEADLINE_EXCEEDED after watch->timeout naming it, in both cases
-// after watch->abort(that status) and the stream draining; INTERNAL when it
-// did not drain within watch->drain_after_abort.
+// after watch->abort_communicators(that status) and the stream draining;
+// INTERNAL when it did not drain within watch->drain_after_abort.
 absl::Status BoundedStreamWait(const BoundedStreamWaitParams& p);
 
 }  // namespace strata

@@ -53,7 +53,7 @@ CollectiveWatch Watch(FakeComms* comms, FakeStream* stream, absl::Duration timeo
   w.timeout = timeout;
   w.drain_after_abort = absl::Seconds(5);
   w.check = [comms] { return ++comms->checks > comms->healthy_checks ? comms->error : absl::OkStatus(); };
-  w.abort = [comms, stream](const absl::Status& why) {
+  w.abort_communicators = [comms, stream](const absl::Status& why) {
     comms->aborts.push_back(why);
     stream->aborted = true;
     stream->polls_at_abort = stream->polls;
@@ -91,7 +91,7 @@ TEST(BoundedStreamWait, WithoutAWatchItWaitsUnboundedAndChecksNothing) {
   stream2.busy_polls = 50;
   FakeComms comms;
   CollectiveWatch half = Watch(&comms, &stream2, absl::ZeroDuration());
-  half.abort = nullptr;
+  half.abort_communicators = nullptr;
   EXPECT_TRUE(BoundedStreamWait(Params(&stream2, &half)).ok());
   EXPECT_EQ(comms.checks, 0);
 }
