@@ -1,8 +1,8 @@
 #include "worker/step_executor.h"
 
 #include "worker/backend/backend_factory.h"
-#include "worker/communicator_watch.h"
 #include "worker/backend/device_memory_plan.h"
+#include "worker/communicator_watch.h"
 
 #include <algorithm>
 #include <chrono>

@@ -44,7 +44,9 @@ struct BoundedStreamWaitParams {
   std::function<absl::StatusOr<bool>()> done;
   const CollectiveWatch* watch = nullptr;  // inactive or null: wait without a bound
   std::string what;                         // "cuda:0 stream", starts every message
-  absl::Duration poll = absl::Microseconds(50);  // sleep between polls after the first spins
+  absl::Duration poll = absl::Microseconds(50);  // sleep between looks once the wait passed 20 ms
+  // Asks watch->check (and the clock against watch->timeout) at most this often.
+  absl::Duration check_every = absl::Milliseconds(1);
 };
 
 // OK when the stream finished. Otherwise, with an active watch: the check's

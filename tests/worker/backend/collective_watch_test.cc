@@ -45,6 +45,7 @@ BoundedStreamWaitParams Params(FakeStream* stream, const CollectiveWatch* watch)
   p.watch = watch;
   p.what = "cuda:0 stream";
   p.poll = absl::Microseconds(100);
+  p.check_every = absl::ZeroDuration();  // every look: the counts below are exact
   return p;
 }
 
@@ -79,6 +80,26 @@ TEST(BoundedStreamWait, WaitsUntilTheStreamFinishesWhileTheCommunicatorsAreHealt
   EXPECT_EQ(stream.polls, 501);
   EXPECT_EQ(comms.checks, 500);
   EXPECT_TRUE(comms.aborts.empty());
+}
+
+TEST(BoundedStreamWait, AsksTheCommunicatorsAtMostEveryCheckEvery) {
+  // Busy for 50 ms of looks: with a check every 10 ms at most 6 checks, however
+  // many looks the spinning makes.
+  FakeStream stream;
+  stream.busy_polls = -1;
+  FakeComms comms;
+  const CollectiveWatch w = Watch(&comms, &stream, absl::Seconds(30));
+  BoundedStreamWaitParams p = Params(&stream, &w);
+  const absl::Time until = absl::Now() + absl::Milliseconds(50);
+  p.done = [&stream, until]() -> absl::StatusOr<bool> {
+    ++stream.polls;
+    return absl::Now() >= until;
+  };
+  p.check_every = absl::Milliseconds(10);
+  EXPECT_TRUE(BoundedStreamWait(p).ok());
+  EXPECT_GE(comms.checks, 1);
+  EXPECT_LE(comms.checks, 6);
+  EXPECT_GT(stream.polls, comms.checks);
 }
 
 TEST(BoundedStreamWait, WithoutAWatchItWaitsUnboundedAndChecksNothing) {
