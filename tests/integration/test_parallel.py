@@ -178,25 +178,29 @@ def two_hosts():
         pytest.skip("the multi-host test creates network namespaces and needs root")
 
     def cleanup():
-        for ns in NETNS:
+        # The host ends of the veth pairs go explicitly: a deleted namespace is
+        # torn down lazily by the kernel, and its veths with it, so a second
+        # run right after the first could still find "sveth0" there.
+        for i, ns in enumerate(NETNS):
+            subprocess.run(["ip", "link", "del", f"sveth{i}"], capture_output=True, timeout=30)
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
         subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, timeout=30)
 
     cleanup()
-    sh("ip", "link", "add", BRIDGE, "type", "bridge")
-    sh("ip", "addr", "add", "10.77.0.1/24", "dev", BRIDGE)
-    sh("ip", "link", "set", BRIDGE, "up")
-    for i, ns in enumerate(NETNS):
-        host, peer = f"sveth{i}", f"sveth{i}p"
-        sh("ip", "netns", "add", ns)
-        sh("ip", "link", "add", host, "type", "veth", "peer", "name", peer)
-        sh("ip", "link", "set", peer, "netns", ns)
-        sh("ip", "link", "set", host, "master", BRIDGE)
-        sh("ip", "link", "set", host, "up")
-        sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"10.77.0.{2 + i}/24", "dev", peer)
-        sh("ip", "netns", "exec", ns, "ip", "link", "set", peer, "up")
-        sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
     try:
+        sh("ip", "link", "add", BRIDGE, "type", "bridge")
+        sh("ip", "addr", "add", "10.77.0.1/24", "dev", BRIDGE)
+        sh("ip", "link", "set", BRIDGE, "up")
+        for i, ns in enumerate(NETNS):
+            host, peer = f"sveth{i}", f"sveth{i}p"
+            sh("ip", "netns", "add", ns)
+            sh("ip", "link", "add", host, "type", "veth", "peer", "name", peer)
+            sh("ip", "link", "set", peer, "netns", ns)
+            sh("ip", "link", "set", host, "master", BRIDGE)
+            sh("ip", "link", "set", host, "up")
+            sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"10.77.0.{2 + i}/24", "dev", peer)
+            sh("ip", "netns", "exec", ns, "ip", "link", "set", peer, "up")
+            sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
         yield [(ns, f"10.77.0.{2 + i}", f"sveth{i}p") for i, ns in enumerate(NETNS)]
     finally:
         cleanup()
