@@ -660,7 +660,9 @@ wire::StepResult StepExecutor::Execute(const wire::StepPlan& plan) {
       for (const Scheduled* w : sampled) knobs_.push_back(w->seq->sampler->NextBackendDraw());
       forward = runner_->ForwardSample(b, kv_.get(), knobs_, &backend_samples_);
     } else {
-      forward = runner_->Forward(b, kv_.get(), &logits_);
+      // A rank that does not sample (tp rank > 0) reads no logits: none are
+      // copied to the host.
+      forward = runner_->Forward(b, kv_.get(), config_.topology.samples() ? &logits_ : nullptr);
     }
     if (!forward.ok()) {
       WholeStepError(absl::StatusCode::kInternal, absl::StrCat("forward pass failed: ", forward.message()),

@@ -39,6 +39,17 @@
 
 namespace strata {
 
+// dst[r * dst_stride + c] = src[r * src_stride + c] for r < rows, c < cols:
+// f32, both in backend memory, not overlapping (strides in floats).
+struct StridedCopyParams {
+  const float* src = nullptr;
+  int64_t src_stride = 0;
+  float* dst = nullptr;
+  int64_t dst_stride = 0;
+  int64_t rows = 0;
+  int64_t cols = 0;
+};
+
 class Backend;
 
 // Memory from Backend::Allocate, freed when destroyed. Move-only.
@@ -126,6 +137,10 @@ class Backend {
   // Waits for the ops enqueued before it.
   virtual absl::Status CopyToHost(void* host_dst, const void* src, int64_t bytes) = 0;
   virtual absl::Status Synchronize() = 0;
+  // Ends a step whose results stay in backend memory (a tp rank that does not
+  // sample): waits like Synchronize, but a recorded decode step runs as its
+  // graph (CudaBackend), as CopyToHost would.
+  virtual absl::Status EndStep() { return Synchronize(); }
   // Weights in the form the ops read; `weights` must outlive the result on the CPU.
   virtual absl::StatusOr<BackendWeights> PrepareWeights(const ModelWeights& weights) = 0;
 
@@ -197,6 +212,9 @@ class Backend {
   virtual absl::Status Add(float* x, const float* y, int64_t n) = 0;
   // dst[r, :] = src[rows[r], :] (cols floats each); `rows` is a host array.
   virtual absl::Status GatherRows(const float* src, absl::Span<const int32_t> rows, int64_t cols, float* dst) = 0;
+  // A 2-D block copy (StridedCopyParams), e.g. one rank's vocab columns of
+  // the gathered logits into their place in [rows, vocab].
+  virtual absl::Status StridedCopy(const StridedCopyParams& p) = 0;
 
   absl::Status MatMul(const MatMulParams& p) { return MatMuls(absl::MakeConstSpan(&p, 1)); }
 

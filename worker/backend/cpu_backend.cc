@@ -127,6 +127,11 @@ absl::Status CpuBackend::Add(float* x, const float* y, int64_t n) {
   return absl::OkStatus();
 }
 
+absl::Status CpuBackend::StridedCopy(const StridedCopyParams& p) {
+  for (int64_t r = 0; r < p.rows; ++r) std::copy_n(p.src + r * p.src_stride, p.cols, p.dst + r * p.dst_stride);
+  return absl::OkStatus();
+}
+
 absl::Status CpuBackend::GatherRows(const float* src, absl::Span<const int32_t> rows, int64_t cols, float* dst) {
   for (size_t r = 0; r < rows.size(); ++r) std::copy_n(src + static_cast<int64_t>(rows[r]) * cols, cols, dst + r * cols);
   return absl::OkStatus();

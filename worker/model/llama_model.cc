@@ -73,6 +73,7 @@ absl::Status LlamaModel::ReserveScratch(int64_t T, int64_t R) {
   if (shard_.topology.last_stage() && tp > 1) {
     RETURN_IF_ERROR(Reserve(local_logits_, R * shard_.tp.vocab_padded * f));
     RETURN_IF_ERROR(Reserve(gathered_logits_, tp * R * shard_.tp.vocab_padded * f));
+    RETURN_IF_ERROR(Reserve(ordered_logits_, R * c.vocab_size * f));
   } else if (shard_.topology.last_stage()) {
     RETURN_IF_ERROR(Reserve(local_logits_, R * c.vocab_size * f));
   }
@@ -129,31 +130,21 @@ absl::Status LlamaModel::Embed(const ForwardBatch& b, const BatchInputs& in) {
   return TpAllReduce(x_.get<float>(), T * d);
 }
 
-absl::StatusOr<float*> LlamaModel::LocalLogits(const ForwardBatch& b) {
-  const int64_t d = config_->d_model;
-  const int64_t R = static_cast<int64_t>(b.logit_rows.size());
-  float* rows = xn_.get<float>();
-  RETURN_IF_ERROR(backend_->GatherRows(x_.get<float>(), b.logit_rows, d, rows));
-  RETURN_IF_ERROR(backend_->RmsNorm({rows, bw_.output_norm, rows, R, d, config_->rms_eps}));
-  RETURN_IF_ERROR(backend_->MatMul(MatMulFor(bw_.output, rows, R, local_logits_.get<float>())));
-  return local_logits_.get<float>();
-}
-
-absl::Status LlamaModel::LmHead(const ForwardBatch& b, std::vector<float>* logits) {
+absl::StatusOr<float*> LlamaModel::Logits(const ForwardBatch& b) {
   const int64_t d = config_->d_model;
   const int64_t vocab = config_->vocab_size;
   const int64_t R = static_cast<int64_t>(b.logit_rows.size());
-  logits->resize(R * vocab);
-  const int tp = shard_.topology.tp_size;
-  if (tp == 1) {
-    ASSIGN_OR_RETURN(float* local, LocalLogits(b));
-    return backend_->CopyToHost(logits->data(), local, R * vocab * sizeof(float));
-  }
   float* rows = xn_.get<float>();
   RETURN_IF_ERROR(backend_->GatherRows(x_.get<float>(), b.logit_rows, d, rows));
   RETURN_IF_ERROR(backend_->RmsNorm({rows, bw_.output_norm, rows, R, d, config_->rms_eps}));
+  const int tp = shard_.topology.tp_size;
+  if (tp == 1) {
+    RETURN_IF_ERROR(backend_->MatMul(MatMulFor(bw_.output, rows, R, local_logits_.get<float>())));
+    return local_logits_.get<float>();
+  }
   if (groups_.tp == nullptr) return absl::FailedPreconditionError("tensor-parallel model has no tp group bound");
-  // Vocab-parallel: [R, vocab_padded] per rank, gathered as [tp][R][vocab_padded].
+  // Vocab-parallel: [R, vocab_padded] per rank, gathered as [tp][R][vocab_padded],
+  // then each rank's columns copied to their place in [R, vocab] on the backend.
   const int64_t pad = shard_.tp.vocab_padded;
   MatMulParams p = MatMulFor(bw_.output, rows, R, local_logits_.get<float>());
   p.output_stride = pad;
@@ -164,19 +155,27 @@ absl::Status LlamaModel::LmHead(const ForwardBatch& b, std::vector<float>* logit
   const int64_t count = R * pad;
   RETURN_IF_ERROR(backend_->Collective(
       [tp_group, local, all, count] { return tp_group->AllGather(local, all, count, parallel::DataType::kF32); }));
-  const float* gathered = gathered_logits_.get<float>();
-  if (!backend_->host_memory()) {
-    host_gathered_.resize(tp * R * pad);
-    RETURN_IF_ERROR(backend_->CopyToHost(host_gathered_.data(), gathered, tp * R * pad * sizeof(float)));
-    gathered = host_gathered_.data();
-  }
+  float* ordered = ordered_logits_.get<float>();
   for (int rank = 0; rank < tp; ++rank) {
     const int64_t begin = vocab * rank / tp, end = vocab * (rank + 1) / tp;  // PlanTensorParallelShard's split
-    for (int64_t r = 0; r < R; ++r) {
-      std::copy_n(gathered + (rank * R + r) * pad, end - begin, logits->data() + r * vocab + begin);
-    }
+    StridedCopyParams c;
+    c.src = all + rank * R * pad;
+    c.src_stride = pad;
+    c.dst = ordered + begin;
+    c.dst_stride = vocab;
+    c.rows = R;
+    c.cols = end - begin;
+    RETURN_IF_ERROR(backend_->StridedCopy(c));
   }
-  return absl::OkStatus();
+  return ordered;
+}
+
+absl::Status LlamaModel::LmHead(const ForwardBatch& b, std::vector<float>* logits) {
+  const int64_t R = static_cast<int64_t>(b.logit_rows.size());
+  ASSIGN_OR_RETURN(const float* device_logits, Logits(b));
+  if (logits == nullptr) return backend_->EndStep();  // the step ran; nobody reads its logits
+  logits->resize(R * config_->vocab_size);
+  return backend_->CopyToHost(logits->data(), device_logits, R * config_->vocab_size * sizeof(float));
 }
 
 absl::Status LlamaModel::Validate(const ForwardBatch& b, const KvCache& kv) const {
@@ -213,30 +212,32 @@ absl::Status LlamaModel::Validate(const ForwardBatch& b, const KvCache& kv) cons
 absl::Status LlamaModel::Forward(const ForwardBatch& batch, KvCache* kv, std::vector<float>* logits) {
   ASSIGN_OR_RETURN(const ForwardBatch* ran, RunLayers(batch, kv));
   if (!shard_.topology.last_stage()) {
-    logits->clear();
+    if (logits != nullptr) logits->clear();
     return absl::OkStatus();
   }
   RETURN_IF_ERROR(LmHead(*ran, logits));
-  logits->resize(batch.logit_rows.size() * static_cast<size_t>(config_->vocab_size));  // drop pad rows
+  if (logits != nullptr) {  // drop pad rows
+    logits->resize(batch.logit_rows.size() * static_cast<size_t>(config_->vocab_size));
+  }
   return absl::OkStatus();
 }
 
 bool LlamaModel::CanSampleOnBackend() const {
-  return backend_->samples_logits() && shard_.topology.tp_size == 1 && shard_.topology.last_stage();
+  return backend_->samples_logits() && shard_.topology.last_stage();
 }
 
 absl::Status LlamaModel::ForwardSample(const ForwardBatch& batch, KvCache* kv,
                                        absl::Span<const RowSamplingKnobs> knobs, std::vector<RowSample>* out) {
   if (!CanSampleOnBackend()) {
     return absl::FailedPreconditionError(
-        "ForwardSample needs a backend that samples logits, tp size 1 and the last pipeline stage");
+        "ForwardSample needs a backend that samples logits and the last pipeline stage");
   }
   if (knobs.size() != batch.logit_rows.size()) {
     return absl::InvalidArgumentError(absl::StrCat("ForwardSample: ", knobs.size(), " knobs for ",
                                                    batch.logit_rows.size(), " logit rows"));
   }
   ASSIGN_OR_RETURN(const ForwardBatch* ran, RunLayers(batch, kv));
-  ASSIGN_OR_RETURN(float* logits, LocalLogits(*ran));
+  ASSIGN_OR_RETURN(float* logits, Logits(*ran));
   out->resize(knobs.size());  // the real rows come first; pad rows are not sampled
   return backend_->SampleLogits(logits, static_cast<int32_t>(config_->vocab_size), knobs, out->data());
 }

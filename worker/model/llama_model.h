@@ -57,11 +57,14 @@ class LlamaModel {
   // into `logits` ([logit_rows.size(), vocab], every rank of the tp group);
   // other stages leave `logits` empty. Without pipeline stages the batch is
   // first padded to the backend's preferred shape (Backend::PaddingFor,
-  // PadBatch); the pad rows' logits are dropped.
+  // PadBatch); the pad rows' logits are dropped. `logits` may be null (a tp
+  // rank whose tokens nobody reads): the step runs, collectives included, and
+  // ends without copying logits to the host.
   absl::Status Forward(const ForwardBatch& batch, KvCache* kv, std::vector<float>* logits);
 
   // Whether ForwardSample works: the backend samples logits (a device
-  // backend), tp size 1 and the last pipeline stage.
+  // backend) and this is the last pipeline stage (with tp > 1 every rank
+  // samples the all-gathered logits; the sampling rank's tokens are used).
   bool CanSampleOnBackend() const;
   // Forward, then one token per logit row drawn on the backend with that
   // row's knobs (Backend::SampleLogits), so the logits never leave the
@@ -100,8 +103,10 @@ class LlamaModel {
   // Validate, pad (PaddingFor), embed, every layer; a non-last pipeline stage
   // then sends its activations on. Returns the batch that ran (padded or not).
   absl::StatusOr<const ForwardBatch*> RunLayers(const ForwardBatch& batch, KvCache* kv);
-  // tp 1: the logit rows' final norm and LM head into local_logits_.
-  absl::StatusOr<float*> LocalLogits(const ForwardBatch& batch);
+  // The logit rows' final norm and LM head: [logit_rows, vocab] in backend
+  // memory (local_logits_ with tp 1; with tp > 1 all-gathered over the tp
+  // group and put in vocab order in ordered_logits_, on every rank).
+  absl::StatusOr<float*> Logits(const ForwardBatch& batch);
   // Sums a row-parallel projection's partial output over the tp group.
   absl::Status TpAllReduce(float* data, int64_t count);
   absl::Status Validate(const ForwardBatch& batch, const KvCache& kv) const;
@@ -115,9 +120,8 @@ class LlamaModel {
   parallel::ParallelGroups groups_;
   // [tokens, width] each, in backend memory.
   Scratch x_, xn_, q_, k_, v_, att_, gate_, up_;
-  Scratch local_logits_, gathered_logits_;
+  Scratch local_logits_, gathered_logits_, ordered_logits_;
   Scratch inputs_;  // tokens, positions, token_seq, block tables (device backends)
-  std::vector<float> host_gathered_;
   ForwardBatch padded_;  // the batch padded to the backend's shape (PaddingFor)
 };
 

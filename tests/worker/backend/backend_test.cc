@@ -20,7 +20,9 @@ TEST(DeviceSpec, ParsesCpuAndCudaOrdinals) {
   for (const char* bad : {"", "gpu", "cuda:", "cuda:-1", "cuda:1x", "cuda:1024", "cuda:99999", "CPU"}) {
     absl::StatusOr<DeviceSpec> s = ParseDeviceSpec(bad);
     EXPECT_FALSE(s.ok()) << bad;
-    if (!s.ok()) EXPECT_NE(s.status().message().find("expected cpu"), absl::string_view::npos);
+    if (!s.ok()) {
+      EXPECT_NE(s.status().message().find("expected cpu"), absl::string_view::npos);
+    }
   }
 }
 

@@ -27,10 +27,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <random>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "kernels/cpu/float16.h"
 #include "kernels/cpu/kv_quant.h"
 #include "kernels/cpu/quant_blocks.h"
@@ -550,42 +553,74 @@ TEST(CudaBackendSampling, DeviceSamplingMatchesTheHostSamplerOnTheSameLogits) {
 // all-gather are recorded with the kernels (Backend::Collective), so every
 // decode step replays one graph per rank, the collectives inside it; the
 // logits match the whole model on the CPU.
+// A TP test's steps: a prefill of two prompts (A 20 tokens, the prefill
+// kernel; B 5), then decode steps of A and B, A alone, both, both.
+std::vector<ForwardBatch> TpSteps() {
+  std::vector<ForwardBatch> steps;
+  ForwardBatch b;  // prompts: A 20 tokens (prefill kernel), B 5
+  b.n_seqs = 2;
+  b.max_blocks_per_seq = 3;
+  b.block_tables = {3, 7, 1, 5, 9, 2};
+  for (int i = 0; i < 25; ++i) {
+    b.tokens.push_back((i * 7 + 3) % 96);
+    b.positions.push_back(i < 20 ? i : i - 20);
+    b.token_seq.push_back(i < 20 ? 0 : 1);
+  }
+  b.logit_rows = {19, 24};
+  steps.push_back(b);
+  int32_t pa = 20, pb = 5;
+  for (const int k : {2, 1, 2, 2}) {  // decode: A and B, A alone, both, both
+    ForwardBatch d;
+    d.n_seqs = k;
+    d.max_blocks_per_seq = 3;
+    d.block_tables = {3, 7, 1};
+    d.tokens = {(pa * 5) % 96};
+    d.positions = {pa++};
+    d.token_seq = {0};
+    if (k == 2) {
+      d.block_tables.insert(d.block_tables.end(), {5, 9, 2});
+      d.tokens.push_back((pb * 3) % 96);
+      d.positions.push_back(pb++);
+      d.token_seq.push_back(1);
+    }
+    for (int i = 0; i < k; ++i) d.logit_rows.push_back(i);
+    steps.push_back(d);
+  }
+  return steps;
+}
+
+// One rank of a TP group: the shard's weights on CudaBackend over the host
+// harness, its model bound to `comm`, an F16 KV cache.
+struct TpRank {
+  ModelWeights weights;
+  HostKernelOps* ops = nullptr;
+  std::unique_ptr<CudaBackend> backend;
+  std::unique_ptr<LlamaModel> model;
+  std::unique_ptr<KvCache> kv;
+};
+
+absl::StatusOr<std::unique_ptr<TpRank>> MakeTpRank(const RandomModel& m, int rank, int tp,
+                                                   parallel::Communicator* comm) {
+  auto r = std::make_unique<TpRank>();
+  r->weights = m.weights;
+  ASSIGN_OR_RETURN(const ModelShard shard, PlanModelShard(m.config, r->weights, {rank, tp, 0, 1}, {}));
+  RETURN_IF_ERROR(ShardWeights(m.config, shard, &r->weights));
+  auto ops = std::make_unique<HostKernelOps>();
+  r->ops = ops.get();
+  ASSIGN_OR_RETURN(r->backend, CudaBackend::Create(std::move(ops)));
+  ASSIGN_OR_RETURN(r->model, LlamaModel::Create(&m.config, &r->weights, shard, r->backend.get()));
+  r->model->BindGroups({comm, nullptr});
+  KvCacheConfig kc = KvConfigFor(m.config, KvDtype::kF16);
+  kc.n_kv_heads = shard.n_kv_heads();
+  ASSIGN_OR_RETURN(r->kv, KvCache::Create(kc, r->backend.get()));
+  return r;
+}
+
 TEST(CudaBackendTensorParallel, DecodeStepsAreGraphsWithTheirCollectives) {
   const RandomModel m(TensorType::kBF16, false, false);
   auto pool = ThreadPool::Create(1).value();
   Runner cpu = MakeRunner(std::make_unique<CpuBackend>(pool.get()), m, KvDtype::kF16);
-  std::vector<ForwardBatch> steps;
-  {
-    ForwardBatch b;  // prompts: A 20 tokens (prefill kernel), B 5
-    b.n_seqs = 2;
-    b.max_blocks_per_seq = 3;
-    b.block_tables = {3, 7, 1, 5, 9, 2};
-    for (int i = 0; i < 25; ++i) {
-      b.tokens.push_back((i * 7 + 3) % 96);
-      b.positions.push_back(i < 20 ? i : i - 20);
-      b.token_seq.push_back(i < 20 ? 0 : 1);
-    }
-    b.logit_rows = {19, 24};
-    steps.push_back(b);
-    int32_t pa = 20, pb = 5;
-    for (const int k : {2, 1, 2, 2}) {  // decode: A and B, A alone, both, both
-      ForwardBatch d;
-      d.n_seqs = k;
-      d.max_blocks_per_seq = 3;
-      d.block_tables = {3, 7, 1};
-      d.tokens = {(pa * 5) % 96};
-      d.positions = {pa++};
-      d.token_seq = {0};
-      if (k == 2) {
-        d.block_tables.insert(d.block_tables.end(), {5, 9, 2});
-        d.tokens.push_back((pb * 3) % 96);
-        d.positions.push_back(pb++);
-        d.token_seq.push_back(1);
-      }
-      for (int i = 0; i < k; ++i) d.logit_rows.push_back(i);
-      steps.push_back(d);
-    }
-  }
+  const std::vector<ForwardBatch> steps = TpSteps();
   std::vector<std::vector<float>> want;
   for (const ForwardBatch& b : steps) {
     std::vector<float> logits;
@@ -599,27 +634,16 @@ TEST(CudaBackendTensorParallel, DecodeStepsAreGraphsWithTheirCollectives) {
   std::vector<std::thread> threads;
   for (int t = 0; t < kTp; ++t) {
     threads.emplace_back([&, t] {
-      parallel::ParallelTopology topo{t, kTp, 0, 1};
-      ModelWeights weights = m.weights;
-      absl::StatusOr<ModelShard> shard = PlanModelShard(m.config, weights, topo, {});
-      ASSERT_TRUE(shard.ok()) << shard.status();
-      ASSERT_TRUE(ShardWeights(m.config, *shard, &weights).ok());
-      auto ops = std::make_unique<HostKernelOps>();
-      HostKernelOps* host_ops = ops.get();
-      auto backend = CudaBackend::Create(std::move(ops)).value();
-      auto model = LlamaModel::Create(&m.config, &weights, *shard, backend.get()).value();
       testing::ThreadCommunicator comm(&group, t);
-      model->BindGroups({&comm, nullptr});
-      KvCacheConfig kc = KvConfigFor(m.config, KvDtype::kF16);
-      kc.n_kv_heads = shard->n_kv_heads();
-      auto kv = KvCache::Create(kc, backend.get()).value();
+      absl::StatusOr<std::unique_ptr<TpRank>> rank = MakeTpRank(m, t, kTp, &comm);
+      ASSERT_TRUE(rank.ok()) << rank.status();
       for (const ForwardBatch& b : steps) {
         std::vector<float> logits;
-        const absl::Status s = model->Forward(b, kv.get(), &logits);
+        const absl::Status s = (*rank)->model->Forward(b, (*rank)->kv.get(), &logits);
         ASSERT_TRUE(s.ok()) << s;
         got[t].push_back(logits);
       }
-      for (const auto& [op, n] : host_ops->launches()) launches[t][op] = n;
+      for (const auto& [op, n] : (*rank)->ops->launches()) launches[t][op] = n;
     });
   }
   for (std::thread& th : threads) th.join();
@@ -633,6 +657,79 @@ TEST(CudaBackendTensorParallel, DecodeStepsAreGraphsWithTheirCollectives) {
     EXPECT_EQ(launches[t]["GraphCapture"], 2) << "rank " << t << ": buckets of 2 and 1 sequences";
     // Per step: the embedding's all-reduce, two per layer, the LM head's gather.
     EXPECT_EQ(launches[t]["Collective"], static_cast<int64_t>(steps.size()) * (2 + 2 * m.config.n_layers));
+  }
+}
+
+// Device sampling with tensor parallelism: every rank all-gathers the LM head
+// and puts the logits in vocab order on the device (StridedCopy); the
+// sampling rank draws there (greedy: the CPU's argmax wherever its top-2 gap
+// is clear of the BF16 bound), the other rank ends its steps without copying
+// logits out (Forward with no logits). Decode steps stay graphs on both.
+TEST(CudaBackendTensorParallel, TheSamplingRankDrawsOnTheDeviceTheOtherCopiesNoLogits) {
+  const RandomModel m(TensorType::kBF16, false, false);
+  auto pool = ThreadPool::Create(1).value();
+  Runner cpu = MakeRunner(std::make_unique<CpuBackend>(pool.get()), m, KvDtype::kF16);
+  const std::vector<ForwardBatch> steps = TpSteps();
+  std::vector<std::vector<float>> want;
+  for (const ForwardBatch& b : steps) {
+    std::vector<float> logits;
+    ASSERT_TRUE(cpu.model->Forward(b, cpu.kv.get(), &logits).ok());
+    want.push_back(logits);
+  }
+  constexpr int kTp = 2;
+  testing::ThreadGroup group(kTp);
+  std::vector<std::vector<RowSample>> picks;
+  std::vector<std::map<std::string, int64_t>> launches(kTp);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kTp; ++t) {
+    threads.emplace_back([&, t] {
+      testing::ThreadCommunicator comm(&group, t);
+      absl::StatusOr<std::unique_ptr<TpRank>> rank = MakeTpRank(m, t, kTp, &comm);
+      ASSERT_TRUE(rank.ok()) << rank.status();
+      LlamaModel& model = *(*rank)->model;
+      ASSERT_TRUE(model.CanSampleOnBackend());
+      for (const ForwardBatch& b : steps) {
+        if (t == 0) {
+          const std::vector<RowSamplingKnobs> greedy(b.logit_rows.size(), RowSamplingKnobs{0.0f});
+          std::vector<RowSample> out;
+          const absl::Status s = model.ForwardSample(b, (*rank)->kv.get(), greedy, &out);
+          ASSERT_TRUE(s.ok()) << s;
+          picks.push_back(out);
+        } else {
+          const absl::Status s = model.Forward(b, (*rank)->kv.get(), nullptr);
+          ASSERT_TRUE(s.ok()) << s;
+        }
+      }
+      for (const auto& [op, n] : (*rank)->ops->launches()) launches[t][op] = n;
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  ASSERT_EQ(picks.size(), steps.size());
+  const int64_t vocab = m.config.vocab_size;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    ASSERT_EQ(picks[i].size(), steps[i].logit_rows.size()) << "step " << i;
+    const float max_abs = std::fabs(*std::max_element(want[i].begin(), want[i].end(), [](float a, float b) {
+      return std::fabs(a) < std::fabs(b);
+    }));
+    const float bound = 0.04f * (1.0f + max_abs);
+    for (size_t r = 0; r < picks[i].size(); ++r) {
+      const float* w = want[i].data() + r * vocab;
+      ASSERT_GE(picks[i][r].token, 0) << "step " << i << " row " << r;
+      ASSERT_LT(picks[i][r].token, vocab) << "step " << i << " row " << r;
+      std::vector<float> sorted(w, w + vocab);
+      std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(), std::greater<float>());
+      // Within the bound of the CPU's best either way.
+      EXPECT_GE(w[picks[i][r].token], sorted[0] - 2 * bound) << "step " << i << " row " << r;
+      if (sorted[0] - sorted[1] > 2 * bound) {
+        EXPECT_EQ(picks[i][r].token, std::max_element(w, w + vocab) - w) << "step " << i << " row " << r;
+      }
+    }
+  }
+  EXPECT_EQ(launches[0]["Sample"], static_cast<int64_t>(steps.size()));
+  EXPECT_EQ(launches[1]["Sample"], 0);
+  for (int t = 0; t < kTp; ++t) {
+    EXPECT_EQ(launches[t]["GraphLaunch"], 4) << "rank " << t << ": every decode step is a graph";
+    EXPECT_EQ(launches[t]["StridedCopy"], static_cast<int64_t>(steps.size()) * kTp) << "rank " << t;
   }
 }
 

@@ -145,6 +145,10 @@ absl::Status CudaBackend::FillZero(void* dst, int64_t bytes) {
   RETURN_IF_ERROR(FlushEager());
   return ops_->FillZero(dst, bytes);
 }
+absl::Status CudaBackend::EndStep() {
+  RETURN_IF_ERROR(FinishStep());
+  return ops_->Synchronize();
+}
 absl::Status CudaBackend::Synchronize() {
   RETURN_IF_ERROR(FlushEager());
   return ops_->Synchronize();
@@ -702,6 +706,14 @@ absl::Status CudaBackend::Add(float* x, const float* y, int64_t n) {
   c.y = y;
   c.n = n;
   return Run('+', [this, c] { return ops_->ResidualAdd(c); });
+}
+
+absl::Status CudaBackend::StridedCopy(const StridedCopyParams& p) {
+  if (p.rows < 0 || p.cols < 0 || p.src_stride < p.cols || p.dst_stride < p.cols) {
+    return absl::InvalidArgumentError(absl::StrCat("StridedCopy: ", p.rows, " rows of ", p.cols,
+                                                   " with strides ", p.src_stride, "/", p.dst_stride));
+  }
+  return Run('S', [this, p] { return ops_->StridedCopy(p); });
 }
 
 absl::Status CudaBackend::GatherRows(const float* src, absl::Span<const int32_t> rows, int64_t cols, float* dst) {

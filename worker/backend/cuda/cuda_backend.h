@@ -124,6 +124,8 @@ class CudaBackend final : public Backend {
   absl::Status AddBias(float* x, const float* bias, int64_t rows, int64_t cols) override;
   absl::Status Add(float* x, const float* y, int64_t n) override;
   absl::Status GatherRows(const float* src, absl::Span<const int32_t> rows, int64_t cols, float* dst) override;
+  absl::Status StridedCopy(const StridedCopyParams& p) override;
+  absl::Status EndStep() override;
 
  protected:
   void Free(void* data) override;

@@ -116,6 +116,15 @@ absl::Status DeviceKernelOps::FillZero(void* dst, int64_t bytes) {
   return Cuda(cudaMemsetAsync(dst, 0, static_cast<size_t>(bytes), stream_), "cudaMemsetAsync");
 }
 
+absl::Status DeviceKernelOps::StridedCopy(const StridedCopyParams& p) {
+  if (p.rows <= 0 || p.cols <= 0) return absl::OkStatus();
+  return Cuda(cudaMemcpy2DAsync(p.dst, static_cast<size_t>(p.dst_stride) * sizeof(float), p.src,
+                                static_cast<size_t>(p.src_stride) * sizeof(float),
+                                static_cast<size_t>(p.cols) * sizeof(float), static_cast<size_t>(p.rows),
+                                cudaMemcpyDeviceToDevice, stream_),
+              "cudaMemcpy2DAsync (StridedCopy)");
+}
+
 absl::Status DeviceKernelOps::Synchronize() {
   if (!watch_.active()) return Cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
   BoundedStreamWaitParams p;

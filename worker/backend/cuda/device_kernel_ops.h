@@ -36,6 +36,7 @@ class DeviceKernelOps final : public KernelOps {
   absl::Status CopyToDevice(void* dst, const void* host_src, int64_t bytes) override;
   absl::Status CopyToHost(void* host_dst, const void* src, int64_t bytes) override;
   absl::Status FillZero(void* dst, int64_t bytes) override;
+  absl::Status StridedCopy(const StridedCopyParams& p) override;
   // Bounded by the collective watch when one is set (BoundedStreamWait over
   // cudaStreamQuery), else cudaStreamSynchronize.
   absl::Status Synchronize() override;

@@ -1,5 +1,6 @@
 #include "worker/backend/cuda/host_kernel_ops.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -73,6 +74,13 @@ absl::Status HostKernelOps::CopyToHost(void* host_dst, const void* src, int64_t 
 absl::Status HostKernelOps::FillZero(void* dst, int64_t bytes) {
   return Enqueue("FillZero", [dst, bytes] {
     if (bytes > 0) std::memset(dst, 0, static_cast<size_t>(bytes));
+    return absl::OkStatus();
+  });
+}
+
+absl::Status HostKernelOps::StridedCopy(const StridedCopyParams& p) {
+  return Enqueue("StridedCopy", [p] {
+    for (int64_t r = 0; r < p.rows; ++r) std::copy_n(p.src + r * p.src_stride, p.cols, p.dst + r * p.dst_stride);
     return absl::OkStatus();
   });
 }

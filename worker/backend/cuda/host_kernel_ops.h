@@ -45,6 +45,7 @@ class HostKernelOps final : public KernelOps {
   absl::Status CopyToDevice(void* dst, const void* host_src, int64_t bytes) override;
   absl::Status CopyToHost(void* host_dst, const void* src, int64_t bytes) override;
   absl::Status FillZero(void* dst, int64_t bytes) override;
+  absl::Status StridedCopy(const StridedCopyParams& p) override;
   absl::Status Synchronize() override;
   // Kept for tests (collective_watch()); the harness runs collectives on the
   // host inside Synchronize, where they time out themselves.

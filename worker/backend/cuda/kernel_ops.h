@@ -74,6 +74,8 @@ class KernelOps {
   // Waits for the work enqueued before it.
   virtual absl::Status CopyToHost(void* host_dst, const void* src, int64_t bytes) = 0;
   virtual absl::Status FillZero(void* dst, int64_t bytes) = 0;
+  // Device-to-device 2-D copy (cudaMemcpy2DAsync; recorded in a capture).
+  virtual absl::Status StridedCopy(const StridedCopyParams& p) = 0;
   virtual absl::Status Synchronize() = 0;
   // Bounds CopyToHost and Synchronize while collectives may be in the queue
   // (Backend::WatchCollectives). Default (the host harness, whose collectives
