@@ -616,17 +616,27 @@ absl::StatusOr<std::unique_ptr<TpRank>> MakeTpRank(const RandomModel& m, int ran
   return r;
 }
 
-TEST(CudaBackendTensorParallel, DecodeStepsAreGraphsWithTheirCollectives) {
-  const RandomModel m(TensorType::kBF16, false, false);
+// The TP tests' reference: the whole model's logits for `steps` on CpuBackend
+// (fewer entries than steps when a step failed, which the caller asserts).
+std::vector<std::vector<float>> CpuLogits(const RandomModel& m, const std::vector<ForwardBatch>& steps) {
   auto pool = ThreadPool::Create(1).value();
   Runner cpu = MakeRunner(std::make_unique<CpuBackend>(pool.get()), m, KvDtype::kF16);
-  const std::vector<ForwardBatch> steps = TpSteps();
-  std::vector<std::vector<float>> want;
+  std::vector<std::vector<float>> out;
   for (const ForwardBatch& b : steps) {
     std::vector<float> logits;
-    ASSERT_TRUE(cpu.model->Forward(b, cpu.kv.get(), &logits).ok());
-    want.push_back(logits);
+    const absl::Status s = cpu.model->Forward(b, cpu.kv.get(), &logits);
+    EXPECT_TRUE(s.ok()) << s;
+    if (!s.ok()) break;
+    out.push_back(logits);
   }
+  return out;
+}
+
+TEST(CudaBackendTensorParallel, DecodeStepsAreGraphsWithTheirCollectives) {
+  const RandomModel m(TensorType::kBF16, false, false);
+  const std::vector<ForwardBatch> steps = TpSteps();
+  const std::vector<std::vector<float>> want = CpuLogits(m, steps);
+  ASSERT_EQ(want.size(), steps.size());
   constexpr int kTp = 2;
   testing::ThreadGroup group(kTp);
   std::vector<std::vector<std::vector<float>>> got(kTp);
@@ -667,15 +677,9 @@ TEST(CudaBackendTensorParallel, DecodeStepsAreGraphsWithTheirCollectives) {
 // logits out (Forward with no logits). Decode steps stay graphs on both.
 TEST(CudaBackendTensorParallel, TheSamplingRankDrawsOnTheDeviceTheOtherCopiesNoLogits) {
   const RandomModel m(TensorType::kBF16, false, false);
-  auto pool = ThreadPool::Create(1).value();
-  Runner cpu = MakeRunner(std::make_unique<CpuBackend>(pool.get()), m, KvDtype::kF16);
   const std::vector<ForwardBatch> steps = TpSteps();
-  std::vector<std::vector<float>> want;
-  for (const ForwardBatch& b : steps) {
-    std::vector<float> logits;
-    ASSERT_TRUE(cpu.model->Forward(b, cpu.kv.get(), &logits).ok());
-    want.push_back(logits);
-  }
+  const std::vector<std::vector<float>> want = CpuLogits(m, steps);
+  ASSERT_EQ(want.size(), steps.size());
   constexpr int kTp = 2;
   testing::ThreadGroup group(kTp);
   std::vector<std::vector<RowSample>> picks;
