@@ -13,7 +13,7 @@ APT_PACKAGES=(
   libabsl-dev nlohmann-json3-dev libpcre2-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler prometheus-cpp-dev
-  libgloo-dev iproute2
+  libgloo-dev iproute2 libssl-dev
   libboost-context-dev
   clang libclang-rt-14-dev
   python3 python3-venv python3-pip

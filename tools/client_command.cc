@@ -1,10 +1,14 @@
 // `strata client`: streams a completion from a running coordinator over the
 // native strata.v1 API (Generate), printing text as it arrives.
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/net/transport_security.h"
 #include "grpcpp/grpcpp.h"
 #include "strata/v1/strata.grpc.pb.h"
 #include "tools/cli_flags.h"
@@ -18,7 +22,9 @@ int ClientUsage() {
   std::fprintf(stderr,
                "usage: strata client [--address 127.0.0.1:8001] [--model NAME] (--prompt TEXT | --chat TEXT)\n"
                "         [--system TEXT] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S]\n"
-               "         [--stop TEXT] [--ignore-eos] [--print-token-ids] [--timeout-s S]\n");
+               "         [--stop TEXT] [--ignore-eos] [--print-token-ids] [--timeout-s S]\n"
+               "         [--tls-ca PEM [--tls-cert PEM --tls-key PEM] [--tls-server-name NAME]]\n"
+               "         [--api-key-file FILE] (or $STRATA_API_KEY)\n");
   return 2;
 }
 
@@ -27,7 +33,8 @@ int ClientUsage() {
 int RunClient(const std::vector<std::string>& args) {
   auto f = CliFlags::Parse(args,
                            {"address", "model", "prompt", "chat", "system", "max-tokens", "temperature", "top-k",
-                            "top-p", "seed", "stop", "timeout-s"},
+                            "top-p", "seed", "stop", "timeout-s", "tls-ca", "tls-cert", "tls-key",
+                            "tls-server-name", "api-key-file"},
                            {"ignore-eos", "print-token-ids"});
   if (!f.ok()) {
     std::fprintf(stderr, "strata client: %s\n", std::string(f.status().message()).c_str());
@@ -83,9 +90,34 @@ int RunClient(const std::vector<std::string>& args) {
   if (f->Has("stop")) req.add_stop(f->Get("stop", ""));
   req.set_ignore_eos(f->Has("ignore-eos"));
 
-  auto channel = grpc::CreateChannel(f->Get("address", "127.0.0.1:8001"), grpc::InsecureChannelCredentials());
+  net::ChannelSecurity security;
+  security.files = {f->Get("tls-cert", ""), f->Get("tls-key", ""), f->Get("tls-ca", "")};
+  security.server_name = f->Get("tls-server-name", "");
+  auto credentials = net::MakeChannelCredentials(security, "--tls");
+  if (!credentials.ok()) {
+    std::fprintf(stderr, "strata client: %s\n", std::string(credentials.status().message()).c_str());
+    return 2;
+  }
+  // The API key: from a file (first line) so it stays out of `ps`, or the
+  // environment; never printed.
+  std::string api_key;
+  if (f->Has("api-key-file")) {
+    std::ifstream in(f->Get("api-key-file", ""));
+    if (!in || !std::getline(in, api_key)) {
+      std::fprintf(stderr, "strata client: --api-key-file %s: cannot read a key\n",
+                   f->Get("api-key-file", "").c_str());
+      return 2;
+    }
+    api_key = std::string(absl::StripAsciiWhitespace(api_key));
+  } else if (const char* env = std::getenv("STRATA_API_KEY"); env != nullptr) {
+    api_key = env;
+  }
+  grpc::ChannelArguments channel_args;
+  net::AddChannelArguments(security, &channel_args);
+  auto channel = grpc::CreateCustomChannel(f->Get("address", "127.0.0.1:8001"), *credentials, channel_args);
   auto stub = strata::v1::Strata::NewStub(channel);
   grpc::ClientContext ctx;
+  if (!api_key.empty()) ctx.AddMetadata("authorization", absl::StrCat("Bearer ", api_key));
   ctx.set_deadline(std::chrono::system_clock::now() +
                    std::chrono::milliseconds(static_cast<int64_t>(*timeout * 1000)));
   auto reader = stub->Generate(&ctx, req);
