@@ -282,8 +282,10 @@ TLS_FILE_FLAGS = {
 }
 COORDINATOR_TLS_FLAGS = ("--tls-cert", "--tls-key", "--worker-tls-cert", "--worker-tls-key", "--worker-tls-ca")
 WORKER_TLS_FLAGS = ("--tls-ca", "--tls-cert", "--tls-key")
-# The Secret and file --api-keys-file reads when it is turned on (optional Secret).
+# API keys (docs/deploy.md, "API keys"): off unless coordinator.json names this
+# file of the optional Secret strata-api-keys, which the coordinator always mounts.
 API_KEYS_SECRET, API_KEYS_FILE = "strata-api-keys", "keys"
+API_KEYS_PATH = "/var/run/secrets/strata/api-keys/keys"
 CLUSTER_DOMAIN = "cluster.local"
 
 
@@ -412,11 +414,14 @@ def tls_problems(docs):
     out += problems
     for obj in (dep, w):
         out += secret_volume_problems(docs, obj)
-    api_keys = last_flag(cargs, "--api-keys-file")
-    if api_keys is not None:
+    for api_keys in (API_KEYS_PATH, last_flag(cargs, "--api-keys-file")):
+        if api_keys is None:
+            continue
         found = secret_file(dl.pod_spec(dep), coord, api_keys)
-        if found is None or (found[1]["secret"]["secretName"], found[2]) != (API_KEYS_SECRET, API_KEYS_FILE):
-            out.append(f"--api-keys-file {api_keys} is not '{API_KEYS_FILE}' of the mounted Secret {API_KEYS_SECRET}")
+        if found is None or (found[1]["secret"]["secretName"], found[2]) != (API_KEYS_SECRET, API_KEYS_FILE) \
+                or not found[1]["secret"].get("optional"):
+            out.append(f"--api-keys-file {api_keys} is not '{API_KEYS_FILE}' of the mounted optional Secret "
+                       f"{API_KEYS_SECRET}")
     for cert in {id(c): c for c in list(ccerts.values()) + list(wcerts.values())}.values():
         out += issuer_chain_problems(docs, cert)
     # Usages: the coordinator serves, the workers are clients.
@@ -641,6 +646,9 @@ def test_tls_and_policy_checks_can_fail():
             "namespace-qualified name missing": mutated(docs, "Certificate", "strata-coordinator-tls",
                                                         lambda d: d["spec"]["dnsNames"].remove(
                                                             "strata-coordinator.strata.svc")),
+            "API keys mounted elsewhere": mutated(docs, "Deployment", "strata-coordinator", lambda d: [
+                m.update(mountPath="/etc/strata-keys") for m in dl.container(d, "coordinator")["volumeMounts"]
+                if m["name"] == "api-keys"]),
             "worker CA from another Issuer": mutated(docs, "Certificate", "strata-worker-tls",
                                                      lambda d: d["spec"]["issuerRef"].update(name="strata-selfsigned")),
         }
