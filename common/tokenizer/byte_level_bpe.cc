@@ -9,12 +9,14 @@
 
 namespace strata {
 
-void Tokenizer::Impl::EncodeByteLevel(std::string_view text, std::vector<int32_t>* out) const {
+void Tokenizer::Impl::EncodeByteLevel(std::string_view text, std::vector<int32_t>* out,
+                                      EncodeBudget* budget) const {
   std::vector<std::string_view> pieces;
   pre_tokenizer->Split(text, &pieces);
   std::vector<int32_t> symbols;
   std::string spelled;
   for (std::string_view piece : pieces) {
+    if (budget != nullptr && !budget->Continue(out->size())) return;
     if (spec.ignore_merges) {
       spelled = tokenizer_internal::BytesToUnicode(piece);
       if (int32_t id = Lookup(spelled); id >= 0) {

@@ -20,6 +20,21 @@ std::string Strip(std::string_view s) {
   return std::string(s.substr(b, s.find_last_not_of(kSpace) - b + 1));
 }
 
+// Strip() over the concatenation of `segments`, which keep their kinds.
+void StripSegments(std::vector<ChatSegment>* segments) {
+  constexpr std::string_view kSpace = " \t\n\r\v\f";
+  for (ChatSegment& s : *segments) {
+    const size_t b = s.text.find_first_not_of(kSpace);
+    s.text.erase(0, b == std::string::npos ? s.text.size() : b);
+    if (!s.text.empty()) break;
+  }
+  for (auto it = segments->rbegin(); it != segments->rend(); ++it) {
+    const size_t e = it->text.find_last_not_of(kSpace);
+    it->text.erase(e == std::string::npos ? 0 : e + 1);
+    if (!it->text.empty()) break;
+  }
+}
+
 // The default system prompt of a ChatML template: the text of a string
 // literal '<|im_start|>system\n...<|im_end|>' (SmolLM2's "You are a helpful AI
 // assistant named SmolLM, ...", Qwen2's "You are a helpful assistant.").
@@ -61,19 +76,42 @@ std::string DefaultSystem(std::string_view src) {
   return "";
 }
 
+// Builds the segment list; markup and content alternate.
+class Segments {
+ public:
+  Segments& Markup(std::string_view text) { return Add(text, true); }
+  Segments& Content(std::string_view text) { return Add(text, false); }
+  std::vector<ChatSegment> Take() { return std::move(segments_); }
+
+ private:
+  Segments& Add(std::string_view text, bool markup) {
+    if (text.empty()) return *this;
+    if (!segments_.empty() && segments_.back().is_markup == markup) {
+      segments_.back().text.append(text);
+    } else {
+      segments_.push_back({std::string(text), markup});
+    }
+    return *this;
+  }
+  std::vector<ChatSegment> segments_;
+};
+
 // SmolLM2 / Qwen2:
 //   {% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}
 //   {{ '<|im_start|>system\n<default><|im_end|>\n' }}{% endif %}
 //   {{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}
 //   {% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}
-std::string RenderChatMl(const std::vector<ChatMessage>& messages, bool gen, const std::string& default_system) {
-  std::string out;
+std::vector<ChatSegment> RenderChatMl(const std::vector<ChatMessage>& messages, bool gen,
+                                      const std::string& default_system) {
+  Segments out;
   if (!messages.empty() && messages[0].role != "system" && !default_system.empty()) {
-    absl::StrAppend(&out, "<|im_start|>system\n", default_system, "<|im_end|>\n");
+    out.Markup("<|im_start|>system\n").Content(default_system).Markup("<|im_end|>\n");
   }
-  for (const ChatMessage& m : messages) absl::StrAppend(&out, "<|im_start|>", m.role, "\n", m.content, "<|im_end|>\n");
-  if (gen) out += "<|im_start|>assistant\n";
-  return out;
+  for (const ChatMessage& m : messages) {
+    out.Markup("<|im_start|>").Markup(m.role).Markup("\n").Content(m.content).Markup("<|im_end|>\n");
+  }
+  if (gen) out.Markup("<|im_start|>assistant\n");
+  return out.Take();
 }
 
 // Llama 3 Instruct:
@@ -81,21 +119,22 @@ std::string RenderChatMl(const std::vector<ChatMessage>& messages, bool gen, con
 //   '<|end_header_id|>\n\n' + message['content'] | trim + '<|eot_id|>' %}
 //   {% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}
 //   {% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}
-std::string RenderLlama3(const std::vector<ChatMessage>& messages, bool gen) {
-  std::string out;
+std::vector<ChatSegment> RenderLlama3(const std::vector<ChatMessage>& messages, bool gen) {
+  Segments out;
   for (const ChatMessage& m : messages) {
-    absl::StrAppend(&out, "<|start_header_id|>", m.role, "<|end_header_id|>\n\n", Strip(m.content), "<|eot_id|>");
+    out.Markup("<|start_header_id|>").Markup(m.role).Markup("<|end_header_id|>\n\n");
+    out.Content(Strip(m.content)).Markup("<|eot_id|>");
   }
-  if (gen) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
-  return out;
+  if (gen) out.Markup("<|start_header_id|>assistant<|end_header_id|>\n\n");
+  return out.Take();
 }
 
 // Llama 2 chat: an optional leading system message goes into the first user
 // turn as <<SYS>>\n...\n<</SYS>>\n\n; user turns are
 // bos + '[INST] ' + content.strip() + ' [/INST]', assistant turns
 // ' ' + content.strip() + ' ' + eos.
-std::string RenderLlama2(const std::vector<ChatMessage>& messages) {
-  std::string out;
+std::vector<ChatSegment> RenderLlama2(const std::vector<ChatMessage>& messages) {
+  Segments out;
   size_t first = 0;
   std::string system;
   bool has_system = false;
@@ -106,33 +145,45 @@ std::string RenderLlama2(const std::vector<ChatMessage>& messages) {
   }
   for (size_t i = first; i < messages.size(); ++i) {
     const ChatMessage& m = messages[i];
-    std::string content = m.content;
-    if (i == first && has_system) content = absl::StrCat("<<SYS>>\n", system, "\n<</SYS>>\n\n", m.content);
+    // strip() applies to the whole content, <<SYS>> block included.
+    std::vector<ChatSegment> content;
+    if (i == first && has_system) {
+      content = {{"<<SYS>>\n", true}, {system, false}, {"\n<</SYS>>\n\n", true}, {m.content, false}};
+    } else {
+      content = {{m.content, false}};
+    }
+    StripSegments(&content);
     if (m.role == "user") {
-      absl::StrAppend(&out, i == first ? "" : "<s>", "[INST] ", Strip(content), " [/INST]");
+      out.Markup(i == first ? "" : "<s>").Markup("[INST] ");
+      for (const ChatSegment& c : content) c.is_markup ? out.Markup(c.text) : out.Content(c.text);
+      out.Markup(" [/INST]");
     } else if (m.role == "assistant") {
-      absl::StrAppend(&out, " ", Strip(content), " </s>");
+      out.Markup(" ");
+      for (const ChatSegment& c : content) c.is_markup ? out.Markup(c.text) : out.Content(c.text);
+      out.Markup(" </s>");
     }
   }
-  return out;
+  return out.Take();
 }
 
 // Mistral Instruct v0.1: bos, then '[INST] ' + content + ' [/INST]' for user
 // turns and content + eos for assistant turns (no strip, no system role).
-std::string RenderMistral(const std::vector<ChatMessage>& messages) {
-  std::string out;
+std::vector<ChatSegment> RenderMistral(const std::vector<ChatMessage>& messages) {
+  Segments out;
   std::string system;
   for (const ChatMessage& m : messages) {
     if (m.role == "system") {
       system = m.content;
     } else if (m.role == "user") {
-      absl::StrAppend(&out, "[INST] ", system.empty() ? "" : absl::StrCat(system, "\n\n"), m.content, " [/INST]");
+      out.Markup("[INST] ");
+      if (!system.empty()) out.Content(system).Content("\n\n");
+      out.Content(m.content).Markup(" [/INST]");
       system.clear();
     } else if (m.role == "assistant") {
-      absl::StrAppend(&out, m.content, "</s>");
+      out.Content(m.content).Markup("</s>");
     }
   }
-  return out;
+  return out.Take();
 }
 
 }  // namespace
@@ -157,6 +208,13 @@ absl::StatusOr<ChatTemplate> ChatTemplate::FromJinja(const std::string& src) {
 }
 
 std::string ChatTemplate::Apply(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const {
+  std::string out;
+  for (const ChatSegment& s : Render(messages, add_generation_prompt)) out += s.text;
+  return out;
+}
+
+std::vector<ChatSegment> ChatTemplate::Render(const std::vector<ChatMessage>& messages,
+                                              bool add_generation_prompt) const {
   switch (format_) {
     case ChatFormat::kChatMl:
       return RenderChatMl(messages, add_generation_prompt, default_system_);
@@ -167,7 +225,7 @@ std::string ChatTemplate::Apply(const std::vector<ChatMessage>& messages, bool a
     case ChatFormat::kMistral:
       return RenderMistral(messages);
   }
-  return "";
+  return {};
 }
 
 }  // namespace strata

@@ -17,6 +17,15 @@ struct ChatMessage {
   std::string content;
 };
 
+// One piece of a rendered chat prompt: the template's own text (markup:
+// role headers, control tokens such as <|im_start|>) or a message's content
+// (client text, which must be encoded without parsing special tokens, or a
+// user could forge a system turn by writing "<|im_start|>system").
+struct ChatSegment {
+  std::string text;
+  bool is_markup = false;
+};
+
 // kLlama2: [INST] with <<SYS>> (Llama 2 chat); kMistral: [INST] without a
 // system block (Mistral Instruct; a system message is folded into the first
 // user turn, which the original template rejects).
@@ -38,6 +47,10 @@ class ChatTemplate {
   // text as their templates do. Equals the Jinja rendering with the leading
   // bos_token removed.
   std::string Apply(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const;
+  // The same text as Apply, as segments in order (adjacent segments of the
+  // same kind merged). Roles are markup (callers accept only system, user and
+  // assistant); contents and the template's default system prompt are not.
+  std::vector<ChatSegment> Render(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const;
 
  private:
   ChatFormat format_;

@@ -17,7 +17,8 @@ namespace {
 
 // Merges one word: runs of known characters are merged, unknown characters
 // (which can never merge) fall back to bytes.
-void EncodeWord(const Tokenizer::Impl& impl, std::string_view word, std::vector<int32_t>* out) {
+void EncodeWord(const Tokenizer::Impl& impl, std::string_view word, std::vector<int32_t>* out,
+                EncodeBudget* budget) {
   std::vector<int32_t> run;
   auto flush = [&] {
     impl.merges.MergeWord(&run);
@@ -26,6 +27,7 @@ void EncodeWord(const Tokenizer::Impl& impl, std::string_view word, std::vector<
   };
   size_t pos = 0;
   while (pos < word.size()) {
+    if (budget != nullptr && !budget->Continue(out->size() + run.size())) return;
     const size_t start = pos;
     tokenizer_internal::DecodeUtf8(word, &pos);
     const std::string_view ch = word.substr(start, pos - start);
@@ -50,7 +52,8 @@ void EncodeWord(const Tokenizer::Impl& impl, std::string_view word, std::vector<
 
 }  // namespace
 
-void Tokenizer::Impl::EncodeSentencePiece(std::string_view text, bool add_prefix, std::vector<int32_t>* out) const {
+void Tokenizer::Impl::EncodeSentencePiece(std::string_view text, bool add_prefix, std::vector<int32_t>* out,
+                                          EncodeBudget* budget) const {
   std::string escaped;
   escaped.reserve(text.size() + text.size() / 4 + 3);
   if (add_prefix) escaped.append(kSpaceMarker);
@@ -62,7 +65,7 @@ void Tokenizer::Impl::EncodeSentencePiece(std::string_view text, bool add_prefix
     }
   }
   if (!spec.split_words) {
-    EncodeWord(*this, escaped, out);
+    EncodeWord(*this, escaped, out, budget);
     return;
   }
   // Words start at each U+2581 (HF Metaspace split: MergedWithNext).
@@ -70,7 +73,8 @@ void Tokenizer::Impl::EncodeSentencePiece(std::string_view text, bool add_prefix
   while (!rest.empty()) {
     size_t cut = rest.find(kSpaceMarker, 1);
     if (cut == std::string_view::npos) cut = rest.size();
-    EncodeWord(*this, rest.substr(0, cut), out);
+    if (budget != nullptr && !budget->status().ok()) return;
+    EncodeWord(*this, rest.substr(0, cut), out, budget);
     rest.remove_prefix(cut);
   }
 }

@@ -174,12 +174,24 @@ absl::StatusOr<std::unique_ptr<Tokenizer::Impl>> Tokenizer::Impl::Build(VocabSpe
   return impl;
 }
 
-void Tokenizer::Impl::EncodeText(std::string_view text, bool after_special, std::vector<int32_t>* out) const {
+void Tokenizer::Impl::EncodeText(std::string_view text, bool after_special, std::vector<int32_t>* out,
+                                 EncodeBudget* budget) const {
   if (spec.kind == TokenizerKind::kByteLevelBpe) {
-    EncodeByteLevel(text, out);
+    EncodeByteLevel(text, out, budget);
   } else {
-    EncodeSentencePiece(text, spec.add_space_prefix && after_special, out);
+    EncodeSentencePiece(text, spec.add_space_prefix && after_special, out, budget);
   }
+}
+
+bool EncodeBudget::Continue(size_t tokens_so_far) {
+  if (!status_.ok()) return false;
+  if (limits_ == nullptr) return true;
+  if (tokens_so_far > limits_->max_tokens) {
+    status_ = absl::OutOfRangeError(absl::StrCat("more than ", limits_->max_tokens, " tokens"));
+    return false;
+  }
+  if (limits_->check && calls_++ % EncodeLimits::kCheckEvery == 0) status_ = limits_->check();
+  return status_.ok();
 }
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Create(VocabSpec spec) {
@@ -191,25 +203,67 @@ Tokenizer::Tokenizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Tokenizer::~Tokenizer() = default;
 
 std::vector<int32_t> Tokenizer::Encode(std::string_view text, bool add_special, bool parse_special) const {
+  const TextSegment segment{text, parse_special};
+  // Unbounded: only the limits can fail.
+  return *EncodeSegments(absl::MakeConstSpan(&segment, 1), add_special, EncodeLimits{});
+}
+
+absl::StatusOr<std::vector<int32_t>> Tokenizer::Encode(std::string_view text, bool add_special,
+                                                       bool parse_special, const EncodeLimits& limits) const {
+  const TextSegment segment{text, parse_special};
+  return EncodeSegments(absl::MakeConstSpan(&segment, 1), add_special, limits);
+}
+
+absl::StatusOr<std::vector<int32_t>> Tokenizer::EncodeSegments(absl::Span<const TextSegment> segments,
+                                                               bool add_special,
+                                                               const EncodeLimits& limits) const {
+  EncodeBudget budget(&limits);
   std::vector<int32_t> out;
-  out.reserve(text.size() / 3 + 2);
+  size_t total = 0;
+  for (const TextSegment& seg : segments) total += seg.text.size();
+  out.reserve(std::min(total / 3 + 2, limits.max_tokens + 2));
   const VocabSpec& s = impl_->spec;
   if (add_special && s.add_bos) out.push_back(s.bos_id);
-  size_t pos = 0;
+  // Plain text between special tokens; a view into the only segment it
+  // spans, or a copy when it spans several.
+  std::string joined;
+  std::string_view pending;
   bool after_special = true;
-  while (pos < text.size()) {
-    const auto m = impl_->specials.FindNext(text, pos, parse_special);
-    const size_t end = m.id >= 0 ? m.begin : text.size();
-    if (end > pos) {
-      impl_->EncodeText(text.substr(pos, end - pos), after_special, &out);
-      after_special = false;
+  auto append = [&](std::string_view piece) {
+    if (piece.empty()) return;
+    if (pending.empty()) {
+      pending = piece;
+    } else {
+      if (pending.data() != joined.data()) joined.assign(pending);
+      joined.append(piece);
+      pending = joined;
     }
-    if (m.id < 0) break;
-    out.push_back(m.id);
-    after_special = true;
-    pos = m.end;
+  };
+  auto flush = [&] {
+    if (pending.empty()) return;
+    impl_->EncodeText(pending, after_special, &out, &budget);
+    after_special = false;
+    pending = {};
+    joined.clear();
+  };
+  for (const TextSegment& seg : segments) {
+    const std::string_view text = seg.text;
+    size_t pos = 0;
+    while (pos < text.size()) {
+      if (!budget.Continue(out.size())) return budget.status();
+      const auto m = impl_->specials.FindNext(text, pos, seg.parse_special);
+      const size_t end = m.id >= 0 ? m.begin : text.size();
+      append(text.substr(pos, end - pos));
+      if (m.id < 0) break;
+      flush();
+      out.push_back(m.id);
+      after_special = true;
+      pos = m.end;
+    }
   }
+  flush();
   if (add_special && s.add_eos) out.push_back(s.eos_id);
+  if (!budget.Continue(out.size())) return budget.status();
   return out;
 }
 

@@ -14,12 +14,16 @@
 // and may be called from any thread.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 
@@ -70,6 +74,28 @@ struct VocabSpec {
   std::string chat_template;          // Jinja source as shipped with the model
 };
 
+// A piece of text to encode and whether special-token text in it is
+// recognised. Chat templates render to such segments so that the template's
+// markup keeps its control tokens while message content (client text) never
+// becomes one.
+struct TextSegment {
+  std::string_view text;
+  bool parse_special = false;
+};
+
+// Bounds for encoding untrusted text (a client's prompt): encoding stops
+// early instead of running to the end of a huge input.
+struct EncodeLimits {
+  // OUT_OF_RANGE once the output would hold more than this many ids (BOS/EOS
+  // included); the caller names the limit for its client.
+  size_t max_tokens = std::numeric_limits<size_t>::max();
+  // Polled every kCheckEvery pre-tokens (and between special tokens); a
+  // non-OK status stops encoding and is returned as is (the caller's
+  // cancellation or deadline). May be empty.
+  std::function<absl::Status()> check;
+  static constexpr size_t kCheckEvery = 256;
+};
+
 class Tokenizer {
  public:
   // INVALID_ARGUMENT naming the field when the spec is inconsistent (sizes,
@@ -93,6 +119,15 @@ class Tokenizer {
   // add_special: prepend BOS / append EOS as the vocab says.
   // parse_special: recognise special-token text ("<|im_start|>") as one token.
   std::vector<int32_t> Encode(std::string_view text, bool add_special, bool parse_special) const;
+  // Encode with bounds (see EncodeLimits). Same ids as Encode when it succeeds.
+  absl::StatusOr<std::vector<int32_t>> Encode(std::string_view text, bool add_special, bool parse_special,
+                                              const EncodeLimits& limits) const;
+  // The segments encoded as one text: plain text runs on across segment
+  // boundaries (so merges and pre-tokenizer splits are those of the
+  // concatenation), but special-token text is recognised only where it lies
+  // wholly inside a segment with parse_special.
+  absl::StatusOr<std::vector<int32_t>> EncodeSegments(absl::Span<const TextSegment> segments, bool add_special,
+                                                      const EncodeLimits& limits) const;
   // Concatenated bytes of the tokens (special tokens rendered unless
   // skip_special). May end in an incomplete UTF-8 sequence.
   std::string Decode(absl::Span<const int32_t> ids, bool skip_special) const;

@@ -17,6 +17,21 @@
 
 namespace strata {
 
+// Tracks EncodeLimits while encoding. Continue() is cheap: it counts and
+// polls limits.check every EncodeLimits::kCheckEvery calls.
+class EncodeBudget {
+ public:
+  explicit EncodeBudget(const EncodeLimits* limits) : limits_(limits) {}
+  // False when encoding must stop; status() says why.
+  bool Continue(size_t tokens_so_far);
+  const absl::Status& status() const { return status_; }
+
+ private:
+  const EncodeLimits* limits_;  // null: unbounded
+  size_t calls_ = 0;
+  absl::Status status_;
+};
+
 class Tokenizer::Impl {
  public:
   // Validates `spec` and builds the lookup tables.
@@ -25,9 +40,13 @@ class Tokenizer::Impl {
   // Plain text (no special-token matching). `after_special`: the text starts
   // the prompt or follows a special token (SentencePiece adds its space
   // prefix there, as llama.cpp does).
-  void EncodeText(std::string_view text, bool after_special, std::vector<int32_t>* out) const;
-  void EncodeByteLevel(std::string_view text, std::vector<int32_t>* out) const;
-  void EncodeSentencePiece(std::string_view text, bool add_prefix, std::vector<int32_t>* out) const;
+  // `budget` may be null (unbounded); when it says stop, these return early
+  // with a partial `out`.
+  void EncodeText(std::string_view text, bool after_special, std::vector<int32_t>* out,
+                  EncodeBudget* budget = nullptr) const;
+  void EncodeByteLevel(std::string_view text, std::vector<int32_t>* out, EncodeBudget* budget) const;
+  void EncodeSentencePiece(std::string_view text, bool add_prefix, std::vector<int32_t>* out,
+                           EncodeBudget* budget) const;
 
   int32_t Lookup(std::string_view spelling) const {
     auto it = token_to_id.find(spelling);
