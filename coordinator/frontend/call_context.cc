@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "absl/time/clock.h"
+
 namespace strata::coordinator::frontend {
 
 absl::Time CallDeadline(const grpc::ServerContext& context) {
@@ -12,6 +14,14 @@ absl::Time CallDeadline(const grpc::ServerContext& context) {
     return absl::InfiniteFuture();
   }
   return absl::FromChrono(deadline);
+}
+
+std::function<absl::Status()> CallCheck(grpc::ServerContext* context, absl::Time deadline) {
+  return [context, deadline]() -> absl::Status {
+    if (context->IsCancelled()) return absl::CancelledError("the client cancelled the call during tokenizing");
+    if (absl::Now() >= deadline) return absl::DeadlineExceededError("the call's deadline passed during tokenizing");
+    return absl::OkStatus();
+  };
 }
 
 PumpOptions PumpOptionsFor(grpc::ServerContext* context, absl::Duration poll_interval,

@@ -8,6 +8,7 @@
 #include "common/sampling_params.h"
 #include "common/status_macros.h"
 #include "coordinator/frontend/kserve_tensor_codec.h"
+#include "coordinator/frontend/quote.h"
 #include "coordinator/frontend/vllm_sampling_parameters.h"
 
 namespace strata::coordinator::frontend {
@@ -18,13 +19,13 @@ using InferParameter = inference::InferParameter;
 absl::Status CheckScalarShape(const InputTensor& input) {
   const auto& t = *input.tensor;
   if (t.shape_size() == 0 || t.shape_size() > 2) {
-    return absl::InvalidArgumentError(absl::StrCat("input '", t.name(), "': shape must be [1] or [1,1], got rank ",
+    return absl::InvalidArgumentError(absl::StrCat("input ", QuoteForError(t.name()), ": shape must be [1] or [1,1], got rank ",
                      t.shape_size()));
   }
   ASSIGN_OR_RETURN(int64_t count, ElementCount(t));
   if (count != 1) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "input '", t.name(), "': needs exactly one element ([1] or [1,1]), the shape has ", count));
+        "input ", QuoteForError(t.name()), ": needs exactly one element ([1] or [1,1]), the shape has ", count));
   }
   return absl::OkStatus();
 }
@@ -39,8 +40,8 @@ absl::StatusOr<T> Scalar(const InputTensor& input, Decode decode) {
 // [N] or [1,N] strings.
 absl::StatusOr<std::vector<std::string>> StringList(const InputTensor& input) {
   if (input.tensor->shape_size() == 0 || input.tensor->shape_size() > 2) {
-    return absl::InvalidArgumentError(absl::StrCat("input '", input.tensor->name(),
-                                                   "': shape must be [N] or [1,N], got rank ",
+    return absl::InvalidArgumentError(absl::StrCat("input ", QuoteForError(input.tensor->name()),
+                                                   ": shape must be [N] or [1,N], got rank ",
                                                    input.tensor->shape_size()));
   }
   return DecodeBytes(input);
@@ -48,14 +49,14 @@ absl::StatusOr<std::vector<std::string>> StringList(const InputTensor& input) {
 
 absl::Status Unsupported(const std::string& name, absl::string_view got,
                          absl::string_view allowed) {
-  return absl::InvalidArgumentError(absl::StrCat("input '", name, "': ", got,
+  return absl::InvalidArgumentError(absl::StrCat("input ", QuoteForError(name), ": ", got,
                                                  " is not supported by Strata; only ", allowed));
 }
 
 absl::StatusOr<bool> BoolParameter(const std::string& name, const InferParameter& p) {
   if (p.parameter_choice_case() != InferParameter::kBoolParam) {
     return absl::InvalidArgumentError(
-        absl::StrCat("parameter '", name, "' must be a bool_param"));
+        absl::StrCat("parameter ", QuoteForError(name), " must be a bool_param"));
   }
   return p.bool_param();
 }
@@ -94,7 +95,7 @@ absl::Status ApplyParameters(const inference::ModelInferRequest& request, KServe
       if (micros > 0) out->timeout = absl::Microseconds(micros);  // Triton: 0 = none
     } else if (IsVllmSamplingKey(name)) {
       // The vLLM backend takes the request's parameters as its sampling JSON.
-      RETURN_IF_ERROR(ApplyVllmSamplingParameter(name, p, &out->generation));
+      RETURN_IF_ERROR(ApplyVllmSamplingParameter(name, p, &out->generation, &out->parse_special_tokens));
     }
     // Anything else (sequence_id, sequence_start, sequence_end, priority,
     // binary_data_output, headers, ...) is ignored, as Triton's LLM backends do.
@@ -139,7 +140,7 @@ absl::Status ApplyInput(const InputTensor& input, KServeInferRequest* out,
     ASSIGN_OR_RETURN(int32_t v, Scalar<int32_t>(input, DecodeInt32));
     if (v < 0) {
       return absl::InvalidArgumentError(
-          absl::StrCat("input '", name, "': must be >= 0 (0 = off), got ", v));
+          absl::StrCat("input ", QuoteForError(name), ": must be >= 0 (0 = off), got ", v));
     }
     s.top_k = v;
   } else if (name == "top_p" || name == "runtime_top_p") {
@@ -166,8 +167,8 @@ absl::Status ApplyInput(const InputTensor& input, KServeInferRequest* out,
     for (const std::string& w : words) {
       if (!w.empty()) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "input 'bad_words': banning words is not supported by Strata (got '", w,
-            "'); send it empty or leave it out"));
+            "input 'bad_words': banning words is not supported by Strata (got ", QuoteForError(w),
+            "); send it empty or leave it out"));
       }
     }
   } else if (name == "end_id") {
@@ -195,7 +196,7 @@ absl::Status ApplyInput(const InputTensor& input, KServeInferRequest* out,
     if (v) return Unsupported(name, "true", "false (use strata.v1 Generate for logprobs)");
   } else {
     return absl::InvalidArgumentError(absl::StrCat(
-        "unknown input '", name, "' (ModelMetadata lists the inputs this model takes)"));
+        "unknown input ", QuoteForError(name), " (ModelMetadata lists the inputs this model takes)"));
   }
   return absl::OkStatus();
 }
@@ -215,7 +216,7 @@ absl::Status SelectOutputs(const inference::ModelInferRequest& request, OutputSe
       picked.num_output_tokens = true;
     } else {
       return absl::InvalidArgumentError(absl::StrCat(
-          "unknown output '", o.name(), "' requested (ModelMetadata lists the outputs)"));
+          "unknown output ", QuoteForError(o.name()), " requested (ModelMetadata lists the outputs)"));
     }
   }
   *sel = picked;
@@ -236,7 +237,7 @@ absl::StatusOr<KServeInferRequest> ParseInferRequest(const inference::ModelInfer
   for (const InputTensor& input : inputs) {
     if (!seen.insert(input.tensor->name()).second) {
       return absl::InvalidArgumentError(
-          absl::StrCat("input '", input.tensor->name(), "' appears more than once"));
+          absl::StrCat("input ", QuoteForError(input.tensor->name()), " appears more than once"));
     }
     if (input.tensor->name() == "text_input") text = &input;
     if (input.tensor->name() == "sampling_parameters") {
@@ -250,7 +251,7 @@ absl::StatusOr<KServeInferRequest> ParseInferRequest(const inference::ModelInfer
   }
   // The JSON first, then the separate tensors override what it set.
   if (sampling_json.has_value()) {
-    RETURN_IF_ERROR(ApplyVllmSamplingParameters(*sampling_json, &out.generation));
+    RETURN_IF_ERROR(ApplyVllmSamplingParameters(*sampling_json, &out.generation, &out.parse_special_tokens));
   }
   bool exclude_input_set = false;
   for (const InputTensor& input : inputs) {

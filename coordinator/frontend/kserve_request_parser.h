@@ -23,7 +23,8 @@
 //
 // Request parameters: triton_enable_empty_final_response (bool), timeout
 // (int64 microseconds, Triton's: tightens the deadline), sampling_parameters
-// (string: the JSON), and the vLLM sampling keys themselves (max_tokens,
+// (string: the JSON), parse_special_tokens (bool, see below), and the vLLM
+// sampling keys themselves (max_tokens,
 // temperature, ... as bool/int64/uint64/double/string params: the vLLM
 // backend reads the request parameters as its JSON). Others (sequence_id,
 // sequence_start/end, priority, headers, ...) are accepted and ignored, as
@@ -63,6 +64,9 @@ struct KServeInferRequest {
   bool stream = false;
   bool exclude_input_in_output = false;
   bool enable_empty_final_response = false;
+  // Request parameter / sampling_parameters key "parse_special_tokens": the
+  // text prompt's special-token text becomes control tokens. Default false.
+  bool parse_special_tokens = false;
   std::optional<absl::Duration> timeout;  // Triton's "timeout" parameter
   // The outputs named in request.outputs, or (none named) text_output plus
   // those whose return_* input is true. Unknown output names are an error.

@@ -8,6 +8,8 @@
 #include "coordinator/frontend/call_context.h"
 #include "coordinator/grpc_status.h"
 #include "coordinator/frontend/kserve_model_schema.h"
+#include "coordinator/frontend/model_lookup.h"
+#include "coordinator/frontend/quote.h"
 #include "coordinator/frontend/kserve_response_builder.h"
 #include "coordinator/frontend/prompt_encoder.h"
 #include "coordinator/frontend/request_pump.h"
@@ -23,7 +25,9 @@ using frontend::FillModelMetadata;
 using frontend::KServeInferRequest;
 using frontend::KServeStreamSession;
 using frontend::ParseInferRequest;
+using frontend::PromptEncoding;
 using frontend::PumpOptions;
+using frontend::QuoteForError;
 using frontend::PumpOptionsFor;
 using frontend::PumpRequestStream;
 using frontend::ResponseContent;
@@ -41,11 +45,6 @@ struct KServeService::Started {
 
 namespace {
 
-grpc::Status Unimplemented(absl::string_view rpc) {
-  return ToGrpcStatus(absl::UnimplementedError(
-      absl::StrCat(rpc, " is not implemented by Strata: models are configured on the "
-                        "coordinator, not through the KServe repository/shared-memory API")));
-}
 
 ResponseIdentity IdentityOf(const inference::ModelInferRequest& request) {
   return {request.model_name(), request.model_version(), request.id()};
@@ -62,39 +61,57 @@ inference::ModelStreamInferResponse StreamResponse(inference::ModelInferResponse
 KServeService::KServeService(InferenceBackend* backend, KServeServiceOptions options)
     : backend_(backend), options_(std::move(options)) {}
 
-absl::StatusOr<const ServedModel*> KServeService::ResolveModel(const std::string& name,
-                                                               const std::string& version) const {
-  if (!version.empty() && version != "1") {
-    return absl::NotFoundError(absl::StrCat("model '", name, "' has no version '", version,
-                                            "'; Strata serves version 1 (or leave it empty)"));
-  }
-  return backend_->FindModel(name);
+absl::Status KServeService::Authenticate(const grpc::ServerContext& context) const {
+  if (options_.api_keys == nullptr) return absl::OkStatus();
+  return options_.api_keys->Check(context);
 }
 
-grpc::Status KServeService::ServerLive(grpc::ServerContext*, const inference::ServerLiveRequest*,
+grpc::Status KServeService::Unimplemented(const grpc::ServerContext& context, absl::string_view rpc) const {
+  if (absl::Status auth = Authenticate(context); !auth.ok()) return ToGrpcStatus(auth);
+  return ToGrpcStatus(absl::UnimplementedError(
+      absl::StrCat(rpc, " is not implemented by Strata: models are configured on the "
+                        "coordinator, not through the KServe repository/shared-memory API")));
+}
+
+absl::StatusOr<const ServedModel*> KServeService::ResolveModel(const std::string& name,
+                                                               const std::string& version) const {
+  RETURN_IF_ERROR(frontend::CheckModelName("model_name", name));
+  if (!version.empty() && version != "1") {
+    return absl::NotFoundError(absl::StrCat("model ", QuoteForError(name), " has no version ",
+                                            QuoteForError(version),
+                                            "; Strata serves version 1 (or leave it empty)"));
+  }
+  return frontend::LookUpModel(*backend_, "model_name", name);
+}
+
+grpc::Status KServeService::ServerLive(grpc::ServerContext* context, const inference::ServerLiveRequest*,
                                        inference::ServerLiveResponse* response) {
+  if (absl::Status auth = Authenticate(*context); !auth.ok()) return ToGrpcStatus(auth);
   response->set_live(true);
   return grpc::Status::OK;
 }
 
-grpc::Status KServeService::ServerReady(grpc::ServerContext*, const inference::ServerReadyRequest*,
+grpc::Status KServeService::ServerReady(grpc::ServerContext* context, const inference::ServerReadyRequest*,
                                         inference::ServerReadyResponse* response) {
+  if (absl::Status auth = Authenticate(*context); !auth.ok()) return ToGrpcStatus(auth);
   response->set_ready(backend_->IsReady());
   return grpc::Status::OK;
 }
 
-grpc::Status KServeService::ModelReady(grpc::ServerContext*,
+grpc::Status KServeService::ModelReady(grpc::ServerContext* context,
                                        const inference::ModelReadyRequest* request,
                                        inference::ModelReadyResponse* response) {
+  if (absl::Status auth = Authenticate(*context); !auth.ok()) return ToGrpcStatus(auth);
   absl::StatusOr<const ServedModel*> model = ResolveModel(request->name(), request->version());
   if (!model.ok()) return ToGrpcStatus(model.status());
   response->set_ready(backend_->IsModelReady((*model)->name));
   return grpc::Status::OK;
 }
 
-grpc::Status KServeService::ServerMetadata(grpc::ServerContext*,
+grpc::Status KServeService::ServerMetadata(grpc::ServerContext* context,
                                            const inference::ServerMetadataRequest*,
                                            inference::ServerMetadataResponse* response) {
+  if (absl::Status auth = Authenticate(*context); !auth.ok()) return ToGrpcStatus(auth);
   response->set_name("strata");
   response->set_version(options_.server_version);
   response->add_extensions("model_configuration");
@@ -102,18 +119,20 @@ grpc::Status KServeService::ServerMetadata(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status KServeService::ModelMetadata(grpc::ServerContext*,
+grpc::Status KServeService::ModelMetadata(grpc::ServerContext* context,
                                           const inference::ModelMetadataRequest* request,
                                           inference::ModelMetadataResponse* response) {
+  if (absl::Status auth = Authenticate(*context); !auth.ok()) return ToGrpcStatus(auth);
   absl::StatusOr<const ServedModel*> model = ResolveModel(request->name(), request->version());
   if (!model.ok()) return ToGrpcStatus(model.status());
   FillModelMetadata((*model)->name, response);
   return grpc::Status::OK;
 }
 
-grpc::Status KServeService::ModelConfig(grpc::ServerContext*,
+grpc::Status KServeService::ModelConfig(grpc::ServerContext* context,
                                         const inference::ModelConfigRequest* request,
                                         inference::ModelConfigResponse* response) {
+  if (absl::Status auth = Authenticate(*context); !auth.ok()) return ToGrpcStatus(auth);
   absl::StatusOr<const ServedModel*> model = ResolveModel(request->name(), request->version());
   if (!model.ok()) return ToGrpcStatus(model.status());
   FillModelConfig((*model)->name, response->mutable_config());
@@ -122,8 +141,11 @@ grpc::Status KServeService::ModelConfig(grpc::ServerContext*,
 
 absl::StatusOr<KServeService::Started> KServeService::Start(
     grpc::ServerContext* context, const inference::ModelInferRequest& request, bool allow_stream) {
+  RETURN_IF_ERROR(Authenticate(*context));
+  RETURN_IF_ERROR(frontend::CheckInferRequest(request, options_.limits));
   ASSIGN_OR_RETURN(const ServedModel* model,
                    ResolveModel(request.model_name(), request.model_version()));
+  RETURN_IF_ERROR(frontend::CheckKServePrompt(request, options_.limits, *model));
   Started started;
   ASSIGN_OR_RETURN(started.parsed, ParseInferRequest(request));
   if (started.parsed.stream && !allow_stream) {
@@ -132,12 +154,25 @@ absl::StatusOr<KServeService::Started> KServeService::Start(
         "the whole completion in one response");
   }
   GenerationRequest& generation = started.parsed.generation;
-  ASSIGN_OR_RETURN(generation.prompt, EncodeText(*model, started.parsed.text_input,
-                                                 /*add_special=*/true));
+  // Stop strings come from stop_words and sampling_parameters alike.
+  RETURN_IF_ERROR(frontend::CheckCount("stop strings (stop_words, sampling_parameters stop)",
+                                       static_cast<int64_t>(generation.stop.size()), frontend::kMaxStopStrings));
+  for (size_t i = 0; i < generation.stop.size(); ++i) {
+    RETURN_IF_ERROR(frontend::CheckBytes(absl::StrCat("stop string ", i), generation.stop[i],
+                                         frontend::kMaxStopBytes));
+  }
+  RETURN_IF_ERROR(frontend::CheckCount("stop_token_ids", static_cast<int64_t>(generation.stop_token_ids.size()),
+                                       frontend::kMaxStopTokenIds));
   absl::Time deadline = CallDeadline(*context);
   if (started.parsed.timeout.has_value()) {
     deadline = std::min(deadline, absl::Now() + *started.parsed.timeout);
   }
+  PromptEncoding encoding;
+  encoding.add_special = true;
+  encoding.parse_special = started.parsed.parse_special_tokens;
+  encoding.check = frontend::CallCheck(context, deadline);
+  ASSIGN_OR_RETURN(generation.prompt,
+                   EncodeText(*model, started.parsed.text_input, encoding, "input 'text_input'"));
   generation.deadline = deadline;
   started.prompt_tokens = static_cast<int32_t>(generation.prompt.size());
   started.identity = IdentityOf(request);
@@ -186,6 +221,8 @@ grpc::Status KServeService::ModelStreamInfer(
     grpc::ServerContext* context,
     grpc::ServerReaderWriter<inference::ModelStreamInferResponse, inference::ModelInferRequest>*
         stream) {
+  // The whole stream needs a key; Start checks it again per request.
+  if (absl::Status auth = Authenticate(*context); !auth.ok()) return ToGrpcStatus(auth);
   KServeStreamSession session(stream, options_.max_requests_per_stream);
   session.Run([this, context](const inference::ModelInferRequest& request,
                               KServeStreamSession& s) { StreamRequest(context, request, s); });
@@ -247,66 +284,67 @@ absl::Status KServeService::StreamRequestOrError(grpc::ServerContext* context,
   return absl::OkStatus();
 }
 
-grpc::Status KServeService::ModelStatistics(grpc::ServerContext*,
+grpc::Status KServeService::ModelStatistics(grpc::ServerContext* context,
                                             const inference::ModelStatisticsRequest*,
                                             inference::ModelStatisticsResponse*) {
+  if (absl::Status auth = Authenticate(*context); !auth.ok()) return ToGrpcStatus(auth);
   return ToGrpcStatus(absl::UnimplementedError(
       "ModelStatistics is not implemented by Strata; scrape the coordinator's Prometheus "
       "metrics instead"));
 }
-grpc::Status KServeService::RepositoryIndex(grpc::ServerContext*,
+grpc::Status KServeService::RepositoryIndex(grpc::ServerContext* context,
                                             const inference::RepositoryIndexRequest*,
                                             inference::RepositoryIndexResponse*) {
-  return Unimplemented("RepositoryIndex");
+  return Unimplemented(*context, "RepositoryIndex");
 }
-grpc::Status KServeService::RepositoryModelLoad(grpc::ServerContext*,
+grpc::Status KServeService::RepositoryModelLoad(grpc::ServerContext* context,
                                                 const inference::RepositoryModelLoadRequest*,
                                                 inference::RepositoryModelLoadResponse*) {
-  return Unimplemented("RepositoryModelLoad");
+  return Unimplemented(*context, "RepositoryModelLoad");
 }
-grpc::Status KServeService::RepositoryModelUnload(grpc::ServerContext*,
+grpc::Status KServeService::RepositoryModelUnload(grpc::ServerContext* context,
                                                   const inference::RepositoryModelUnloadRequest*,
                                                   inference::RepositoryModelUnloadResponse*) {
-  return Unimplemented("RepositoryModelUnload");
+  return Unimplemented(*context, "RepositoryModelUnload");
 }
 grpc::Status KServeService::SystemSharedMemoryStatus(
-    grpc::ServerContext*, const inference::SystemSharedMemoryStatusRequest*,
+    grpc::ServerContext* context, const inference::SystemSharedMemoryStatusRequest*,
     inference::SystemSharedMemoryStatusResponse*) {
-  return Unimplemented("SystemSharedMemoryStatus");
+  return Unimplemented(*context, "SystemSharedMemoryStatus");
 }
 grpc::Status KServeService::SystemSharedMemoryRegister(
-    grpc::ServerContext*, const inference::SystemSharedMemoryRegisterRequest*,
+    grpc::ServerContext* context, const inference::SystemSharedMemoryRegisterRequest*,
     inference::SystemSharedMemoryRegisterResponse*) {
-  return Unimplemented("SystemSharedMemoryRegister");
+  return Unimplemented(*context, "SystemSharedMemoryRegister");
 }
 grpc::Status KServeService::SystemSharedMemoryUnregister(
-    grpc::ServerContext*, const inference::SystemSharedMemoryUnregisterRequest*,
+    grpc::ServerContext* context, const inference::SystemSharedMemoryUnregisterRequest*,
     inference::SystemSharedMemoryUnregisterResponse*) {
-  return Unimplemented("SystemSharedMemoryUnregister");
+  return Unimplemented(*context, "SystemSharedMemoryUnregister");
 }
-grpc::Status KServeService::CudaSharedMemoryStatus(grpc::ServerContext*,
+grpc::Status KServeService::CudaSharedMemoryStatus(grpc::ServerContext* context,
                                                    const inference::CudaSharedMemoryStatusRequest*,
                                                    inference::CudaSharedMemoryStatusResponse*) {
-  return Unimplemented("CudaSharedMemoryStatus");
+  return Unimplemented(*context, "CudaSharedMemoryStatus");
 }
 grpc::Status KServeService::CudaSharedMemoryRegister(
-    grpc::ServerContext*, const inference::CudaSharedMemoryRegisterRequest*,
+    grpc::ServerContext* context, const inference::CudaSharedMemoryRegisterRequest*,
     inference::CudaSharedMemoryRegisterResponse*) {
-  return Unimplemented("CudaSharedMemoryRegister");
+  return Unimplemented(*context, "CudaSharedMemoryRegister");
 }
 grpc::Status KServeService::CudaSharedMemoryUnregister(
-    grpc::ServerContext*, const inference::CudaSharedMemoryUnregisterRequest*,
+    grpc::ServerContext* context, const inference::CudaSharedMemoryUnregisterRequest*,
     inference::CudaSharedMemoryUnregisterResponse*) {
-  return Unimplemented("CudaSharedMemoryUnregister");
+  return Unimplemented(*context, "CudaSharedMemoryUnregister");
 }
-grpc::Status KServeService::TraceSetting(grpc::ServerContext*,
+grpc::Status KServeService::TraceSetting(grpc::ServerContext* context,
                                          const inference::TraceSettingRequest*,
                                          inference::TraceSettingResponse*) {
-  return Unimplemented("TraceSetting");
+  return Unimplemented(*context, "TraceSetting");
 }
-grpc::Status KServeService::LogSettings(grpc::ServerContext*, const inference::LogSettingsRequest*,
+grpc::Status KServeService::LogSettings(grpc::ServerContext* context, const inference::LogSettingsRequest*,
                                         inference::LogSettingsResponse*) {
-  return Unimplemented("LogSettings");
+  return Unimplemented(*context, "LogSettings");
 }
 
 }  // namespace strata::coordinator

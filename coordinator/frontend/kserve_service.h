@@ -14,7 +14,12 @@
 //                     into error_message; the stream stays open.
 //   The rest          UNIMPLEMENTED with a message.
 // Request parsing: kserve_request_parser.h; outputs: kserve_response_builder.h.
-// model_version must be "" or "1". A client that cancels (or closes the
+// Every request field is size-checked before any work (request_limits.h);
+// the text prompt parses special-token text only with the request's
+// parse_special_tokens (prompt_encoder.h); tokenizing stops at
+// max_prompt_tokens and when the client cancels or its deadline passes.
+// With api_keys set, every RPC first checks the call's API key
+// (api_key_auth.h). model_version must be "" or "1". A client that cancels (or closes the
 // stream) cancels its in-flight generations; the call's deadline becomes the
 // generations' deadline.
 //
@@ -31,7 +36,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "coordinator/frontend/api_key_auth.h"
 #include "coordinator/frontend/kserve_request_parser.h"
+#include "coordinator/frontend/request_limits.h"
 #include "coordinator/frontend/kserve_response_builder.h"
 #include "coordinator/frontend/kserve_stream_session.h"
 #include "coordinator/inference_backend.h"
@@ -45,6 +52,9 @@ struct KServeServiceOptions {
   absl::Duration poll_interval = absl::Milliseconds(25);
   // Requests running at once on one ModelStreamInfer stream.
   int max_requests_per_stream = 256;
+  frontend::RequestLimits limits;
+  // Null: no authentication. Not owned; must outlive the service.
+  frontend::ApiKeys* api_keys = nullptr;
 };
 
 class KServeService final : public inference::GRPCInferenceService::Service {
@@ -110,6 +120,9 @@ class KServeService final : public inference::GRPCInferenceService::Service {
  private:
   struct Started;
 
+  absl::Status Authenticate(const grpc::ServerContext& context) const;
+  // The unimplemented RPCs' answer (after authentication).
+  grpc::Status Unimplemented(const grpc::ServerContext& context, absl::string_view rpc) const;
   // NOT_FOUND for an unknown model (from the backend) or a version other than "" / "1".
   absl::StatusOr<const ServedModel*> ResolveModel(const std::string& name,
                                                   const std::string& version) const;

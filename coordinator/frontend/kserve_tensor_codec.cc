@@ -1,4 +1,5 @@
 #include "coordinator/frontend/kserve_tensor_codec.h"
+#include "coordinator/frontend/quote.h"
 
 #include <bit>
 #include <cstring>
@@ -13,7 +14,7 @@ namespace {
 using InferInputTensor = inference::ModelInferRequest::InferInputTensor;
 
 absl::Status Invalid(const InferInputTensor& t, absl::string_view what) {
-  return absl::InvalidArgumentError(absl::StrCat("input '", t.name(), "': ", what));
+  return absl::InvalidArgumentError(absl::StrCat("input ", QuoteForError(t.name()), ": ", what));
 }
 
 bool HasTypedContents(const inference::InferTensorContents& c) {
@@ -26,7 +27,7 @@ bool HasTypedContents(const inference::InferTensorContents& c) {
 absl::StatusOr<int64_t> CheckDatatype(const InputTensor& input, absl::string_view datatype) {
   const InferInputTensor& t = *input.tensor;
   if (t.datatype() != datatype) {
-    return Invalid(t, absl::StrCat("datatype is '", t.datatype(), "', expected ", datatype));
+    return Invalid(t, absl::StrCat("datatype is ", QuoteForError(t.datatype()), ", expected ", datatype));
   }
   return ElementCount(t);
 }
@@ -129,12 +130,12 @@ absl::StatusOr<std::vector<std::string>> DecodeRawBytes(absl::string_view name,
   while (pos < raw.size()) {
     if (raw.size() - pos < 4) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "input '", name, "': raw BYTES contents end inside a 4-byte length prefix"));
+          "input ", QuoteForError(name), ": raw BYTES contents end inside a 4-byte length prefix"));
     }
     const uint64_t len = LoadLe(raw.data() + pos, 4);
     pos += 4;
     if (len > raw.size() - pos) {
-      return absl::InvalidArgumentError(absl::StrCat("input '", name, "': raw BYTES element ",
+      return absl::InvalidArgumentError(absl::StrCat("input ", QuoteForError(name), ": raw BYTES element ",
                                                      out.size(), " claims ", len, " bytes, only ",
                                                      raw.size() - pos, " remain"));
     }

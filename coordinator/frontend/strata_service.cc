@@ -1,5 +1,6 @@
 #include "coordinator/frontend/strata_service.h"
 
+#include <algorithm>
 #include <limits>
 #include <string>
 #include <utility>
@@ -7,7 +8,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "common/tokenizer/unicode_bytes.h"
 #include "coordinator/frontend/call_context.h"
+#include "coordinator/frontend/model_lookup.h"
+#include "coordinator/frontend/quote.h"
 #include "coordinator/grpc_status.h"
 #include "coordinator/frontend/prompt_encoder.h"
 #include "coordinator/frontend/request_pump.h"
@@ -15,14 +19,15 @@
 namespace strata::coordinator {
 namespace {
 
+using frontend::CallCheck;
 using frontend::CallDeadline;
 using frontend::CheckTokenIds;
 using frontend::EncodeText;
+using frontend::PromptEncoding;
 using frontend::ModelTokenizer;
 using frontend::PumpOptions;
 using frontend::PumpOptionsFor;
 using frontend::PumpRequestStream;
-using frontend::RenderChat;
 
 std::vector<ChatMessage> ToChatMessages(const strata::v1::ChatMessages& chat) {
   std::vector<ChatMessage> out;
@@ -33,14 +38,16 @@ std::vector<ChatMessage> ToChatMessages(const strata::v1::ChatMessages& chat) {
 
 absl::StatusOr<std::vector<int32_t>> EncodeChat(const ServedModel& model,
                                                 const strata::v1::ChatMessages& chat,
-                                                bool add_special, absl::string_view field) {
+                                                const PromptEncoding& encoding, absl::string_view field) {
   const bool add_generation_prompt =
       chat.has_add_generation_prompt() ? chat.add_generation_prompt() : true;
-  ASSIGN_OR_RETURN(std::string text, RenderChat(model, ToChatMessages(chat),
-                                                add_generation_prompt,
-                                                absl::StrCat(field, ".messages")));
-  return EncodeText(model, text, add_special);
+  return frontend::EncodeChat(model, ToChatMessages(chat), add_generation_prompt, encoding,
+                              absl::StrCat(field, ".messages"));
 }
+
+// Output text fields are proto3 strings: they must be valid UTF-8, or the
+// client cannot parse the response.
+std::string ValidUtf8(std::string_view text) { return tokenizer_internal::SanitizeUtf8(text); }
 
 strata::v1::FinishReason ToProto(FinishReason reason) {
   switch (reason) {
@@ -70,23 +77,38 @@ void ApplySampling(const strata::v1::SamplingParams& in, SamplingParams* out) {
 StrataService::StrataService(InferenceBackend* backend, StrataServiceOptions options)
     : backend_(backend), options_(options) {}
 
+absl::Status StrataService::Authenticate(const grpc::ServerContext& context) const {
+  if (options_.api_keys == nullptr) return absl::OkStatus();
+  return options_.api_keys->Check(context);
+}
+
 absl::Status StrataService::DoGenerate(
     grpc::ServerContext* context, const strata::v1::GenerateRequest& request,
     grpc::ServerWriterInterface<strata::v1::GenerateResponse>* writer) {
-  ASSIGN_OR_RETURN(const ServedModel* model, backend_->FindModel(request.model()));
+  RETURN_IF_ERROR(Authenticate(*context));
+  RETURN_IF_ERROR(frontend::CheckGenerateRequest(request, options_.limits));
+  ASSIGN_OR_RETURN(const ServedModel* model, frontend::LookUpModel(*backend_, "model", request.model()));
   GenerationRequest generation;
+  generation.deadline = CallDeadline(*context);
+  PromptEncoding encoding;
+  encoding.add_special = true;
+  encoding.parse_special = request.parse_special_tokens();
+  encoding.check = CallCheck(context, generation.deadline);
   switch (request.prompt_case()) {
     case strata::v1::GenerateRequest::kText: {
-      ASSIGN_OR_RETURN(generation.prompt, EncodeText(*model, request.text(), /*add_special=*/true));
+      RETURN_IF_ERROR(frontend::CheckPromptText("text", request.text(), options_.limits, *model));
+      ASSIGN_OR_RETURN(generation.prompt, EncodeText(*model, request.text(), encoding, "text"));
       break;
     }
     case strata::v1::GenerateRequest::kTokenIds:
+      RETURN_IF_ERROR(frontend::CheckCount("token_ids.ids", request.token_ids().ids_size(),
+                                           std::max(model->max_prompt_tokens, 1)));
       generation.prompt.assign(request.token_ids().ids().begin(), request.token_ids().ids().end());
       RETURN_IF_ERROR(CheckTokenIds(*model, generation.prompt, "token_ids.ids"));
       break;
     case strata::v1::GenerateRequest::kChat: {
-      ASSIGN_OR_RETURN(generation.prompt,
-                       EncodeChat(*model, request.chat(), /*add_special=*/true, "chat"));
+      RETURN_IF_ERROR(frontend::CheckChatContent("chat.messages", request.chat(), options_.limits, *model));
+      ASSIGN_OR_RETURN(generation.prompt, EncodeChat(*model, request.chat(), encoding, "chat"));
       break;
     }
     case strata::v1::GenerateRequest::PROMPT_NOT_SET:
@@ -119,7 +141,6 @@ absl::Status StrataService::DoGenerate(
   generation.logprobs = request.logprobs();
   generation.priority = request.priority();
   generation.request_id = request.request_id();
-  generation.deadline = CallDeadline(*context);
 
   const PumpOptions pump = PumpOptionsFor(context, options_.poll_interval, generation.deadline);
   const bool logprobs = generation.logprobs;
@@ -127,7 +148,7 @@ absl::Status StrataService::DoGenerate(
                    backend_->Submit(model->name, std::move(generation)));
   return PumpRequestStream(*stream, pump, [&](const GenerationChunk& chunk) -> absl::Status {
     strata::v1::GenerateResponse response;
-    response.set_text(chunk.text);
+    response.set_text(ValidUtf8(chunk.text));
     response.mutable_token_ids()->Add(chunk.token_ids.begin(), chunk.token_ids.end());
     if (logprobs) response.mutable_logprobs()->Add(chunk.logprobs.begin(), chunk.logprobs.end());
     if (chunk.finish != FinishReason::kNone) {
@@ -148,17 +169,24 @@ grpc::Status StrataService::Generate(grpc::ServerContext* context,
 }
 
 absl::StatusOr<strata::v1::TokenizeResponse> StrataService::DoTokenize(
-    const strata::v1::TokenizeRequest& request) const {
-  ASSIGN_OR_RETURN(const ServedModel* model, backend_->FindModel(request.model()));
+    grpc::ServerContext* context, const strata::v1::TokenizeRequest& request) const {
+  RETURN_IF_ERROR(Authenticate(*context));
+  RETURN_IF_ERROR(frontend::CheckTokenizeRequest(request, options_.limits));
+  ASSIGN_OR_RETURN(const ServedModel* model, frontend::LookUpModel(*backend_, "model", request.model()));
+  PromptEncoding encoding;
+  encoding.add_special = request.add_special_tokens();
+  encoding.parse_special = request.parse_special_tokens();
+  encoding.check = CallCheck(context, CallDeadline(*context));
   std::vector<int32_t> ids;
   switch (request.input_case()) {
     case strata::v1::TokenizeRequest::kText: {
-      ASSIGN_OR_RETURN(ids, EncodeText(*model, request.text(), request.add_special_tokens()));
+      RETURN_IF_ERROR(frontend::CheckPromptText("text", request.text(), options_.limits, *model));
+      ASSIGN_OR_RETURN(ids, EncodeText(*model, request.text(), encoding, "text"));
       break;
     }
     case strata::v1::TokenizeRequest::kChat: {
-      ASSIGN_OR_RETURN(ids, EncodeChat(*model, request.chat(), request.add_special_tokens(),
-                                       "chat"));
+      RETURN_IF_ERROR(frontend::CheckChatContent("chat.messages", request.chat(), options_.limits, *model));
+      ASSIGN_OR_RETURN(ids, EncodeChat(*model, request.chat(), encoding, "chat"));
       break;
     }
     case strata::v1::TokenizeRequest::INPUT_NOT_SET:
@@ -169,10 +197,10 @@ absl::StatusOr<strata::v1::TokenizeResponse> StrataService::DoTokenize(
   return response;
 }
 
-grpc::Status StrataService::Tokenize(grpc::ServerContext*,
+grpc::Status StrataService::Tokenize(grpc::ServerContext* context,
                                      const strata::v1::TokenizeRequest* request,
                                      strata::v1::TokenizeResponse* response) {
-  absl::StatusOr<strata::v1::TokenizeResponse> r = DoTokenize(*request);
+  absl::StatusOr<strata::v1::TokenizeResponse> r = DoTokenize(context, *request);
   if (!r.ok()) return ToGrpcStatus(r.status());
   *response = std::move(*r);
   return grpc::Status::OK;
@@ -180,26 +208,29 @@ grpc::Status StrataService::Tokenize(grpc::ServerContext*,
 
 absl::StatusOr<strata::v1::DetokenizeResponse> StrataService::DoDetokenize(
     const strata::v1::DetokenizeRequest& request) const {
-  ASSIGN_OR_RETURN(const ServedModel* model, backend_->FindModel(request.model()));
+  ASSIGN_OR_RETURN(const ServedModel* model, frontend::LookUpModel(*backend_, "model", request.model()));
+  RETURN_IF_ERROR(frontend::CheckDetokenizeRequest(request, options_.limits, *model));
   const std::vector<int32_t> ids(request.token_ids().begin(), request.token_ids().end());
   RETURN_IF_ERROR(CheckTokenIds(*model, ids, "token_ids"));
   ASSIGN_OR_RETURN(const Tokenizer* tokenizer, ModelTokenizer(*model));
   strata::v1::DetokenizeResponse response;
-  response.set_text(tokenizer->Decode(ids, request.skip_special_tokens()));
+  response.set_text(ValidUtf8(tokenizer->Decode(ids, request.skip_special_tokens())));
   return response;
 }
 
-grpc::Status StrataService::Detokenize(grpc::ServerContext*,
+grpc::Status StrataService::Detokenize(grpc::ServerContext* context,
                                        const strata::v1::DetokenizeRequest* request,
                                        strata::v1::DetokenizeResponse* response) {
+  if (absl::Status auth = Authenticate(*context); !auth.ok()) return ToGrpcStatus(auth);
   absl::StatusOr<strata::v1::DetokenizeResponse> r = DoDetokenize(*request);
   if (!r.ok()) return ToGrpcStatus(r.status());
   *response = std::move(*r);
   return grpc::Status::OK;
 }
 
-grpc::Status StrataService::ListModels(grpc::ServerContext*, const strata::v1::ListModelsRequest*,
+grpc::Status StrataService::ListModels(grpc::ServerContext* context, const strata::v1::ListModelsRequest*,
                                        strata::v1::ListModelsResponse* response) {
+  if (absl::Status auth = Authenticate(*context); !auth.ok()) return ToGrpcStatus(auth);
   for (const ModelStatus& m : backend_->ListModels()) {
     strata::v1::ModelInfo* info = response->add_models();
     info->set_name(m.name);

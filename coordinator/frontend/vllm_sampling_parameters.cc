@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "coordinator/frontend/quote.h"
 #include "nlohmann/json.hpp"
 
 namespace strata::coordinator::frontend {
@@ -25,7 +26,10 @@ struct Key {
 };
 
 absl::Status KeyError(const Key& key, absl::string_view what, const Json& value) {
-  return absl::InvalidArgumentError(absl::StrCat(key.label, " ", what, ", got ", value.dump()));
+  // replace: a dump never throws on invalid UTF-8; quoted: never unbounded.
+  return absl::InvalidArgumentError(absl::StrCat(
+      key.label, " ", what, ", got ",
+      QuoteForError(value.dump(-1, ' ', false, Json::error_handler_t::replace))));
 }
 
 absl::StatusOr<double> AsNumber(const Key& key, const Json& v) {
@@ -118,7 +122,7 @@ absl::Status RequireNeutral(const Key& key, const Json& v) {
   return KeyError(key, "is not supported by Strata except at its default value", v);
 }
 
-absl::Status ApplyKey(const Key& key, const Json& v, GenerationRequest* r) {
+absl::Status ApplyKey(const Key& key, const Json& v, GenerationRequest* r, bool* parse_special_tokens) {
   constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
   const std::string& k = key.name;
   SamplingParams& s = r->sampling;
@@ -169,6 +173,9 @@ absl::Status ApplyKey(const Key& key, const Json& v, GenerationRequest* r) {
     ASSIGN_OR_RETURN(r->ignore_eos, AsBool(key, v));
   } else if (k == "skip_special_tokens") {
     ASSIGN_OR_RETURN(r->skip_special_tokens, AsBool(key, v));
+  } else if (k == "parse_special_tokens") {
+    ASSIGN_OR_RETURN(bool b, AsBool(key, v));
+    if (parse_special_tokens != nullptr) *parse_special_tokens = b;
   } else if (IsNeutralOnlyKey(k)) {
     return RequireNeutral(key, v);
   } else {
@@ -184,30 +191,31 @@ bool IsVllmSamplingKey(absl::string_view key) {
          key == "top_k" || key == "seed" || key == "repetition_penalty" ||
          key == "presence_penalty" || key == "frequency_penalty" || key == "stop" ||
          key == "stop_token_ids" || key == "ignore_eos" || key == "skip_special_tokens" ||
-         IsNeutralOnlyKey(key);
+         key == "parse_special_tokens" || IsNeutralOnlyKey(key);
 }
 
-absl::Status ApplyVllmSamplingParameters(absl::string_view json, GenerationRequest* request) {
+absl::Status ApplyVllmSamplingParameters(absl::string_view json, GenerationRequest* request,
+                                         bool* parse_special_tokens) {
   const Json parsed = Json::parse(json.begin(), json.end(), nullptr, /*allow_exceptions=*/false);
   if (parsed.is_discarded() || !parsed.is_object()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("sampling_parameters: not a JSON object: '", json.substr(0, 200), "'"));
+        absl::StrCat("sampling_parameters: not a JSON object: ", QuoteForError(json)));
   }
   for (auto it = parsed.begin(); it != parsed.end(); ++it) {
-    const Key key{it.key(), absl::StrCat("sampling_parameters: key '", it.key(), "'")};
+    const Key key{it.key(), absl::StrCat("sampling_parameters: key ", QuoteForError(it.key()))};
     if (!IsVllmSamplingKey(it.key())) {
-      return absl::InvalidArgumentError(absl::StrCat("sampling_parameters: unknown key '",
-                                                     it.key(), "'"));
+      return absl::InvalidArgumentError(absl::StrCat("sampling_parameters: unknown key ",
+                                                     QuoteForError(it.key())));
     }
-    RETURN_IF_ERROR(ApplyKey(key, it.value(), request));
+    RETURN_IF_ERROR(ApplyKey(key, it.value(), request, parse_special_tokens));
   }
   return absl::OkStatus();
 }
 
 absl::Status ApplyVllmSamplingParameter(absl::string_view name,
                                         const inference::InferParameter& value,
-                                        GenerationRequest* request) {
-  const Key key{std::string(name), absl::StrCat("parameter '", name, "'")};
+                                        GenerationRequest* request, bool* parse_special_tokens) {
+  const Key key{std::string(name), absl::StrCat("parameter ", QuoteForError(name))};
   Json v;
   switch (value.parameter_choice_case()) {
     case inference::InferParameter::kBoolParam:
@@ -235,7 +243,7 @@ absl::Status ApplyVllmSamplingParameter(absl::string_view name,
     case inference::InferParameter::PARAMETER_CHOICE_NOT_SET:
       return absl::OkStatus();
   }
-  return ApplyKey(key, v, request);
+  return ApplyKey(key, v, request, parse_special_tokens);
 }
 
 }  // namespace strata::coordinator::frontend

@@ -9,6 +9,9 @@
 //   repetition_penalty, presence_penalty, frequency_penalty (number)
 //   stop (string or list of strings)           stop_token_ids (list of ints)
 //   ignore_eos, skip_special_tokens (bool)
+//   parse_special_tokens (bool, Strata's; default false): the text prompt's
+//     special-token text ("<|im_start|>") becomes control tokens (a raw,
+//     pre-formatted prompt); written to *parse_special_tokens
 // Accepted only at the value that changes nothing (vLLM features Strata does
 // not implement): n = 1, best_of = 1, use_beam_search = false, min_tokens = 0,
 // logprobs = 0, prompt_logprobs = 0, include_stop_str_in_output = false,
@@ -18,7 +21,7 @@
 // "true"/"false" or the integers 0/1.
 //
 // Errors are INVALID_ARGUMENT naming sampling_parameters and the key (or the
-// request parameter): not a JSON object, an unknown key in the JSON, a value
+// request parameter, quoted with QuoteForError): not a JSON object, an unknown key in the JSON, a value
 // of the wrong type or out of range.
 //
 // Thread ownership: stateless.
@@ -31,13 +34,15 @@
 
 namespace strata::coordinator::frontend {
 
-absl::Status ApplyVllmSamplingParameters(absl::string_view json, GenerationRequest* request);
+// `parse_special_tokens` receives that key's value (unchanged when absent).
+absl::Status ApplyVllmSamplingParameters(absl::string_view json, GenerationRequest* request,
+                                         bool* parse_special_tokens);
 
 // True for the keys listed above.
 bool IsVllmSamplingKey(absl::string_view key);
 // One key given as a request parameter (bool/int64/uint64/double/string_param).
 absl::Status ApplyVllmSamplingParameter(absl::string_view key,
                                         const inference::InferParameter& value,
-                                        GenerationRequest* request);
+                                        GenerationRequest* request, bool* parse_special_tokens);
 
 }  // namespace strata::coordinator::frontend

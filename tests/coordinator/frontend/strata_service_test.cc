@@ -46,6 +46,7 @@ TEST_F(StrataServiceTest, GenerateMapsTheRequestAndStreamsChunks) {
   strata::v1::GenerateRequest req;
   req.set_model("tiny");
   req.set_text("hello <|im_end|>");
+  req.set_parse_special_tokens(true);  // a raw prompt (the default encodes it as plain text)
   req.mutable_sampling()->set_temperature(0.0f);
   req.mutable_sampling()->set_seed(99);
   req.mutable_sampling()->set_top_k(5);
@@ -196,6 +197,7 @@ TEST_F(StrataServiceTest, TokenizeDetokenizeRoundTrip) {
   t.set_model("tiny");
   t.set_text("hello <|im_end|>");
   t.set_add_special_tokens(true);
+  t.set_parse_special_tokens(true);
   strata::v1::TokenizeResponse tr;
   {
     grpc::ClientContext ctx;
