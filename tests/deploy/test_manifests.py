@@ -287,6 +287,7 @@ WORKER_TLS_FLAGS = ("--tls-ca", "--tls-cert", "--tls-key")
 API_KEYS_SECRET, API_KEYS_FILE = "strata-api-keys", "keys"
 API_KEYS_PATH = "/var/run/secrets/strata/api-keys/keys"
 CLUSTER_DOMAIN = "cluster.local"
+TLS_ISSUER_LABEL = "strata.dev/tls-issuer"
 
 
 def last_flag(args, flag):
@@ -424,6 +425,10 @@ def tls_problems(docs):
                        f"{API_KEYS_SECRET}")
     for cert in {id(c): c for c in list(ccerts.values()) + list(wcerts.values())}.values():
         out += issuer_chain_problems(docs, cert)
+    # Bringing your own certificates = applying without these (docs/deploy.md).
+    out += [f"{d['kind']}/{d['metadata']['name']}: no label {TLS_ISSUER_LABEL}=cert-manager"
+            for d in docs if d["apiVersion"].startswith("cert-manager.io/")
+            and d["metadata"].get("labels", {}).get(TLS_ISSUER_LABEL) != "cert-manager"]
     # Usages: the coordinator serves, the workers are clients.
     for flag, certs, usage in (("--tls-cert", ccerts, "server auth"), ("--worker-tls-cert", ccerts, "server auth"),
                                ("--tls-cert", wcerts, "client auth")):
