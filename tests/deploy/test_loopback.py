@@ -278,8 +278,11 @@ def test_cpu_overlay_runs_as_rendered(bin_dir, model, tmp):
         check_transport_security(L, tmp)
         assert subprocess.run(ready_cmd, env=wenv, capture_output=True).returncode == 1
         worker = subprocess.Popen(L.worker_argv(), env=wenv, stdout=logs, stderr=logs)
+        # The worker joins over mutual TLS with the rendered --tls-* flags.
         wait_for("grpc.health.v1 SERVING at the readinessProbe's port",
                  lambda: health(ready_port) == health_pb2.HealthCheckResponse.SERVING, 120)
+        assert health(L.coordinator_port("--port"), credentials=tls(L.coordinator_secret("--tls-cert"))) == \
+            health_pb2.HealthCheckResponse.SERVING
         status, body = http_get(metrics_port, ep["path"])
         assert status == 200 and re.search(r'^strata_replica_ready\{replica="0"\} 1', body, re.M), body[:2000]
         assert "strata_num_requests_waiting" in body and "strata_kv_blocks_used" in body

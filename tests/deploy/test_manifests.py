@@ -547,7 +547,8 @@ def policy_problems(docs):
                 for w in targets:
                     if p.get("port") is not None and p["port"] not in container_ports(w) and \
                             p["port"] not in container_ports(w).values():
-                        out.append(f"NetworkPolicy {name}: port {p['port']} is no containerPort of {w['metadata']['name']}")
+                        out.append(f"NetworkPolicy {name}: port {p['port']} is no containerPort of "
+                                   f"{w['metadata']['name']}")
             for peer in rule.get("from", []):
                 if "podSelector" in peer and "namespaceSelector" not in peer and not any(
                         selects(label_selector(peer["podSelector"]), pod_labels(w)) for w in workloads(docs)):
@@ -595,7 +596,8 @@ def policy_problems(docs):
         for t in so["spec"]["triggers"]:
             host = t["metadata"]["serverAddress"].split("://", 1)[1].split(":")[0]
             if host.split(".")[1] != MONITORING_NAMESPACE:
-                out.append(f"ScaledObject {so['metadata']['name']}: Prometheus at {host}, not in {MONITORING_NAMESPACE}")
+                out.append(f"ScaledObject {so['metadata']['name']}: Prometheus at {host}, "
+                           f"not in {MONITORING_NAMESPACE}")
     return out
 
 
@@ -620,7 +622,8 @@ def test_tls_and_policy_checks_can_fail():
         wkind = worker(docs)["kind"]
 
         def coordinator_args(fn):
-            return mutated(docs, "Deployment", "strata-coordinator", lambda d: fn(dl.container(d, "coordinator")["args"]))
+            return mutated(docs, "Deployment", "strata-coordinator",
+                           lambda d: fn(dl.container(d, "coordinator")["args"]))
 
         def worker_args(fn):
             return mutated(docs, wkind, "strata-worker", lambda d: fn(dl.container(d, "worker")["args"]))
