@@ -15,6 +15,7 @@ namespace {
 
 const std::set<std::string>& ValuedFlags() {
   static const std::set<std::string> flags = {
+      "max-request-bytes", "api-keys-file",
       "config",          "model",           "model-name",        "replicas",       "host",
       "port",            "worker-port",     "metrics-port",      "max-queue",      "max-num-seqs",
       "max-batched-tokens", "block-size",   "max-context",       "max-prompt-tokens", "max-tokens",
@@ -84,7 +85,12 @@ std::string CoordinatorUsage() {
          "--step-timeout-s: so is one whose step result is this late while its heartbeats keep coming (a\n"
          "wedged device or collective); its replica's requests are retried elsewhere or failed, never held.\n"
          "--config FILE.json: the flags as JSON keys ({\"replicas\": 2, \"shutdown-grace-s\": 10});\n"
-         "flags on the command line win.\n";
+         "flags on the command line win.\n"
+         "--max-request-bytes N (default 8 MiB): the client port's gRPC receive limit and the cap of every\n"
+         "request field; a text prompt may take 16 bytes per token of --max-prompt-tokens (at least 16 KiB).\n"
+         "--api-keys-file FILE: clients must send 'authorization: Bearer <key>' (or 'x-api-key: <key>') with\n"
+         "a key from FILE (one per line, 'key' or 'name:key', # comments); FILE is re-read when it changes.\n"
+         "Health (grpc.health.v1) and /metrics stay open.\n";
 }
 
 absl::StatusOr<CoordinatorOptions> ParseCoordinatorFlags(const std::vector<std::string>& args) {
@@ -132,6 +138,10 @@ absl::StatusOr<CoordinatorOptions> ParseCoordinatorFlags(const std::vector<std::
   ASSIGN_OR_RETURN(int32_t grace, Int(f, "shutdown-grace-s", 25, 0, 3600));
   o.shutdown_grace = absl::Seconds(grace);
   o.port_file = f.Get("port-file", "");
+  // Client limits and API keys (coordinator/frontend/request_limits.h,
+  // api_key_auth.h); the keys file is read in main, never echoed here.
+  ASSIGN_OR_RETURN(o.max_request_bytes, Int(f, "max-request-bytes", o.max_request_bytes, 64 << 10, 1 << 30));
+  o.api_keys_file = f.Get("api-keys-file", "");
   const std::string caching = f.Get("prefix-caching", "on");
   if (caching != "on" && caching != "off") {
     return absl::InvalidArgumentError(absl::StrCat("--prefix-caching: '", caching, "' is not on or off"));

@@ -26,6 +26,12 @@ struct CoordinatorOptions {
   // deadline (Kubernetes terminationGracePeriodSeconds, 30 s by default).
   absl::Duration shutdown_grace = absl::Seconds(25);
   std::string port_file;        // when set, "port worker_port metrics_port" is written here once listening
+  // Client port: gRPC receive limit and cap of every request field
+  // (--max-request-bytes; coordinator/frontend/request_limits.h).
+  int32_t max_request_bytes = 8 << 20;
+  // --api-keys-file: clients need a key from it (frontend/api_key_auth.h);
+  // empty: no client authentication.
+  std::string api_keys_file;
 };
 
 // INVALID_ARGUMENT naming the flag or the config file's key.

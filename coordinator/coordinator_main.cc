@@ -24,6 +24,8 @@
 #include "coordinator/coordinator_flags.h"
 #include "coordinator/drain.h"
 #include "coordinator/frontend/kserve_service.h"
+#include "coordinator/frontend/api_key_auth.h"
+#include "coordinator/frontend/request_parse_errors.h"
 #include "coordinator/frontend/strata_service.h"
 #include "coordinator/metrics.h"
 #include "coordinator/rendezvous_service.h"
@@ -78,15 +80,39 @@ int main(int argc, char** argv) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
-  KServeService kserve(cluster->get());
-  StrataService native(cluster->get());
+  // Client limits and API keys (coordinator/frontend/request_limits.h, api_key_auth.h).
+  std::unique_ptr<strata::coordinator::frontend::ApiKeys> api_keys;
+  if (!options->api_keys_file.empty()) {
+    strata::coordinator::frontend::ApiKeys::Options key_options;
+    key_options.log = Log;
+    auto loaded = strata::coordinator::frontend::ApiKeys::Load(options->api_keys_file, key_options);
+    if (!loaded.ok()) return Fail(std::string(loaded.status().message()));
+    api_keys = std::move(*loaded);
+    Log(absl::StrCat("API keys required on the client port: ", api_keys->names().size(), " key(s) from ",
+                     options->api_keys_file));
+  }
+  KServeServiceOptions kserve_options;
+  kserve_options.limits.max_request_bytes = options->max_request_bytes;
+  kserve_options.api_keys = api_keys.get();
+  StrataServiceOptions native_options;
+  native_options.limits.max_request_bytes = options->max_request_bytes;
+  native_options.api_keys = api_keys.get();
+  KServeService kserve(cluster->get(), kserve_options);
+  StrataService native(cluster->get(), native_options);
   int client_port = 0;
   grpc::ServerBuilder client_builder;
   client_builder.AddListeningPort(absl::StrCat(options->host, ":", options->port),
                                   grpc::InsecureServerCredentials(), &client_port);
   client_builder.RegisterService(&kserve);
   client_builder.RegisterService(&native);
-  client_builder.SetMaxReceiveMessageSize(64 << 20);
+  client_builder.SetMaxReceiveMessageSize(options->max_request_bytes);
+  {
+    // Requests that do not parse (invalid UTF-8 in a string field) get
+    // INVALID_ARGUMENT saying so instead of gRPC's empty INTERNAL.
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+    interceptors.push_back(strata::coordinator::frontend::MakeRequestParseErrorInterceptorFactory());
+    client_builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  }
   std::unique_ptr<grpc::Server> client_server = client_builder.BuildAndStart();
   if (!client_server || client_port == 0) {
     return Fail(absl::StrCat("cannot listen for clients on ", options->host, ":", options->port));
