@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/format/model_fingerprint.h"
 #include "common/status_macros.h"
 #include "coordinator/prefix_hash.h"
 
@@ -64,6 +65,16 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Create(const ClusterConfig& co
                                                        : s.context_length - 1;
     s.max_tokens = config.max_tokens > 0 ? std::min(config.max_tokens, s.context_length - 1)
                                          : s.context_length - 1;
+    if (mc.fingerprint == "auto") {
+      absl::StatusOr<std::string> fp = ModelFingerprint(mc.path);
+      if (!fp.ok()) {
+        return absl::Status(fp.status().code(),
+                            absl::StrCat("model ", mc.path, ": fingerprint: ", fp.status().message()));
+      }
+      m->fingerprint = *std::move(fp);
+    } else if (mc.fingerprint != "off") {
+      m->fingerprint = mc.fingerprint;
+    }
     m->router = std::make_unique<Router>();
     Model* model = m.get();
     Cluster* self = cluster.get();
@@ -75,6 +86,7 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Create(const ClusterConfig& co
       rc.tp_size = config.tp_size;
       rc.pp_size = config.pp_size;
       ReplicaHooks hooks;
+      hooks.rendezvous_opened = config.rendezvous_opened;
       hooks.rendezvous_retired = config.rendezvous_retired;
       hooks.retry = [self, model](PendingRequest p) { self->Route(*model, std::move(p)); };
       hooks.readiness_changed = [self] { self->ReadinessChanged(); };
@@ -306,6 +318,7 @@ void Cluster::Route(Model& m, PendingRequest p) {
 }
 
 absl::StatusOr<Replica*> Cluster::ReplicaFor(const ::strata::worker::v1::Register& reg) const {
+  RETURN_IF_ERROR(ValidateRegister(reg, config_.register_limits));
   if (reg.protocol_version() != 1) {
     return absl::FailedPreconditionError(
         absl::StrCat("protocol_version ", reg.protocol_version(), " is not supported (this coordinator speaks 1)"));
@@ -335,6 +348,12 @@ absl::StatusOr<Replica*> Cluster::ReplicaFor(const ::strata::worker::v1::Registe
     if (static_cast<int32_t>(reg.block_size()) != config_.scheduler.block_size) {
       return absl::FailedPreconditionError(absl::StrCat("block_size ", reg.block_size(),
                                                         " != the coordinator's ", config_.scheduler.block_size));
+    }
+    if (!m->fingerprint.empty() && reg.model().fingerprint() != m->fingerprint) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "model ", m->served.name, ": the worker's model fingerprint '", reg.model().fingerprint(),
+          "' is not the coordinator's '", m->fingerprint,
+          "' (different weights; --model-fingerprint on the coordinator)"));
     }
     for (const auto& r : m->replicas) {
       if (r->index() == static_cast<int32_t>(reg.replica())) return r.get();

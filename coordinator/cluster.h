@@ -30,6 +30,7 @@
 #include "coordinator/replica.h"
 #include "coordinator/router.h"
 #include "coordinator/scheduler.h"
+#include "coordinator/worker_message_validator.h"
 
 namespace strata::coordinator {
 
@@ -38,6 +39,12 @@ struct ClusterConfig {
     std::string name;   // as clients address it; empty: the file's stem
     std::string path;   // GGUF file or HF directory (tokenizer and config only)
     int32_t replicas = 1;
+    // The model fingerprint a worker must report (Register.model.fingerprint):
+    // "auto": ModelFingerprint(path), computed in Create (the coordinator's
+    // path must then hold the workers' very files); "off": not checked, only
+    // that a replica's ranks agree (weaker: any file of the right shape
+    // passes); anything else: that value.
+    std::string fingerprint = "off";
   };
   std::vector<Model> models;
   int32_t max_context = 0;        // tokens per sequence; 0: min(model's, 4096)
@@ -47,6 +54,13 @@ struct ClusterConfig {
   SchedulerConfig scheduler;      // per replica (num_blocks comes from the worker)
   int32_t tp_size = 1;            // worker processes per pipeline stage of a replica
   int32_t pp_size = 1;            // pipeline stages of a replica
+  // Bounds on what a worker may claim in Register (worker_message_validator.h).
+  RegisterLimits register_limits;
+  // Called when a replica's worker group forms, with its rendezvous key
+  // prefix, the group's store token and its number of ranks (the
+  // coordinator's store then serves that prefix to that token). Optional.
+  std::function<void(const std::string& prefix, const std::string& store_token, int32_t ranks)>
+      rendezvous_opened;
   // Called when a replica's worker group ends, with its rendezvous key prefix
   // (the coordinator drops those keys from its store). Optional.
   std::function<void(const std::string& prefix)> rendezvous_retired;
@@ -65,8 +79,10 @@ class Cluster final : public InferenceBackend {
   absl::StatusOr<std::shared_ptr<RequestStream>> Submit(absl::string_view model,
                                                         GenerationRequest request) override;
 
-  // The replica a registering worker belongs to, after checking its Register
-  // against the served model (name, vocabulary, context, block size).
+  // The replica a registering worker belongs to, after checking its Register:
+  // its bounds (ValidateRegister: INVALID_ARGUMENT), then against the served
+  // model (name, vocabulary, context, block size, fingerprint:
+  // FAILED_PRECONDITION naming both values).
   absl::StatusOr<Replica*> ReplicaFor(const ::strata::worker::v1::Register& reg) const;
   // Called (from a replica's loop) whenever IsReady() may have changed.
   void set_on_readiness_change(std::function<void(bool ready)> fn);
@@ -95,6 +111,7 @@ class Cluster final : public InferenceBackend {
     std::unique_ptr<ModelMetadata> meta;
     std::vector<std::unique_ptr<Replica>> replicas;
     std::unique_ptr<Router> router;
+    std::string fingerprint;  // what workers must report; empty: not checked
   };
 
   Cluster(const ClusterConfig& config, Metrics* metrics) : config_(config), metrics_(metrics) {}

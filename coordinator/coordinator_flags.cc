@@ -21,7 +21,8 @@ const std::set<std::string>& ValuedFlags() {
       "max-batched-tokens", "block-size",   "max-context",       "max-prompt-tokens", "max-tokens",
       "long-prefill-chunk", "watermark-blocks", "worker-liveness-s", "port-file",
       "prefix-caching",  "tensor-parallel-size", "pipeline-parallel-size", "shutdown-grace-s",
-      "step-timeout-s"};
+      "step-timeout-s",
+      "join-token-file", "model-fingerprint"};
   return flags;
 }
 
@@ -90,7 +91,13 @@ std::string CoordinatorUsage() {
          "request field; a text prompt may take 16 bytes per token of --max-prompt-tokens (at least 16 KiB).\n"
          "--api-keys-file FILE: clients must send 'authorization: Bearer <key>' (or 'x-api-key: <key>') with\n"
          "a key from FILE (one per line, 'key' or 'name:key', # comments); FILE is re-read when it changes.\n"
-         "Health (grpc.health.v1) and /metrics stay open.\n";
+         "Health (grpc.health.v1) and /metrics stay open.\n"
+         "--join-token-file FILE: workers must present the token in FILE's first line (>= 16 bytes) on every\n"
+         "worker-port call (strata-worker --join-token-file); without it the worker port admits anyone who\n"
+         "reaches it (a warning is logged). --model-fingerprint auto|off|VALUE (default auto): a worker must\n"
+         "report the fingerprint of the coordinator's --model file (auto; it samples 2 MiB per file, a few ms\n"
+         "whatever the model's size, so --model must be the workers' very file), VALUE, or anything (off:\n"
+         "weaker, only the ranks of a replica must agree).\n";
 }
 
 absl::StatusOr<CoordinatorOptions> ParseCoordinatorFlags(const std::vector<std::string>& args) {
@@ -138,6 +145,13 @@ absl::StatusOr<CoordinatorOptions> ParseCoordinatorFlags(const std::vector<std::
   ASSIGN_OR_RETURN(int32_t grace, Int(f, "shutdown-grace-s", 25, 0, 3600));
   o.shutdown_grace = absl::Seconds(grace);
   o.port_file = f.Get("port-file", "");
+  // Worker admission: the join token file is read (and checked) in main, so
+  // the token itself never passes through flag error messages.
+  o.join_token_file = f.Get("join-token-file", "");
+  o.cluster.models[0].fingerprint = f.Get("model-fingerprint", "auto");
+  if (o.cluster.models[0].fingerprint.empty()) {
+    return absl::InvalidArgumentError("--model-fingerprint: empty (auto, off or the expected value)");
+  }
   // Client limits and API keys (coordinator/frontend/request_limits.h,
   // api_key_auth.h); the keys file is read in main, never echoed here.
   ASSIGN_OR_RETURN(o.max_request_bytes, Int(f, "max-request-bytes", o.max_request_bytes, 64 << 10, 1 << 30));

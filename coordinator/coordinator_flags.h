@@ -26,6 +26,10 @@ struct CoordinatorOptions {
   // deadline (Kubernetes terminationGracePeriodSeconds, 30 s by default).
   absl::Duration shutdown_grace = absl::Seconds(25);
   std::string port_file;        // when set, "port worker_port metrics_port" is written here once listening
+  // --join-token-file: workers present its token (WorkerAdmission); empty:
+  // the worker port is open. The model's expected fingerprint is
+  // cluster.models[0].fingerprint (--model-fingerprint, default auto).
+  std::string join_token_file;
   // Client port: gRPC receive limit and cap of every request field
   // (--max-request-bytes; coordinator/frontend/request_limits.h).
   int32_t max_request_bytes = 8 << 20;

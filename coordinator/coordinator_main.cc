@@ -29,7 +29,10 @@
 #include "coordinator/frontend/strata_service.h"
 #include "coordinator/metrics.h"
 #include "coordinator/rendezvous_service.h"
+#include "coordinator/worker_admission.h"
 #include "coordinator/worker_link_service.h"
+#include "coordinator/worker_server_options.h"
+#include "common/join_token.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -70,9 +73,24 @@ int main(int argc, char** argv) {
   if (!metrics.ok()) return Fail(std::string(metrics.status().message()));
   // The rendezvous store TP/PP ranks meet through (served on the worker port);
   // a replica's old worker-group keys are dropped when the group ends.
-  RendezvousService rendezvous;
+  // Who may use the worker port: the join token's holders (--join-token-file).
+  WorkerAdmission admission = WorkerAdmission::Open();
+  if (!options->join_token_file.empty()) {
+    auto token = strata::ReadJoinTokenFile(options->join_token_file);
+    if (!token.ok()) return Fail(absl::StrCat("--join-token-file: ", token.status().message()));
+    admission = WorkerAdmission::WithJoinToken(*std::move(token));
+  } else {
+    Log("WARNING: the worker port is unauthenticated (no --join-token-file): unless mutual TLS "
+        "(--worker-tls-*) admits workers by certificate, anything that reaches it can register as a worker, "
+        "receive prompts and answer them");
+  }
+  // Each worker group's keys are served only to its ranks (the group's store
+  // token) and die with the group.
+  RendezvousService rendezvous(&admission);
+  options->cluster.rendezvous_opened = [&rendezvous](const std::string& prefix, const std::string& token,
+                                                     int32_t ranks) { rendezvous.OpenGroup(prefix, token, ranks); };
   options->cluster.rendezvous_retired = [&rendezvous](const std::string& prefix) {
-    rendezvous.ErasePrefix(prefix);
+    rendezvous.CloseGroup(prefix);
   };
   auto cluster = Cluster::Create(options->cluster, metrics->get());
   if (!cluster.ok()) return Fail(std::string(cluster.status().message()));
@@ -118,13 +136,15 @@ int main(int argc, char** argv) {
     return Fail(absl::StrCat("cannot listen for clients on ", options->host, ":", options->port));
   }
 
-  WorkerLinkService link(cluster->get(), options->worker_timeouts);
+  WorkerLinkService link(cluster->get(), options->worker_timeouts, &admission);
   int worker_port = 0;
   grpc::ServerBuilder worker_builder;
   worker_builder.AddListeningPort(absl::StrCat(options->host, ":", options->worker_port),
                                   grpc::InsecureServerCredentials(), &worker_port);
   worker_builder.RegisterService(&link);
   worker_builder.RegisterService(&rendezvous);
+  // Reflection stays on the client port: the worker port describes nothing.
+  worker_builder.SetOption(WithoutReflection());
   worker_builder.SetMaxReceiveMessageSize(256 << 20);
   std::unique_ptr<grpc::Server> worker_server = worker_builder.BuildAndStart();
   if (!worker_server || worker_port == 0) {

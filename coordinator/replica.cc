@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/join_token.h"
 
 namespace strata::coordinator {
 
@@ -101,10 +102,17 @@ absl::Status Replica::Attach(std::shared_ptr<WorkerConnection> conn) {
   // communicators, then Registered before the engine loop can send a plan.
   ++generation_;
   if (attached_) EndGroupLocked();
+  // The group's store secret: only its ranks can read or write its keys.
+  const std::string store_token = RandomHexToken(16);
   auto group = std::make_shared<WorkerGroup>(std::move(forming_), config_.tp_size, config_.pp_size,
-                                             absl::StrCat("replica-", config_.index, "/gen-", generation_));
+                                             absl::StrCat("replica-", config_.index, "/gen-", generation_),
+                                             store_token);
   forming_.assign(static_cast<size_t>(config_.tp_size) * config_.pp_size, nullptr);
+  if (hooks_.rendezvous_opened) {
+    hooks_.rendezvous_opened(group->rendezvous() + "/", store_token, config_.tp_size * config_.pp_size);
+  }
   if (!group->SendRegistered()) {
+    if (hooks_.rendezvous_retired) hooks_.rendezvous_retired(group->rendezvous() + "/");
     group->Cancel();
     return absl::UnavailableError(absl::StrCat("replica ", config_.index, ": a rank of group ",
                                                group->worker_id(), " went away while registering"));
@@ -428,19 +436,35 @@ void Replica::Step() {
       Abandon(why);
       return;
     }
-    in_flight_.push_back({plan.step_id(), out.total_tokens,
-                          static_cast<int32_t>(out.new_sequences.size() + out.running_deltas.size()),
-                          static_cast<int32_t>(out.preempted_ids.size()), absl::Now()});
+    InFlight f;
+    f.step_id = plan.step_id();
+    for (const wire::NewSequence& ns : plan.new_sequences()) f.scheduled.insert(ns.seq_id());
+    for (const wire::RunningSequence& rs : plan.running_sequences()) f.scheduled.insert(rs.seq_id());
+    f.mentioned = f.scheduled;
+    f.mentioned.insert(plan.finished_seq_ids().begin(), plan.finished_seq_ids().end());
+    f.mentioned.insert(plan.preempted_seq_ids().begin(), plan.preempted_seq_ids().end());
+    f.total_tokens = out.total_tokens;
+    f.num_seqs = static_cast<int32_t>(out.new_sequences.size() + out.running_deltas.size());
+    f.num_preempted = static_cast<int32_t>(out.preempted_ids.size());
+    f.sent = absl::Now();
+    in_flight_.push_back(std::move(f));
   }
   if (in_flight_.empty()) {
     // Nothing can run now (all waiting, none admissible).
     stalled_ = true;
     return;
   }
-  const InFlight step = in_flight_.front();
+  const InFlight step = std::move(in_flight_.front());
   in_flight_.pop_front();
   const absl::Time t0 = step.sent;
-  absl::StatusOr<wire::StepResult> result = conn_->Await(step.step_id);
+  StepExpectation expect;
+  expect.step_id = step.step_id;
+  expect.vocab_size = static_cast<int32_t>(config_.model->config.vocab_size);
+  expect.scheduled = &step.scheduled;
+  expect.mentioned = &step.mentioned;
+  // A worker that breaks the protocol fails the step like a dead one: its
+  // group is cut off and the requests are retried elsewhere or failed.
+  absl::StatusOr<wire::StepResult> result = conn_->Await(expect);
   const absl::Time t1 = absl::Now();
   if (!result.ok()) {
     const absl::Status why = GroupEnded(result.status());

@@ -83,6 +83,11 @@ struct ReplicaHooks {
   std::function<void(PendingRequest)> retry;
   // The replica became ready or stopped being ready.
   std::function<void()> readiness_changed;
+  // A worker group formed: its ranks may use the rendezvous keys under
+  // `prefix` ("replica-0/gen-3/") with `store_token` (sent to them in
+  // Registered). Called under the replica's lock, before Registered goes out.
+  std::function<void(const std::string& prefix, const std::string& store_token, int32_t ranks)>
+      rendezvous_opened;
   // A worker group ended: the rendezvous keys under this prefix are dead.
   std::function<void(const std::string& prefix)> rendezvous_retired;
 };
@@ -183,6 +188,11 @@ class Replica {
   bool stalled_ = false;  // last Schedule() had nothing to run and nothing is in flight
   struct InFlight {
     uint64_t step_id = 0;
+    // What the plan named, for checking the workers' answer to it
+    // (StepExpectation): the sequences it scheduled, and those plus the
+    // finished and preempted ones.
+    absl::flat_hash_set<uint64_t> scheduled;
+    absl::flat_hash_set<uint64_t> mentioned;
     int32_t total_tokens = 0;
     int32_t num_seqs = 0;
     int32_t num_preempted = 0;

@@ -1,8 +1,10 @@
 #include "coordinator/worker_connection.h"
 
+#include <cstdio>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "coordinator/worker_message_validator.h"
 
 namespace strata::coordinator {
 
@@ -16,18 +18,43 @@ WorkerConnection::WorkerConnection(grpc::ServerContext* context, Stream* stream,
       timeouts_(timeouts),
       last_heard_(absl::Now()) {}
 
+absl::Status WorkerConnection::Violation(absl::string_view what) const {
+  const std::string why = absl::StrCat("worker ", worker_id_, " violated the protocol: ", what);
+  std::fprintf(stderr, "[coordinator] dropping %s\n", why.c_str());
+  return absl::InvalidArgumentError(why);
+}
+
+absl::Status WorkerConnection::ProtocolViolation(absl::string_view what) {
+  const absl::Status why = Violation(what);
+  absl::MutexLock lock(&mu_);
+  if (end_status_.ok()) end_status_ = why;
+  return why;
+}
+
 absl::Status WorkerConnection::ReadLoop() {
   wire::WorkerMessage msg;
   while (stream_->Read(&msg)) {
     absl::MutexLock lock(&mu_);
     last_heard_ = absl::Now();
     if (msg.has_step_result()) {
+      // Only the answer to a plan that is out and unanswered is queued: a
+      // worker cannot grow the queue with results nobody asked for.
+      const uint64_t step_id = msg.step_result().step_id();
+      if (sent_at_.erase(step_id) == 0) {
+        end_status_ = Violation(absl::StrCat("StepResult.step_id ", step_id,
+                                             " answers no outstanding StepPlan (or answers one twice)"));
+        break;
+      }
       results_.push_back(std::move(*msg.mutable_step_result()));
     } else if (msg.has_register_()) {
       end_status_ = absl::FailedPreconditionError(
           absl::StrCat("worker ", worker_id_, " sent Register twice on one stream"));
       break;
     } else if (msg.has_leave()) {
+      if (absl::Status valid = ValidateLeave(msg.leave()); !valid.ok()) {
+        end_status_ = Violation(valid.message());
+        break;
+      }
       left_ = true;
       end_status_ = absl::UnavailableError(absl::StrCat(
           "worker ", worker_id_, " left the replica (",
@@ -123,10 +150,13 @@ absl::StatusOr<wire::StepResult> WorkerConnection::Await(uint64_t step_id) {
     if (!results_.empty()) {
       wire::StepResult r = std::move(results_.front());
       results_.pop_front();
-      sent_at_.erase(r.step_id());
       if (r.step_id() != step_id) {
-        return absl::InternalError(absl::StrCat("worker ", worker_id_, " answered step ", r.step_id(),
-                                                " while step ", step_id, " was expected"));
+        // Plans are answered in order (worker.proto): an answer to a later
+        // plan first is a protocol violation.
+        end_status_ = Violation(absl::StrCat("answered step ", r.step_id(), " while step ", step_id,
+                                             " was expected"));
+        context_->TryCancel();
+        return end_status_;
       }
       return r;
     }

@@ -18,6 +18,12 @@
 // true, and the handler answers with AcknowledgeLeave() once the replica let
 // go of it.
 //
+// ReadLoop checks what it queues: a StepResult must answer a plan that is
+// out and unanswered (so the queue never outgrows the plans in flight) and a
+// Leave's reason is bounded; a violation ends ReadLoop with
+// INVALID_ARGUMENT naming the worker and the violation (and logs it). The
+// rest of a StepResult is checked by WorkerGroup::Await.
+//
 // Thread ownership: ReadLoop on the handler thread; RunStep/Shutdown on the
 // engine loop thread; alive()/Close() from any thread.
 #pragma once
@@ -88,9 +94,15 @@ class WorkerConnection {
   bool left() const;
   // Why the stream ended (OK while it is alive).
   absl::Status end_status() const;
+  // Any thread: INVALID_ARGUMENT "worker <id> violated the protocol:
+  // <what>", logged, and kept as end_status() unless the stream already
+  // ended for another reason (the caller then cuts the worker off: Cancel).
+  absl::Status ProtocolViolation(absl::string_view what);
 
  private:
   bool Write(const wire::CoordinatorMessage& msg);
+  // The violation's status, logged (ProtocolViolation without the lock).
+  absl::Status Violation(absl::string_view what) const;
 
   grpc::ServerContext* const context_;
   Stream* const stream_;

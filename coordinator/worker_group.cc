@@ -21,11 +21,12 @@ std::string JoinIds(const std::vector<std::shared_ptr<WorkerConnection>>& ranks)
 }  // namespace
 
 WorkerGroup::WorkerGroup(std::vector<std::shared_ptr<WorkerConnection>> ranks, int32_t tp_size,
-                         int32_t pp_size, std::string rendezvous)
+                         int32_t pp_size, std::string rendezvous, std::string store_token)
     : ranks_(std::move(ranks)),
       tp_size_(tp_size),
       pp_size_(pp_size),
       rendezvous_(std::move(rendezvous)),
+      store_token_(std::move(store_token)),
       id_(JoinIds(ranks_)) {}
 
 uint32_t WorkerGroup::kv_capacity_blocks() const {
@@ -47,15 +48,11 @@ bool WorkerGroup::SendRegistered() {
     wire::Registered reg;
     reg.set_worker_id(r->worker_id());
     reg.set_collective_rendezvous(rendezvous_);
+    reg.set_store_token(store_token_);
     for (const auto& peer : ranks_) reg.add_peer_addresses(peer->registration().peer_address());
     ok = r->SendRegistered(reg) && ok;
   }
   return ok;
-}
-
-absl::StatusOr<wire::StepResult> WorkerGroup::RunStep(const wire::StepPlan& plan) {
-  if (absl::Status s = Send(plan); !s.ok()) return s;
-  return Await(plan.step_id());
 }
 
 absl::Status WorkerGroup::Send(const wire::StepPlan& plan) {
@@ -65,18 +62,23 @@ absl::Status WorkerGroup::Send(const wire::StepPlan& plan) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<wire::StepResult> WorkerGroup::Await(uint64_t step_id) {
-  if (ranks_.size() == 1) return ranks_[0]->Await(step_id);
-  const size_t sampler = static_cast<size_t>(pp_size_ - 1) * tp_size_;
-  wire::StepResult merged;
-  merged.set_step_id(step_id);
-  const wire::StepError* whole = nullptr;
+absl::StatusOr<wire::StepResult> WorkerGroup::Await(const StepExpectation& expect) {
+  const uint64_t step_id = expect.step_id;
   std::vector<wire::StepResult> results(ranks_.size());
   for (size_t i = 0; i < ranks_.size(); ++i) {
     absl::StatusOr<wire::StepResult> r = ranks_[i]->Await(step_id);
     if (!r.ok()) return r.status();
+    if (absl::Status valid = ValidateStepResult(*r, expect); !valid.ok()) {
+      return ranks_[i]->ProtocolViolation(valid.message());
+    }
+    if (r->has_error()) r->mutable_error()->set_message(TruncatedErrorMessage(r->error().message()));
     results[i] = *std::move(r);
   }
+  if (ranks_.size() == 1) return std::move(results[0]);
+  const size_t sampler = static_cast<size_t>(pp_size_ - 1) * tp_size_;
+  wire::StepResult merged;
+  merged.set_step_id(step_id);
+  const wire::StepError* whole = nullptr;
   absl::flat_hash_set<uint64_t> failed;
   std::vector<std::string> messages;
   int32_t code = 0;

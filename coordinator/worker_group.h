@@ -8,6 +8,11 @@
 //              the per-sequence errors (ranks validate the same plan alike)
 //   execute    the slowest rank's time
 //
+// Every rank's StepResult is checked (coordinator/worker_message_validator.h)
+// before it is merged: a rank that breaks the protocol (a token outside the
+// vocabulary, a result for a sequence the step did not schedule, ...) fails
+// the step like a dead rank, and the log names the worker and the violation.
+//
 // One rank failing fails the whole group: the replica abandons its requests
 // and cancels every rank's stream, and the ranks re-attach and form a new
 // group (a new rendezvous generation, so new communicators).
@@ -23,14 +28,16 @@
 
 #include "absl/status/statusor.h"
 #include "coordinator/worker_connection.h"
+#include "coordinator/worker_message_validator.h"
 
 namespace strata::coordinator {
 
 class WorkerGroup {
  public:
   // `ranks` in world-rank order (pp_stage * tp_size + tp_rank), all non-null.
+  // `store_token`: the group's rendezvous-store secret (Registered.store_token).
   WorkerGroup(std::vector<std::shared_ptr<WorkerConnection>> ranks, int32_t tp_size, int32_t pp_size,
-              std::string rendezvous);
+              std::string rendezvous, std::string store_token);
 
   // "r0-w3" or "r0-w3+r0-w4+..." for logs and errors.
   const std::string& worker_id() const { return id_; }
@@ -40,14 +47,17 @@ class WorkerGroup {
   uint32_t kv_capacity_blocks() const;
   bool Contains(const WorkerConnection* conn) const;
 
-  // Sends Registered (rendezvous + every rank's peer address) to each rank.
-  // False when some rank is already gone.
+  // Sends Registered (rendezvous, store token, every rank's peer address) to
+  // each rank. False when some rank is already gone.
   bool SendRegistered();
-  absl::StatusOr<wire::StepResult> RunStep(const wire::StepPlan& plan);
-  // The halves of RunStep: the engine loop may Send several plans (pipeline
-  // parallelism keeps up to pp_size in flight) and Await them in order.
+  // The engine loop may Send several plans (pipeline parallelism keeps up to
+  // pp_size in flight) and Await them in order. Await checks every rank's
+  // result against `expect`: a violation is INVALID_ARGUMENT naming the
+  // worker ("worker r0-w3 violated the protocol: ..."), logged once here.
+  // StepError messages in the merged result are cut to
+  // kMaxStepErrorMessageBytes.
   absl::Status Send(const wire::StepPlan& plan);
-  absl::StatusOr<wire::StepResult> Await(uint64_t step_id);
+  absl::StatusOr<wire::StepResult> Await(const StepExpectation& expect);
   void Shutdown(const std::string& reason);
   void Cancel();
   bool alive() const;
@@ -61,6 +71,7 @@ class WorkerGroup {
   const int32_t tp_size_;
   const int32_t pp_size_;
   const std::string rendezvous_;
+  const std::string store_token_;
   const std::string id_;
 };
 

@@ -11,6 +11,14 @@ namespace strata::coordinator {
 
 grpc::Status WorkerLinkService::Attach(grpc::ServerContext* context,
                                        grpc::ServerReaderWriter<wire::CoordinatorMessage, wire::WorkerMessage>* stream) {
+  if (admission_ != nullptr) {
+    grpc::Status admitted = admission_->Check(*context, "WorkerLink.Attach");
+    if (!admitted.ok()) {
+      std::fprintf(stderr, "[coordinator] refused a worker from %s: %s\n", context->peer().c_str(),
+                   admitted.error_message().c_str());
+      return admitted;
+    }
+  }
   wire::WorkerMessage first;
   if (!stream->Read(&first)) return grpc::Status(grpc::StatusCode::CANCELLED, "stream ended before Register");
   if (!first.has_register_()) {
@@ -53,6 +61,8 @@ grpc::Status WorkerLinkService::Attach(grpc::ServerContext* context,
   (*replica)->Detach(conn.get());
   std::fprintf(stderr, "[coordinator] worker %s detached: %s\n", worker_id.c_str(),
                std::string(ended.message()).c_str());
+  // A protocol violation is the worker's to hear about.
+  if (absl::IsInvalidArgument(ended)) return ToGrpcStatus(ended);
   return grpc::Status::OK;
 }
 

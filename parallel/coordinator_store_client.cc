@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/join_token.h"
 #include "grpcpp/grpcpp.h"
 #include "strata/v1/rendezvous.grpc.pb.h"
 
@@ -31,7 +32,7 @@ class CoordinatorStoreClient::Stub {
 };
 
 absl::StatusOr<std::unique_ptr<CoordinatorStoreClient>> CoordinatorStoreClient::Create(
-    std::string target) {
+    std::string target, std::string join_token) {
   if (target.empty()) {
     return absl::InvalidArgumentError("rendezvous store: empty coordinator address");
   }
@@ -42,11 +43,24 @@ absl::StatusOr<std::unique_ptr<CoordinatorStoreClient>> CoordinatorStoreClient::
   }
   auto stub = std::make_unique<Stub>(std::move(channel));
   return std::unique_ptr<CoordinatorStoreClient>(
-      new CoordinatorStoreClient(std::move(target), std::move(stub)));
+      new CoordinatorStoreClient(std::move(target), std::move(join_token), std::move(stub)));
 }
 
-CoordinatorStoreClient::CoordinatorStoreClient(std::string target, std::unique_ptr<Stub> stub)
-    : target_(std::move(target)), stub_(std::move(stub)) {}
+CoordinatorStoreClient::CoordinatorStoreClient(std::string target, std::string join_token,
+                                               std::unique_ptr<Stub> stub)
+    : target_(std::move(target)), join_token_(std::move(join_token)), stub_(std::move(stub)) {}
+
+void CoordinatorStoreClient::set_store_token(std::string token) {
+  absl::MutexLock lock(&mu_);
+  store_token_ = std::move(token);
+}
+
+void CoordinatorStoreClient::Prepare(grpc::ClientContext* context, absl::Time deadline) {
+  context->set_deadline(absl::ToChronoTime(deadline));
+  if (!join_token_.empty()) context->AddMetadata(kJoinTokenMetadata, join_token_);
+  absl::MutexLock lock(&mu_);
+  if (!store_token_.empty()) context->AddMetadata(kStoreTokenMetadata, store_token_);
+}
 
 CoordinatorStoreClient::~CoordinatorStoreClient() = default;
 
@@ -56,7 +70,7 @@ absl::Status CoordinatorStoreClient::Set(const std::string& key, const std::stri
   request.set_value(value);
   wire::SetResponse response;
   grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + kSetTimeout));
+  Prepare(&context, absl::Now() + kSetTimeout);
   grpc::Status s = stub_->stub->Set(&context, request, &response);
   if (s.ok()) return absl::OkStatus();
   return absl::Status(
@@ -75,7 +89,7 @@ absl::StatusOr<std::string> CoordinatorStoreClient::Get(const std::string& key,
     request.set_timeout_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(wait)));
     wire::GetResponse response;
     grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + wait + kRpcGrace));
+    Prepare(&context, absl::Now() + wait + kRpcGrace);
     grpc::Status s = stub_->stub->Get(&context, request, &response);
     if (s.ok()) return std::move(*response.mutable_value());
     // The server's wait ran out: ask again while the caller's timeout lasts.

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -44,6 +45,40 @@ struct Child {
   pid_t pid = -1;
   int restarts = 0;
   std::chrono::steady_clock::time_point died;
+};
+
+// The cluster's join token (strata-coordinator/strata-worker
+// --join-token-file): 32 random bytes as hex in a fresh file only this user
+// can read (mkstemp creates it 0600), removed when the cluster stops. Loopback
+// clusters are then authenticated too: another local user cannot register a
+// worker on the worker port.
+class JoinTokenFile {
+ public:
+  bool Create() {
+    char path[] = "/tmp/strata-cluster-token-XXXXXX";
+    const int fd = mkstemp(path);
+    if (fd < 0) return false;
+    path_ = path;
+    std::random_device rd;  // the OS's randomness (/dev/urandom)
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string token;
+    for (int i = 0; i < 32; ++i) {
+      const unsigned b = rd() & 0xff;
+      token += kHex[b >> 4];
+      token += kHex[b & 0xf];
+    }
+    token += "\n";
+    const bool ok = write(fd, token.data(), token.size()) == static_cast<ssize_t>(token.size());
+    close(fd);
+    return ok;
+  }
+  ~JoinTokenFile() {
+    if (!path_.empty()) std::remove(path_.c_str());
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
 };
 
 std::string BinDir() {
@@ -216,6 +251,11 @@ int RunCluster(const std::vector<std::string>& all_args) {
   signal(SIGINT, OnSignal);
   signal(SIGTERM, OnSignal);
   signal(SIGHUP, OnSignal);  // the terminal went away: children in their own groups would not see it
+  JoinTokenFile token;
+  if (!token.Create()) {
+    std::fprintf(stderr, "strata cluster: cannot create the join token file in /tmp\n");
+    return 1;
+  }
   std::vector<Child> children;
   Child coord{"coordinator",
               {dir + "/strata-coordinator", "--model", model, "--model-name", name, "--replicas",
@@ -223,7 +263,7 @@ int RunCluster(const std::vector<std::string>& all_args) {
                "--worker-port", flags->Get("worker-port", "8003"), "--metrics-port",
                flags->Get("metrics-port", "8002"), "--port-file", port_file, "--tensor-parallel-size",
                absl::StrCat(*tp), "--pipeline-parallel-size", absl::StrCat(*pp), "--shutdown-grace-s",
-               absl::StrCat(*grace)}};
+               absl::StrCat(*grace), "--join-token-file", token.path()}};
   // Scheduling flags go to the coordinator as given (it validates them).
   for (const char* f : {"max-num-seqs", "max-queue", "max-batched-tokens", "long-prefill-chunk", "prefix-caching"}) {
     if (flags->Has(f)) coord.argv.insert(coord.argv.end(), {absl::StrCat("--", f), flags->Get(f, "")});
@@ -255,7 +295,8 @@ int RunCluster(const std::vector<std::string>& all_args) {
     for (int64_t rank = 0; rank < ranks; ++rank) {
       Child w{ranks == 1 ? absl::StrCat("worker ", r) : absl::StrCat("worker ", r, " rank ", rank),
               {dir + "/strata-worker", "--coordinator", absl::StrCat("127.0.0.1:", ports[1]), "--replica",
-               absl::StrCat(r), "--model", model, "--model-name", name, "--threads", absl::StrCat(*threads)}};
+               absl::StrCat(r), "--model", model, "--model-name", name, "--threads", absl::StrCat(*threads),
+               "--join-token-file", token.path()}};
       if (ranks > 1) {
         // Ranks of one replica on this machine talk over loopback.
         w.argv.insert(w.argv.end(), {"--tp-rank", absl::StrCat(rank % *tp), "--tp-size", absl::StrCat(*tp),

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "common/join_token.h"
 
 namespace strata {
 
@@ -184,6 +185,7 @@ absl::Status CoordinatorLink::Attach() {
 
   std::unique_ptr<wire::WorkerLink::Stub> stub = wire::WorkerLink::NewStub(channel);
   grpc::ClientContext context;
+  if (!config_.join_token.empty()) context.AddMetadata(kJoinTokenMetadata, config_.join_token);
   {
     absl::MutexLock lock(&mu_);
     if (stop_requested_) return absl::CancelledError("stopped");
@@ -216,6 +218,7 @@ absl::Status CoordinatorLink::Attach() {
           Log(absl::StrCat("registered as worker ", msg.registered().worker_id(), " (",
                            executor_->shard().topology.ToString(), ", rendezvous '",
                            msg.registered().collective_rendezvous(), "')"));
+          if (config_.store_token_changed) config_.store_token_changed(msg.registered().store_token());
           const auto t0 = absl::Now();
           if (absl::Status s = executor_->Connect(msg.registered().collective_rendezvous()); !s.ok()) {
             Log(absl::StrCat("cannot connect to the replica's other ranks: ", s.message()));

@@ -32,6 +32,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -67,6 +68,13 @@ struct CoordinatorLinkConfig {
   // Leave() is called finishes first, so the bound is this plus one step.
   absl::Duration leave_timeout = absl::Seconds(5);
   std::string log_prefix = "[worker]";
+  // Sent as metadata x-strata-join-token on every Attach (--join-token-file;
+  // empty: none). Never logged.
+  std::string join_token;
+  // Step thread, on each Registered, before the executor connects: the
+  // worker group's rendezvous-store token (Registered.store_token), for the
+  // store client. Optional.
+  std::function<void(const std::string& store_token)> store_token_changed;
 };
 
 class CoordinatorLink {

@@ -60,6 +60,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/format/model_fingerprint.h"
 #include "kernels/cpu/thread_pool.h"
 #include "parallel/communicator.h"
 #include "parallel/parallel_groups.h"
@@ -135,11 +136,6 @@ struct ModelIdentityInfo {
   int64_t context_length = 0;  // the worker's max_context, not the model's
 };
 
-// A cheap content id of a model file or checkpoint directory: size and an
-// FNV-1a 64 hash of the first and last MiB of each file (a directory's
-// regular files in name order, names included). "size:<bytes>-fnv1a64:<hex>".
-// Identical files give identical ids; it is not a cryptographic hash.
-absl::StatusOr<std::string> ModelFingerprint(const std::string& path);
 
 // The KV pool size in blocks (incl. null block 0) and the max context that
 // `config` asks for on a model with `model`'s shape, or INVALID_ARGUMENT

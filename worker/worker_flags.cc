@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/join_token.h"
 #include "parallel/pipeline_stages.h"
 #include "worker/backend/device_spec.h"
 
@@ -133,6 +134,8 @@ std::string WorkerUsage() {
       "                           TCP otherwise; tcp/shm are cpu only, nccl is cuda only)\n"
       "  --collective-timeout-s S how long a rendezvous or one collective may wait for peers (default 60)\n"
       "  --connect-timeout-s S    how long to keep dialing an unreachable coordinator (default 120)\n"
+      "  --join-token-file FILE   the coordinator's join token (FILE's first line, >= 16 bytes), sent on\n"
+      "                           every call to its worker port (required when the coordinator has one)\n"
       "  --max-step-s S           a step still running after S seconds ends the process with status 3\n"
       "                           (wedged in a hung device call; the supervisor restarts it; default 0:\n"
       "                           no bound). Keep it above the longest step and --collective-timeout-s\n"
@@ -146,7 +149,8 @@ absl::StatusOr<WorkerFlags> ParseWorkerFlags(const std::vector<std::string>& arg
       "--threads",     "--kv-cache-mb", "--kv-blocks", "--block-size", "--kv-dtype",
       "--max-context", "--tp-rank",   "--tp-size",    "--pp-stage",   "--pp-size",
       "--connect-timeout-s", "--pp-layer-split", "--peer-host", "--collective-timeout-s",
-      "--collective-transport", "--gpu-memory-utilization", "--weight-dtype", "--cuda-graphs", "--max-step-s"};
+      "--collective-transport", "--gpu-memory-utilization", "--weight-dtype", "--cuda-graphs", "--max-step-s",
+      "--join-token-file"};
   std::map<std::string, std::string> values;
   WorkerFlags f;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -194,6 +198,11 @@ absl::StatusOr<WorkerFlags> ParseWorkerFlags(const std::vector<std::string>& arg
     f.model = *v;
   } else {
     return absl::InvalidArgumentError("--model PATH is required");
+  }
+  if (const std::string* v = get("--join-token-file")) {
+    absl::StatusOr<std::string> token = ReadJoinTokenFile(*v);
+    if (!token.ok()) return absl::InvalidArgumentError(absl::StrCat("--join-token-file: ", token.status().message()));
+    f.join_token = *std::move(token);
   }
   if (const std::string* v = get("--model-name")) {
     if (v->empty()) return absl::InvalidArgumentError("--model-name must not be empty");
@@ -355,6 +364,7 @@ CoordinatorLinkConfig LinkConfigFromFlags(const WorkerFlags& f) {
   c.device = f.device;
   c.peer_address = f.peer_host;
   c.connect_timeout = absl::Seconds(f.connect_timeout_s);
+  c.join_token = f.join_token;
   c.log_prefix = absl::StrCat("[worker r", f.replica,
                               f.tp_size * f.pp_size > 1 ? absl::StrCat(" tp", f.tp_rank, " pp", f.pp_stage) : "", "]");
   return c;

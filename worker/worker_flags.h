@@ -69,6 +69,10 @@ struct WorkerFlags {
   CollectiveTransport collective_transport = CollectiveTransport::kAuto;  // --collective-transport
   double connect_timeout_s = 120; // --connect-timeout-s
   double max_step_s = 0;          // --max-step-s (0: no bound)
+  // --join-token-file FILE: the token (FILE's first line, trimmed, >= 16
+  // bytes) sent on every call to the coordinator's worker port. Read at
+  // parse time; never logged.
+  std::string join_token;
   bool help = false;              // --help
 };
 

@@ -101,14 +101,17 @@ int Main(int argc, char** argv) {
   // talk over NCCL on the worker's GPU (--device cuda:N), or over shared
   // memory (same host) or Gloo over TCP on the CPU (--collective-transport).
   std::shared_ptr<parallel::KeyValueStore> store;
+  // The store client learns its worker group's token from each Registered.
+  std::shared_ptr<parallel::CoordinatorStoreClient> store_client;
   if (exec_config.topology.world_size() > 1) {
     absl::StatusOr<std::unique_ptr<parallel::CoordinatorStoreClient>> client =
-        parallel::CoordinatorStoreClient::Create(flags->coordinator);
+        parallel::CoordinatorStoreClient::Create(flags->coordinator, flags->join_token);
     if (!client.ok()) {
       Log(absl::StrCat("cannot reach the coordinator's rendezvous store: ", client.status().message()));
       return kExitFailure;
     }
-    store = *std::move(client);
+    store_client = *std::move(client);
+    store = store_client;
     // Checked by ParseWorkerFlags already.
     const CollectiveChoice choice = *ChooseCollective(flags->collective_transport, exec_config.device);
     const std::string peer_host = flags->peer_host;
@@ -201,7 +204,11 @@ int Main(int argc, char** argv) {
   }
   if (signals.count() > 0) return kExitOk;
 
-  CoordinatorLink link(LinkConfigFromFlags(*flags), executor->get());
+  CoordinatorLinkConfig link_config = LinkConfigFromFlags(*flags);
+  if (store_client != nullptr) {
+    link_config.store_token_changed = [store_client](const std::string& token) { store_client->set_store_token(token); };
+  }
+  CoordinatorLink link(std::move(link_config), executor->get());
   // Blocks the watcher until the coordinator answered (bounded by the link's
   // leave_timeout); a repeated signal is a no-op. A signal that came since
   // the check above runs this at once.
