@@ -69,6 +69,15 @@ struct WorkerScript {
   // coordinator must ignore.
   uint32_t tp_rank = 0, tp_size = 1, pp_stage = 0, pp_size = 1;
   std::string fingerprint = "fp";
+  // Sent as x-strata-join-token metadata when not empty.
+  std::string join_token = "";
+  // When this step arrives: answer it with `bad_token_id` for the first
+  // scheduled sequence (a rogue worker writing its own tokens) (-1: never).
+  int bad_token_at_step = -1;
+  int32_t bad_token_id = 2147483647;
+  // When this step arrives: answer with a token for a sequence the plan did
+  // not schedule (-1: never).
+  int unscheduled_token_at_step = -1;
 };
 
 class ScriptedWorker {
@@ -90,6 +99,8 @@ class ScriptedWorker {
     return registered_msg_;
   }
   bool WaitGone() { return gone_.WaitForNotificationWithTimeout(absl::Seconds(10)); }
+  // How the coordinator ended the stream (valid once gone()).
+  grpc::Status final_status() const { return final_status_; }
   bool WaitLeft() { return left_.WaitForNotificationWithTimeout(absl::Seconds(10)); }
   // The reason of the Shutdown the coordinator sent (empty: none came).
   std::string shutdown_reason() {
@@ -124,6 +135,7 @@ class ScriptedWorker {
 
   void Run() {
     auto stub = w::WorkerLink::NewStub(channel_);
+    if (!script_.join_token.empty()) ctx_.AddMetadata("x-strata-join-token", script_.join_token);
     auto stream = stub->Attach(&ctx_);
     w::WorkerMessage reg;
     auto* r = reg.mutable_register_();
@@ -144,6 +156,7 @@ class ScriptedWorker {
     stream->Write(reg);
     w::CoordinatorMessage msg;
     if (!stream->Read(&msg) || !msg.has_registered()) {
+      final_status_ = stream->Finish();
       gone_.Notify();
       return;
     }
@@ -242,6 +255,14 @@ class ScriptedWorker {
           t->set_logprob(-1.0f);
         }
       }
+      if (step == script_.bad_token_at_step && res->tokens_size() > 0) {
+        res->mutable_tokens(0)->set_token_id(script_.bad_token_id);
+      }
+      if (step == script_.unscheduled_token_at_step) {
+        auto* t = res->add_tokens();
+        t->set_seq_id(987654321);
+        t->set_token_id(100);
+      }
       absl::SleepFor(script_.step_delay);
       if (!stream->Write(out)) break;
     }
@@ -277,7 +298,7 @@ class ClusterTest : public ::testing::Test {
       absl::MutexLock l(&retired_mu_);
       retired_.push_back(prefix);
     };
-    cfg.models.push_back({"smol", STRATA_DEFAULT_MODEL, replicas});
+    cfg.models.push_back({"smol", STRATA_DEFAULT_MODEL, replicas, fingerprint_});
     cfg.max_context = 512;
     cfg.max_queue = max_queue;
     cfg.scheduler.block_size = kBlock;
@@ -287,7 +308,7 @@ class ClusterTest : public ::testing::Test {
     auto c = Cluster::Create(cfg, metrics_.get());
     ASSERT_TRUE(c.ok()) << c.status();
     cluster_ = *std::move(c);
-    service_ = std::make_unique<WorkerLinkService>(cluster_.get(), timeouts_);
+    service_ = std::make_unique<WorkerLinkService>(cluster_.get(), timeouts_, &admission_);
     grpc::ServerBuilder b;
     int port = 0;
     b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
@@ -394,6 +415,8 @@ class ClusterTest : public ::testing::Test {
   }
 
   WorkerLinkTimeouts timeouts_{absl::Seconds(5), absl::Seconds(300)};  // set before Start
+  WorkerAdmission admission_ = WorkerAdmission::Open();                 // set before Start
+  std::string fingerprint_ = "off";                                      // set before Start
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<Cluster> cluster_;
   std::unique_ptr<WorkerLinkService> service_;
