@@ -43,6 +43,7 @@ namespace {
 
 namespace wire = ::strata::worker::v1;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
@@ -214,6 +215,10 @@ class FakeCoordinator final : public wire::WorkerLink::Service {
     auto conn = std::make_shared<Connection>(context, stream);
     {
       std::lock_guard<std::mutex> lock(mu_);
+      auto token = context->client_metadata().find("x-strata-join-token");
+      join_tokens_.push_back(token == context->client_metadata().end()
+                                 ? "(none)"
+                                 : std::string(token->second.data(), token->second.size()));
       pending_.push_back(conn);
       cv_.notify_all();
     }
@@ -233,6 +238,11 @@ class FakeCoordinator final : public wire::WorkerLink::Service {
     std::lock_guard<std::mutex> lock(mu_);
     return rejected_;
   }
+  // The x-strata-join-token of every accepted Attach, in order ("(none)").
+  std::vector<std::string> join_tokens() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return join_tokens_;
+  }
 
  private:
   const grpc::Status reject_;
@@ -242,6 +252,7 @@ class FakeCoordinator final : public wire::WorkerLink::Service {
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Connection>> pending_;
   int rejected_ = 0;
+  std::vector<std::string> join_tokens_;
 };
 
 // ---------------------------------------------------------------- helpers
@@ -520,6 +531,50 @@ TEST_F(WorkerProcessTest, AStepPastMaxStepSEndsTheProcessWithThree) {
   ASSERT_TRUE(conn->Send(m));
   EXPECT_EQ(worker.ExitCode(seconds(30)), 3) << worker.Output();
   EXPECT_THAT(worker.Output(), HasSubstr("past --max-step-s: wedged in the device; exiting with status 3"));
+}
+
+// --join-token-file: the token goes out as metadata on every Attach (also
+// after a re-attach) and never into the log.
+TEST_F(WorkerProcessTest, SendsItsJoinTokenOnEveryAttachWithoutLoggingIt) {
+  const std::string token = "worker-test-join-token-0123456789";
+  const std::string file = ::testing::TempDir() + "/strata_join_token_" + std::to_string(getpid());
+  {
+    std::ofstream out(file);
+    out << "  " << token << "  \n";
+  }
+  FakeCoordinator coordinator;
+  std::vector<std::string> args = WorkerArgs(coordinator.address());
+  args.insert(args.end(), {"--join-token-file", file});
+  WorkerProcess worker(args);
+  std::shared_ptr<Connection> conn = coordinator.NextConnection(seconds(60));
+  ASSERT_NE(conn, nullptr) << worker.Output();
+  ASSERT_NO_FATAL_FAILURE(ExpectRegister(*conn, *engine_));
+  conn->Drop();  // a broken stream: the worker dials again
+  std::shared_ptr<Connection> again = coordinator.NextConnection(seconds(30));
+  ASSERT_NE(again, nullptr) << worker.Output();
+  EXPECT_EQ(coordinator.join_tokens(), (std::vector<std::string>{token, token}));
+  ASSERT_NO_FATAL_FAILURE(ExpectRegister(*again, *engine_));
+  wire::CoordinatorMessage m;
+  m.mutable_shutdown()->set_reason("test over");
+  ASSERT_TRUE(again->Send(m));
+  EXPECT_EQ(worker.ExitCode(seconds(30)), 0) << worker.Output();
+  EXPECT_THAT(worker.Output(), Not(HasSubstr(token)));
+  std::remove(file.c_str());
+}
+
+TEST(WorkerFlagsTest, JoinTokenFileMustHoldAToken) {
+  const std::string file = ::testing::TempDir() + "/strata_short_token_" + std::to_string(getpid());
+  {
+    std::ofstream out(file);
+    out << "short-secret\n";
+  }
+  for (const std::string& path : {file, std::string("/nonexistent/token")}) {
+    WorkerProcess worker({"--coordinator", "localhost:1", "--model", kModel, "--join-token-file", path});
+    EXPECT_EQ(worker.ExitCode(seconds(20)), 2) << worker.Output();
+    EXPECT_THAT(worker.Output(), HasSubstr("--join-token-file"));
+    EXPECT_THAT(worker.Output(), Not(HasSubstr("short-secret")));
+  }
+  std::remove(file.c_str());
 }
 
 TEST_F(WorkerProcessTest, ShutdownMessageEndsTheProcessWithZero) {
