@@ -101,8 +101,11 @@ absl::Status StrataService::DoGenerate(
       break;
     }
     case strata::v1::GenerateRequest::kTokenIds:
-      RETURN_IF_ERROR(frontend::CheckCount("token_ids.ids", request.token_ids().ids_size(),
-                                           std::max(model->max_prompt_tokens, 1)));
+      if (model->max_prompt_tokens > 0 && request.token_ids().ids_size() > model->max_prompt_tokens) {
+        return absl::InvalidArgumentError(absl::StrCat("token_ids.ids: ", request.token_ids().ids_size(),
+                                                       " tokens exceed the limit of max_prompt_tokens = ",
+                                                       model->max_prompt_tokens));
+      }
       generation.prompt.assign(request.token_ids().ids().begin(), request.token_ids().ids().end());
       RETURN_IF_ERROR(CheckTokenIds(*model, generation.prompt, "token_ids.ids"));
       break;
