@@ -27,9 +27,9 @@ using frontend::KServeStreamSession;
 using frontend::ParseInferRequest;
 using frontend::PromptEncoding;
 using frontend::PumpOptions;
-using frontend::QuoteForError;
 using frontend::PumpOptionsFor;
 using frontend::PumpRequestStream;
+using frontend::QuoteForError;
 using frontend::ResponseContent;
 using frontend::ResponseIdentity;
 using frontend::SetFinalResponse;
@@ -44,7 +44,6 @@ struct KServeService::Started {
 };
 
 namespace {
-
 
 ResponseIdentity IdentityOf(const inference::ModelInferRequest& request) {
   return {request.model_name(), request.model_version(), request.id()};
