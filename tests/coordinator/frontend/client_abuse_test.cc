@@ -18,6 +18,7 @@
 
 #include "absl/time/clock.h"
 #include "common/tokenizer/unicode_bytes.h"
+#include "coordinator/frontend/prompt_encoder.h"
 #include "tests/coordinator/frontend/kserve_request_builder.h"
 #include "tests/coordinator/frontend/test_server.h"
 
@@ -262,6 +263,33 @@ TEST_F(ClientAbuseTest, ChatContentCannotForgeControlTokens) {
   EXPECT_EQ(backend_.request(2).prompt, plain);
   EXPECT_EQ(backend_.request(3).prompt, parsed);
   EXPECT_EQ(backend_.request(4).prompt, parsed);
+}
+
+// Finding 3: the prompt encoder stops at max_prompt_tokens and when the
+// call's check fails (the services pass CallCheck: cancelled / deadline).
+TEST(PromptEncoderTest, EncodingStopsAtTheTokenLimitAndWhenTheCallEnds) {
+  FakeBackend backend;
+  ServedModel model = **backend.FindModel("tiny");
+  std::string text;
+  for (int i = 0; i < 100000; ++i) text += "ab ";
+  frontend::PromptEncoding encoding;
+  absl::StatusOr<std::vector<int32_t>> ids = frontend::EncodeText(model, text, encoding, "text");
+  EXPECT_EQ(ids.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(ids.status().message()),
+              HasSubstr("text: the prompt has more than max_prompt_tokens = 63 tokens"));
+
+  model.max_prompt_tokens = 1 << 24;
+  int polls = 0;
+  encoding.check = [&polls]() -> absl::Status {
+    return ++polls >= 2 ? absl::CancelledError("the client cancelled the call during tokenizing")
+                        : absl::OkStatus();
+  };
+  ids = frontend::EncodeText(model, text, encoding, "text");
+  EXPECT_EQ(ids.status().code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(polls, 2) << "stopped at the first failed poll, long before the 200000 pre-tokens";
+  polls = 0;
+  ids = frontend::EncodeChat(model, {{"user", text}}, true, encoding, "chat.messages");
+  EXPECT_EQ(ids.status().code(), absl::StatusCode::kCancelled);
 }
 
 class ApiKeyTest : public ClientAbuseTest {
