@@ -238,3 +238,19 @@ def test_api_keys(tiny_model, make_cluster, pb, workdir):
     log = c.log("coordinator")
     assert KEY not in log and KEY2 not in log, "keys must never be logged"
     assert "keeping the last good" in log
+
+
+@pytest.mark.time_limit(60)
+def test_max_request_bytes_flag(bins, tiny_model, make_cluster, pb):
+    import subprocess
+    strata_pb2, strata_pb2_grpc = pb
+    bad = subprocess.run([os.path.join(bins, "strata-coordinator"), "--model", tiny_model,
+                          "--max-request-bytes", "100"], capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "--max-request-bytes" in bad.stderr, bad.stderr
+    c = make_cluster(tiny_model, coordinator_args=["--max-request-bytes", str(1 << 20)])
+    with c.channel() as ch:
+        native = strata_pb2_grpc.StrataStub(ch)
+        with pytest.raises(grpc.RpcError) as e:
+            native.Tokenize(strata_pb2.TokenizeRequest(text="x" * (2 << 20)), timeout=10)
+        assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e.value.details()
+        assert native.Tokenize(strata_pb2.TokenizeRequest(text="hello"), timeout=10).token_ids
