@@ -99,10 +99,12 @@ absl::StatusOr<std::unique_ptr<ApiKeys>> ApiKeys::Load(const std::string& path, 
   absl::StatusOr<KeySet> set = Parse(path);
   if (!set.ok()) return set.status();
   std::unique_ptr<ApiKeys> keys(new ApiKeys(path, std::move(options)));
-  absl::MutexLock lock(&keys->mu_);
-  keys->keys_ = std::make_shared<const KeySet>(std::move(*set));
-  keys->stamp_ = stamp;
-  keys->next_check_ = absl::Now() + keys->options_.recheck;
+  {
+    absl::MutexLock lock(&keys->mu_);
+    keys->keys_ = std::make_shared<const KeySet>(std::move(*set));
+    keys->stamp_ = stamp;
+    keys->next_check_ = absl::Now() + keys->options_.recheck;
+  }
   return keys;
 }
 
