@@ -145,7 +145,7 @@ int main(int argc, char** argv) {
   worker_builder.RegisterService(&rendezvous);
   // Reflection stays on the client port: the worker port describes nothing.
   worker_builder.SetOption(WithoutReflection());
-  worker_builder.SetMaxReceiveMessageSize(256 << 20);
+  worker_builder.SetMaxReceiveMessageSize(kWorkerPortMaxMessageBytes);
   std::unique_ptr<grpc::Server> worker_server = worker_builder.BuildAndStart();
   if (!worker_server || worker_port == 0) {
     return Fail(absl::StrCat("cannot listen for workers on ", options->host, ":", options->worker_port));

@@ -14,6 +14,12 @@
 
 namespace strata::coordinator {
 
+// The worker port's receive limit. The largest message a legitimate worker
+// sends is a rendezvous Set (a value <= 1 MiB) or a StepResult for
+// --max-num-seqs (<= 65536) sequences (~1.3 MiB); anything bigger only costs
+// the coordinator memory before it can be refused.
+inline constexpr int kWorkerPortMaxMessageBytes = 8 << 20;
+
 // Add to the worker port's builder (builder.SetOption(WithoutReflection())):
 // removes the proto_server_reflection plugin; a reflection call there is
 // then UNIMPLEMENTED like any unknown method.
