@@ -22,7 +22,15 @@ const std::set<std::string>& ValuedFlags() {
       "long-prefill-chunk", "watermark-blocks", "worker-liveness-s", "port-file",
       "prefix-caching",  "tensor-parallel-size", "pipeline-parallel-size", "shutdown-grace-s",
       "step-timeout-s",
+      "tls-cert",        "tls-key",         "tls-client-ca",     "worker-tls-cert", "worker-tls-key",
+      "worker-tls-ca",   "tls-reload-s", "health-port",
       "join-token-file", "model-fingerprint"};
+  return flags;
+}
+
+// Flags without a value.
+const std::set<std::string>& BoolFlags() {
+  static const std::set<std::string> flags = {"plaintext"};
   return flags;
 }
 
@@ -67,16 +75,54 @@ absl::StatusOr<int32_t> Int(const CliFlags& f, const std::string& name, int64_t 
   return static_cast<int32_t>(v);
 }
 
+// --tls-*: the client port; --worker-tls-*: the worker port (mutual TLS, all
+// three files). Files are checked when the credentials are made (main).
+absl::Status ParseTransportSecurity(const CliFlags& f, CoordinatorOptions* o) {
+  ASSIGN_OR_RETURN(int32_t reload, Int(f, "tls-reload-s", 60, 1, 86400));
+  o->client_security.files = {f.Get("tls-cert", ""), f.Get("tls-key", ""), f.Get("tls-client-ca", "")};
+  o->client_security.require_client_cert = f.Has("tls-client-ca");
+  o->client_security.reload_interval = absl::Seconds(reload);
+  if (o->client_security.files.cert.empty() != o->client_security.files.key.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+  }
+  if (f.Has("tls-client-ca") && !o->client_security.tls()) {
+    return absl::InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key");
+  }
+  const bool any_worker_tls = f.Has("worker-tls-cert") || f.Has("worker-tls-key") || f.Has("worker-tls-ca");
+  if (any_worker_tls) {
+    if (!f.Has("worker-tls-cert") || !f.Has("worker-tls-key") || !f.Has("worker-tls-ca")) {
+      return absl::InvalidArgumentError(
+          "--worker-tls-cert, --worker-tls-key and --worker-tls-ca go together (the worker port is mutual TLS: "
+          "workers are admitted with a certificate the --worker-tls-ca signed)");
+    }
+    o->worker_security.files = {f.Get("worker-tls-cert", ""), f.Get("worker-tls-key", ""),
+                                f.Get("worker-tls-ca", "")};
+    o->worker_security.require_client_cert = true;
+    o->worker_security.reload_interval = absl::Seconds(reload);
+  }
+  o->plaintext = f.Has("plaintext");
+  if (!o->plaintext && !net::IsLoopbackHost(o->host) &&
+      (!o->client_security.tls() || !o->worker_security.tls())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--host ", o->host, " is reachable from the network but the ",
+        !o->client_security.tls() ? "client port (--tls-cert/--tls-key)" : "worker port (--worker-tls-*)",
+        " has no TLS; configure TLS or pass --plaintext to serve plaintext on purpose"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string CoordinatorUsage() {
   return "usage: strata-coordinator --model PATH [--model-name NAME] [--replicas N]\n"
          "  [--tensor-parallel-size 1] [--pipeline-parallel-size 1] (worker processes per replica: TP x PP)\n"
-         "  [--host 0.0.0.0] [--port 8001] [--worker-port 8003] [--metrics-port 8002 (0: off)]\n"
+         "  [--host 127.0.0.1] [--port 8001] [--worker-port 8003] [--metrics-port 8002 (0: off)]\n"
          "  [--max-queue 256] [--max-num-seqs 64] [--max-batched-tokens 256] [--block-size 16]\n"
          "  [--max-context N] [--max-prompt-tokens N] [--max-tokens N] [--long-prefill-chunk N]\n"
          "  [--watermark-blocks N] [--prefix-caching on|off] [--worker-liveness-s 10] [--port-file FILE]\n"
          "  [--step-timeout-s 300] [--shutdown-grace-s 25] [--config FILE.json]\n"
+         "  [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]] [--worker-tls-cert PEM --worker-tls-key PEM\n"
+         "   --worker-tls-ca PEM] [--tls-reload-s 60] [--plaintext] [--health-port N (0: off)]\n"
          "\n"
          "SIGTERM/SIGINT drain the server: health turns NOT_SERVING and new requests get UNAVAILABLE at\n"
          "once; in-flight requests keep generating for up to --shutdown-grace-s seconds (0: cancel at\n"
@@ -97,17 +143,21 @@ std::string CoordinatorUsage() {
          "reaches it (a warning is logged). --model-fingerprint auto|off|VALUE (default auto): a worker must\n"
          "report the fingerprint of the coordinator's --model file (auto; it samples 2 MiB per file, a few ms\n"
          "whatever the model's size, so --model must be the workers' very file), VALUE, or anything (off:\n"
-         "weaker, only the ranks of a replica must agree).\n";
+         "weaker, only the ranks of a replica must agree).\n"
+         "--host: loopback by default; a non-loopback address needs TLS on both ports (--tls-* for clients,\n"
+         "mutual TLS --worker-tls-* for workers) or --plaintext to serve unencrypted on purpose. Certificates\n"
+         "are re-read every --tls-reload-s seconds (rotated Kubernetes Secrets apply without a restart).\n"
+         "--health-port: grpc.health.v1 alone in plaintext, for probes that speak neither TLS nor API keys.\n";
 }
 
 absl::StatusOr<CoordinatorOptions> ParseCoordinatorFlags(const std::vector<std::string>& args) {
-  ASSIGN_OR_RETURN(CliFlags cli, CliFlags::Parse(args, ValuedFlags(), {}));
+  ASSIGN_OR_RETURN(CliFlags cli, CliFlags::Parse(args, ValuedFlags(), BoolFlags()));
   std::vector<std::string> all;
   if (cli.Has("config")) {
     ASSIGN_OR_RETURN(all, ConfigArgs(cli.Get("config", "")));
   }
   all.insert(all.end(), args.begin(), args.end());
-  ASSIGN_OR_RETURN(CliFlags f, CliFlags::Parse(all, ValuedFlags(), {}));
+  ASSIGN_OR_RETURN(CliFlags f, CliFlags::Parse(all, ValuedFlags(), BoolFlags()));
 
   CoordinatorOptions o;
   if (!f.Has("model")) return absl::InvalidArgumentError("--model is required (a GGUF file or HF directory)");
@@ -122,6 +172,7 @@ absl::StatusOr<CoordinatorOptions> ParseCoordinatorFlags(const std::vector<std::
   ASSIGN_OR_RETURN(o.port, Int(f, "port", o.port, 0, 65535));
   ASSIGN_OR_RETURN(o.worker_port, Int(f, "worker-port", o.worker_port, 0, 65535));
   ASSIGN_OR_RETURN(o.metrics_port, Int(f, "metrics-port", o.metrics_port, 0, 65535));
+  ASSIGN_OR_RETURN(o.health_port, Int(f, "health-port", o.health_port, 0, 65535));
   ASSIGN_OR_RETURN(o.cluster.max_queue, Int(f, "max-queue", o.cluster.max_queue, 1, 1 << 20));
   SchedulerConfig& s = o.cluster.scheduler;
   s.max_num_seqs = 64;
@@ -156,6 +207,7 @@ absl::StatusOr<CoordinatorOptions> ParseCoordinatorFlags(const std::vector<std::
   // api_key_auth.h); the keys file is read in main, never echoed here.
   ASSIGN_OR_RETURN(o.max_request_bytes, Int(f, "max-request-bytes", o.max_request_bytes, 64 << 10, 1 << 30));
   o.api_keys_file = f.Get("api-keys-file", "");
+  RETURN_IF_ERROR(ParseTransportSecurity(f, &o));
   const std::string caching = f.Get("prefix-caching", "on");
   if (caching != "on" && caching != "off") {
     return absl::InvalidArgumentError(absl::StrCat("--prefix-caching: '", caching, "' is not on or off"));

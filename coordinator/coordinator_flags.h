@@ -10,21 +10,32 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "coordinator/cluster.h"
+#include "common/net/transport_security.h"
 #include "coordinator/worker_connection.h"
 
 namespace strata::coordinator {
 
 struct CoordinatorOptions {
   ClusterConfig cluster;
-  std::string host = "0.0.0.0";
+  // Loopback unless --host says otherwise: a coordinator reachable from the
+  // network is a decision (the Kubernetes manifests make it with --host 0.0.0.0).
+  std::string host = "127.0.0.1";
   int32_t port = 8001;          // clients: KServe v2, strata.v1, health, reflection
   int32_t worker_port = 8003;   // workers: WorkerLink
   int32_t metrics_port = 8002;  // Prometheus /metrics over HTTP; 0 = off
+  int32_t health_port = 0;      // grpc.health.v1 only, plaintext (probes); 0 = off
   WorkerLinkTimeouts worker_timeouts;  // --worker-liveness-s, --step-timeout-s
   // SIGTERM/SIGINT: how long in-flight requests may keep running before they
   // are cancelled (0: cancel at once). Keep it below the orchestrator's kill
   // deadline (Kubernetes terminationGracePeriodSeconds, 30 s by default).
   absl::Duration shutdown_grace = absl::Seconds(25);
+  // Transport security (common/net/transport_security.h): the client port's
+  // TLS (--tls-cert/--tls-key, client certificates with --tls-client-ca) and
+  // the worker port's mutual TLS (--worker-tls-cert/-key/-ca). Listening on a
+  // non-loopback --host in plaintext needs --plaintext (explicit).
+  net::ServerSecurity client_security;
+  net::ServerSecurity worker_security;
+  bool plaintext = false;
   std::string port_file;        // when set, "port worker_port metrics_port" is written here once listening
   // --join-token-file: workers present its token (WorkerAdmission); empty:
   // the worker port is open. The model's expected fingerprint is

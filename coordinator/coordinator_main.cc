@@ -19,6 +19,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/net/transport_security.h"
 #include "common/termination_signals.h"
 #include "coordinator/cluster.h"
 #include "coordinator/coordinator_flags.h"
@@ -98,6 +99,13 @@ int main(int argc, char** argv) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
+  // Transport security of both ports (files checked here, re-read every
+  // --tls-reload-s by gRPC's certificate watcher).
+  auto client_credentials = strata::net::MakeServerCredentials(options->client_security, "--tls");
+  if (!client_credentials.ok()) return Fail(std::string(client_credentials.status().message()));
+  auto worker_credentials = strata::net::MakeServerCredentials(options->worker_security, "--worker-tls");
+  if (!worker_credentials.ok()) return Fail(std::string(worker_credentials.status().message()));
+
   // Client limits and API keys (coordinator/frontend/request_limits.h, api_key_auth.h).
   std::unique_ptr<strata::coordinator::frontend::ApiKeys> api_keys;
   if (!options->api_keys_file.empty()) {
@@ -119,8 +127,8 @@ int main(int argc, char** argv) {
   StrataService native(cluster->get(), native_options);
   int client_port = 0;
   grpc::ServerBuilder client_builder;
-  client_builder.AddListeningPort(absl::StrCat(options->host, ":", options->port),
-                                  grpc::InsecureServerCredentials(), &client_port);
+  client_builder.AddListeningPort(absl::StrCat(options->host, ":", options->port), *client_credentials,
+                                  &client_port);
   client_builder.RegisterService(&kserve);
   client_builder.RegisterService(&native);
   client_builder.SetMaxReceiveMessageSize(options->max_request_bytes);
@@ -139,8 +147,8 @@ int main(int argc, char** argv) {
   WorkerLinkService link(cluster->get(), options->worker_timeouts, &admission);
   int worker_port = 0;
   grpc::ServerBuilder worker_builder;
-  worker_builder.AddListeningPort(absl::StrCat(options->host, ":", options->worker_port),
-                                  grpc::InsecureServerCredentials(), &worker_port);
+  worker_builder.AddListeningPort(absl::StrCat(options->host, ":", options->worker_port), *worker_credentials,
+                                  &worker_port);
   worker_builder.RegisterService(&link);
   worker_builder.RegisterService(&rendezvous);
   // Reflection stays on the client port: the worker port describes nothing.
@@ -151,23 +159,43 @@ int main(int argc, char** argv) {
     return Fail(absl::StrCat("cannot listen for workers on ", options->host, ":", options->worker_port));
   }
 
+  // --health-port: grpc.health.v1 alone, in plaintext, for probes that
+  // cannot speak TLS or send API keys (Kubernetes' grpc probes). It tells
+  // only SERVING or NOT_SERVING.
+  std::unique_ptr<grpc::Server> health_server;
+  if (options->health_port > 0) {
+    grpc::ServerBuilder health_builder;
+    int health_port = 0;
+    health_builder.AddListeningPort(absl::StrCat(options->host, ":", options->health_port),
+                                    grpc::InsecureServerCredentials(), &health_port);
+    health_builder.SetOption(WithoutReflection());
+    health_server = health_builder.BuildAndStart();
+    if (!health_server || health_port == 0) {
+      return Fail(absl::StrCat("cannot listen for health checks on ", options->host, ":", options->health_port));
+    }
+  }
+
   // Health: SERVING only while a replica is ready ("" = the whole server).
-  grpc::HealthCheckServiceInterface* health = client_server->GetHealthCheckService();
-  auto set_health = [health](bool ready) {
-    if (health == nullptr) return;
-    health->SetServingStatus(ready);
-    health->SetServingStatus("inference.GRPCInferenceService", ready);
-    health->SetServingStatus("strata.v1.Strata", ready);
+  std::vector<grpc::HealthCheckServiceInterface*> healths = {client_server->GetHealthCheckService()};
+  if (health_server) healths.push_back(health_server->GetHealthCheckService());
+  auto set_health = [healths](bool ready) {
+    for (grpc::HealthCheckServiceInterface* health : healths) {
+      if (health == nullptr) continue;
+      health->SetServingStatus(ready);
+      health->SetServingStatus("inference.GRPCInferenceService", ready);
+      health->SetServingStatus("strata.v1.Strata", ready);
+    }
   };
   set_health(false);
   (*cluster)->set_on_readiness_change(set_health);
 
   const int metrics_port = (*metrics)->port();
   std::fprintf(stderr,
-               "[coordinator] serving model %s: clients on %s:%d (KServe v2, strata.v1, health, reflection), "
-               "workers on %s:%d, metrics on %s\n",
+               "[coordinator] serving model %s: clients on %s:%d (%s; KServe v2, strata.v1, health, reflection), "
+               "workers on %s:%d (%s), metrics on %s\n",
                options->cluster.models[0].path.c_str(), options->host.c_str(), client_port,
-               options->host.c_str(), worker_port,
+               strata::net::Describe(options->client_security).c_str(), options->host.c_str(), worker_port,
+               strata::net::Describe(options->worker_security).c_str(),
                metrics_port > 0 ? absl::StrCat(":", metrics_port, "/metrics").c_str() : "off");
   if (!options->port_file.empty()) {
     std::ofstream out(options->port_file + ".tmp");
@@ -201,6 +229,7 @@ int main(int argc, char** argv) {
   const auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(2);
   client_server->Shutdown(deadline);
   worker_server->Shutdown(deadline);
+  if (health_server) health_server->Shutdown(deadline);
   Log("exiting");
   return 0;
 }

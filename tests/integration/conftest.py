@@ -124,7 +124,9 @@ class Cluster:
             os.path.join(bins, "strata-coordinator"), "--model", model, "--model-name", name,
             "--replicas", str(replicas), "--host", coordinator_host, "--port", "0", "--worker-port", "0",
             "--metrics-port", "0", "--port-file", port_file, "--tensor-parallel-size", str(tp),
-            "--pipeline-parallel-size", str(pp), *coordinator_args])
+            "--pipeline-parallel-size", str(pp),
+            # Off loopback (the netns tests) plaintext must be asked for.
+            *([] if coordinator_host.startswith("127.") else ["--plaintext"]), *coordinator_args])
         deadline = time.time() + 30
         while not os.path.exists(port_file):
             if self.coordinator.poll() is not None:
