@@ -274,7 +274,9 @@ def test_cpu_overlay_runs_as_rendered(bin_dir, model, tmp):
     try:
         # Before any worker: alive (liveness) but not ready, and the worker's probe says no.
         wait_for("the liveness endpoint", lambda: http_get(L.port_for(c, live["port"]), live["path"])[0] == 200, 30)
-        assert health(ready_port) == health_pb2.HealthCheckResponse.NOT_SERVING
+        # The readiness port starts after the metrics port: wait for it to answer.
+        wait_for("NOT_SERVING at the readinessProbe's port",
+                 lambda: health(ready_port) == health_pb2.HealthCheckResponse.NOT_SERVING, 30)
         check_transport_security(L, tmp)
         assert subprocess.run(ready_cmd, env=wenv, capture_output=True).returncode == 1
         worker = subprocess.Popen(L.worker_argv(), env=wenv, stdout=logs, stderr=logs)
