@@ -33,10 +33,19 @@ class CoordinatorStoreClient::Stub {
 
 absl::StatusOr<std::unique_ptr<CoordinatorStoreClient>> CoordinatorStoreClient::Create(
     std::string target, std::string join_token) {
+  return Create(std::move(target), std::move(join_token), nullptr, "");
+}
+
+absl::StatusOr<std::unique_ptr<CoordinatorStoreClient>> CoordinatorStoreClient::Create(
+    std::string target, std::string join_token, std::shared_ptr<grpc::ChannelCredentials> credentials,
+    const std::string& server_name) {
   if (target.empty()) {
     return absl::InvalidArgumentError("rendezvous store: empty coordinator address");
   }
-  auto channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+  grpc::ChannelArguments args;
+  if (credentials != nullptr && !server_name.empty()) args.SetSslTargetNameOverride(server_name);
+  auto channel = grpc::CreateCustomChannel(
+      target, credentials != nullptr ? credentials : grpc::InsecureChannelCredentials(), args);
   if (channel == nullptr) {
     return absl::InvalidArgumentError(
         absl::StrCat("rendezvous store at ", target, ": cannot create a channel"));

@@ -26,6 +26,7 @@
 
 namespace grpc {
 class Channel;
+class ChannelCredentials;
 class ClientContext;
 }  // namespace grpc
 
@@ -38,6 +39,12 @@ class CoordinatorStoreClient : public KeyValueStore {
   // `join_token`: sent on every call (empty: none).
   static absl::StatusOr<std::unique_ptr<CoordinatorStoreClient>> Create(std::string target,
                                                                         std::string join_token = "");
+  // The same over a channel with `credentials` (TLS / mutual TLS to the
+  // worker port; null: plaintext) and `server_name`, the name the
+  // coordinator's certificate must carry when it differs from target's host.
+  static absl::StatusOr<std::unique_ptr<CoordinatorStoreClient>> Create(
+      std::string target, std::string join_token, std::shared_ptr<grpc::ChannelCredentials> credentials,
+      const std::string& server_name);
   ~CoordinatorStoreClient() override;
 
   absl::Status Set(const std::string& key, const std::string& value) override;

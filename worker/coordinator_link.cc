@@ -12,6 +12,18 @@
 
 namespace strata {
 
+namespace {
+
+// gRPC reports a failed TLS handshake as an unreachable address; say where
+// to look when TLS is on.
+std::string TlsHintFor(const CoordinatorLinkConfig& config) {
+  if (config.credentials == nullptr) return "";
+  return " (or the TLS handshake failed: check --tls-ca, --tls-cert/--tls-key and --tls-server-name "
+         "against the coordinator's certificate and --worker-tls-ca; the coordinator's log names the cause)";
+}
+
+}  // namespace
+
 namespace wire = ::strata::worker::v1;
 
 namespace {
@@ -132,12 +144,12 @@ absl::Status CoordinatorLink::Dial(grpc::Channel* channel) {
     if (now >= deadline) {
       return absl::DeadlineExceededError(
           absl::StrCat("could not reach the coordinator at ", config_.coordinator_address, " within ",
-                       absl::FormatDuration(config_.connect_timeout)));
+                       absl::FormatDuration(config_.connect_timeout), TlsHintFor(config_)));
     }
     if (!logged && state == GRPC_CHANNEL_TRANSIENT_FAILURE) {
       Log(absl::StrCat("coordinator at ", config_.coordinator_address,
-                       " not reachable yet; retrying until ", absl::FormatDuration(config_.connect_timeout),
-                       " have passed"));
+                       " not reachable yet", TlsHintFor(config_), "; retrying until ",
+                       absl::FormatDuration(config_.connect_timeout), " have passed"));
       logged = true;
     }
     // Short slices so Stop() is noticed; the channel's own reconnect backoff
@@ -179,8 +191,12 @@ absl::Status CoordinatorLink::Attach() {
               static_cast<int>(absl::ToInt64Milliseconds(config_.max_backoff)));
   // A fresh connection per attachment: never reuse a subchannel of a broken one.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateCustomChannel(config_.coordinator_address, grpc::InsecureChannelCredentials(), args);
+  if (config_.credentials != nullptr && !config_.tls_server_name.empty()) {
+    args.SetSslTargetNameOverride(config_.tls_server_name);
+  }
+  std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
+      config_.coordinator_address,
+      config_.credentials != nullptr ? config_.credentials : grpc::InsecureChannelCredentials(), args);
   if (absl::Status s = Dial(channel.get()); !s.ok()) return s;
 
   std::unique_ptr<wire::WorkerLink::Stub> stub = wire::WorkerLink::NewStub(channel);

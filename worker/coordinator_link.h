@@ -68,6 +68,12 @@ struct CoordinatorLinkConfig {
   // Leave() is called finishes first, so the bound is this plus one step.
   absl::Duration leave_timeout = absl::Seconds(5);
   std::string log_prefix = "[worker]";
+  // Channel credentials for the coordinator's worker port (TLS / mutual TLS,
+  // common/net/transport_security.h); null: plaintext. tls_server_name: the
+  // name the coordinator's certificate must carry when it differs from the
+  // address's host (empty: the host).
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  std::string tls_server_name;
   // Sent as metadata x-strata-join-token on every Attach (--join-token-file;
   // empty: none). Never logged.
   std::string join_token;

@@ -136,6 +136,12 @@ std::string WorkerUsage() {
       "  --connect-timeout-s S    how long to keep dialing an unreachable coordinator (default 120)\n"
       "  --join-token-file FILE   the coordinator's join token (FILE's first line, >= 16 bytes), sent on\n"
       "                           every call to its worker port (required when the coordinator has one)\n"
+      "  --tls-ca PEM             TLS to the coordinator's worker port: the CA that signed its certificate\n"
+      "  --tls-cert PEM --tls-key PEM  this worker's certificate for mutual TLS (the coordinator's\n"
+      "                           --worker-tls-ca must have signed it)\n"
+      "  --tls-server-name NAME   the name the coordinator's certificate carries, when --coordinator\n"
+      "                           dials it by another (an IP, a different Service name)\n"
+      "  --tls-reload-s S         re-read the certificate files every S seconds (default 60)\n"
       "  --max-step-s S           a step still running after S seconds ends the process with status 3\n"
       "                           (wedged in a hung device call; the supervisor restarts it; default 0:\n"
       "                           no bound). Keep it above the longest step and --collective-timeout-s\n"
@@ -150,7 +156,7 @@ absl::StatusOr<WorkerFlags> ParseWorkerFlags(const std::vector<std::string>& arg
       "--max-context", "--tp-rank",   "--tp-size",    "--pp-stage",   "--pp-size",
       "--connect-timeout-s", "--pp-layer-split", "--peer-host", "--collective-timeout-s",
       "--collective-transport", "--gpu-memory-utilization", "--weight-dtype", "--cuda-graphs", "--max-step-s",
-      "--join-token-file"};
+      "--join-token-file", "--tls-ca", "--tls-cert", "--tls-key", "--tls-server-name", "--tls-reload-s"};
   std::map<std::string, std::string> values;
   WorkerFlags f;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -203,6 +209,29 @@ absl::StatusOr<WorkerFlags> ParseWorkerFlags(const std::vector<std::string>& arg
     absl::StatusOr<std::string> token = ReadJoinTokenFile(*v);
     if (!token.ok()) return absl::InvalidArgumentError(absl::StrCat("--join-token-file: ", token.status().message()));
     f.join_token = *std::move(token);
+  }
+  {
+    net::ChannelSecurity& sec = f.coordinator_security;
+    if (const std::string* v = get("--tls-ca")) sec.files.ca = *v;
+    if (const std::string* v = get("--tls-cert")) sec.files.cert = *v;
+    if (const std::string* v = get("--tls-key")) sec.files.key = *v;
+    if (const std::string* v = get("--tls-server-name")) sec.server_name = *v;
+    if (sec.files.cert.empty() != sec.files.key.empty()) {
+      return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+    }
+    if (sec.tls() && sec.files.ca.empty()) {
+      return absl::InvalidArgumentError("--tls-ca is needed to verify the coordinator's certificate");
+    }
+    if (!sec.tls() && !sec.server_name.empty()) {
+      return absl::InvalidArgumentError("--tls-server-name needs --tls-ca");
+    }
+    if (const std::string* v = get("--tls-reload-s")) {
+      int64_t seconds = 0;
+      if (!absl::SimpleAtoi(*v, &seconds) || seconds < 1 || seconds > 86400) {
+        return Bad("--tls-reload-s", *v, "not a whole number of seconds in [1, 86400]");
+      }
+      sec.reload_interval = absl::Seconds(seconds);
+    }
   }
   if (const std::string* v = get("--model-name")) {
     if (v->empty()) return absl::InvalidArgumentError("--model-name must not be empty");

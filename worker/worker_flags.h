@@ -3,6 +3,8 @@
 // main() turns an error here into exit code 2.
 #pragma once
 
+#include "common/net/transport_security.h"
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -73,6 +75,10 @@ struct WorkerFlags {
   // bytes) sent on every call to the coordinator's worker port. Read at
   // parse time; never logged.
   std::string join_token;
+  // --tls-ca/--tls-cert/--tls-key/--tls-server-name/--tls-reload-s: TLS to
+  // the coordinator's worker port; with cert and key, mutual TLS (the
+  // worker's identity). Files are checked when the credentials are made.
+  net::ChannelSecurity coordinator_security;
   bool help = false;              // --help
 };
 

@@ -26,6 +26,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/net/transport_security.h"
 #include "common/termination_signals.h"
 #include "parallel/coordinator_store_client.h"
 #include "parallel/cpu_communicator.h"
@@ -82,6 +83,15 @@ int Main(int argc, char** argv) {
                               ? absl::StrCat(" tp", flags->tp_rank, " pp", flags->pp_stage)
                               : "",
                           "]");
+  // TLS to the coordinator's worker port: the files are checked now (a bad
+  // certificate is a flag error, before the model is loaded), then re-read
+  // by gRPC's watcher every --tls-reload-s.
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> coordinator_credentials =
+      net::MakeChannelCredentials(flags->coordinator_security, "--tls");
+  if (!coordinator_credentials.ok()) {
+    std::fprintf(stderr, "strata-worker: %s\n", std::string(coordinator_credentials.status().message()).c_str());
+    return kExitBadFlags;
+  }
   Log(absl::StrCat("loading ", exec_config.model_path));
   absl::StatusOr<std::unique_ptr<LoadedModel>> model = LoadModel(exec_config.model_path);
   if (!model.ok()) {
@@ -105,7 +115,8 @@ int Main(int argc, char** argv) {
   std::shared_ptr<parallel::CoordinatorStoreClient> store_client;
   if (exec_config.topology.world_size() > 1) {
     absl::StatusOr<std::unique_ptr<parallel::CoordinatorStoreClient>> client =
-        parallel::CoordinatorStoreClient::Create(flags->coordinator, flags->join_token);
+        parallel::CoordinatorStoreClient::Create(flags->coordinator, flags->join_token, *coordinator_credentials,
+                                                 flags->coordinator_security.server_name);
     if (!client.ok()) {
       Log(absl::StrCat("cannot reach the coordinator's rendezvous store: ", client.status().message()));
       return kExitFailure;
@@ -205,6 +216,8 @@ int Main(int argc, char** argv) {
   if (signals.count() > 0) return kExitOk;
 
   CoordinatorLinkConfig link_config = LinkConfigFromFlags(*flags);
+  link_config.credentials = *coordinator_credentials;
+  link_config.tls_server_name = flags->coordinator_security.server_name;
   if (store_client != nullptr) {
     link_config.store_token_changed = [store_client](const std::string& token) { store_client->set_store_token(token); };
   }
