@@ -96,8 +96,12 @@ absl::Status Generate(const std::vector<std::string>& args) {
     std::vector<ChatMessage> messages;
     if (f.Has("system")) messages.push_back({"system", f.Get("system", "")});
     messages.push_back({"user", f.Get("prompt", "")});
-    req.prompt = tok.Encode(tmpl.Apply(messages, /*add_generation_prompt=*/true), /*add_special=*/true,
-                            /*parse_special=*/true);
+    // As the coordinator encodes chats: the template's markup with special
+    // tokens, the messages' text without (docs/protocol.md).
+    const std::vector<ChatSegment> rendered = tmpl.Render(messages, /*add_generation_prompt=*/true);
+    std::vector<TextSegment> segments;
+    for (const ChatSegment& s : rendered) segments.push_back({s.text, /*parse_special=*/s.is_markup});
+    ASSIGN_OR_RETURN(req.prompt, tok.EncodeSegments(segments, /*add_special=*/true, EncodeLimits{}));
   } else {
     req.prompt = tok.Encode(f.Get("prompt", ""), /*add_special=*/true, /*parse_special=*/false);
   }
