@@ -6,8 +6,11 @@
 // call. Without a configured token the port is open (anything that reaches
 // it may register as a worker; the coordinator warns at startup).
 //
-// This class is the one place that decides; a later mTLS identity check
-// plugs in here (Check would accept a verified peer certificate as well).
+// The other proof, a client certificate from the worker CA (mutual TLS,
+// --worker-tls-*), is enforced before any handler runs: the worker port's
+// credentials require and verify it in the TLS handshake
+// (common/net/transport_security.h), so a call that reaches Check under
+// mutual TLS already came from an admitted worker. Both can be combined.
 //
 // Threading: immutable after construction; Check from any gRPC thread.
 #pragma once
