@@ -163,6 +163,8 @@ def test_client_certificates_when_asked_for(tiny_model, make_cluster, pb, pki):
         expect_handshake_failure(lambda: healthy(ch))
     with pki.channel(c.address, client="other-client") as ch:  # signed by a CA the server does not trust
         expect_handshake_failure(lambda: healthy(ch))
+    with pki.channel(c.address, client="expired") as ch:  # the right CA, but expired
+        expect_handshake_failure(lambda: healthy(ch))
 
 
 @pytest.mark.time_limit(120)
