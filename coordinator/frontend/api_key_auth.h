@@ -56,6 +56,9 @@ class ApiKeys {
   absl::Status Check(const grpc::ServerContext& context);
   // The same on a key as sent (testing and non-gRPC callers): empty = none.
   absl::Status CheckKey(absl::string_view presented);
+  // True when `key` is a configured key (CheckKey's compare and reload; for
+  // callers outside gRPC, e.g. /metrics' HTTP Basic password).
+  bool Accepts(absl::string_view key) { return CheckKey(key).ok(); }
 
   // Names (or "key N") of the keys in force, for logs.
   std::vector<std::string> names() const;
