@@ -43,7 +43,8 @@ its replica not ready the soak waits --restart-delay-s (2 s) and starts it again
 until it is ready. A kill window runs from the SIGKILL until the replica is ready again.
 A worker that exits by itself is a failure; the soak restarts it and goes on. Workers live
 about replicas x --kill-every-s; to watch one worker's RSS over the whole run, leave one
-replica alone: --replicas 3 --kill-replicas 1,2.
+replica alone: --replicas 3 --kill-replicas 1,2. One replica only runs without kills
+(--kill-replicas ''): while the only replica is down every request is refused.
 
 Outcomes per request: ok, cancelled-by-client, deadline (a deadline request ended with
 DEADLINE_EXCEEDED), invalid-argument-expected (an invalid request ended with
@@ -635,7 +636,10 @@ class Client(threading.Thread):
                     want_cancel.set()
         finally:
             if not cancelled:
-                self.kclient.stop_stream(cancel_requests=rec.code is not None)
+                t = time.monotonic()
+                self.kclient.stop_stream(cancel_requests=rec.code is not None)  # half-close, wait for the end
+                if rec.code is None and time.monotonic() - t > 10:
+                    rec.bad_output = f"the server ended the stream {time.monotonic() - t:.0f} s after the half-close"
 
     def do_kserve_infer(self, spec, rec):
         done = threading.Event()
@@ -1030,6 +1034,9 @@ def parse_args(argv=None):
             ap.error("--kill-replicas: replica out of range")
     if a.replicas < 1 or a.concurrency < 1 or a.duration_s <= 0 or a.kill_every_s <= 0:
         ap.error("--replicas, --concurrency, --duration-s and --kill-every-s must be positive")
+    if a.replicas == 1 and a.kill_replicas != []:
+        ap.error("killing the only replica refuses every request while it is down: use --replicas 2 or more "
+                 "(or --kill-replicas '' for a soak without kills)")
     if not os.path.isfile(a.model):
         ap.error(f"--model {a.model}: no such file")
     return a
@@ -1044,12 +1051,12 @@ def main(argv=None):
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, on_sigterm)
-    cluster = Cluster(args, tmp)
     t_wall = time.monotonic()
     summary = None
     coordinator_rc = None
-    soak = None
+    soak = cluster = None
     try:
+        cluster = Cluster(args, tmp)
         cluster.start()
         soak = Soak(args, cluster, pb)
         stuck, idle = soak.run()
@@ -1061,14 +1068,19 @@ def main(argv=None):
     except SoakError as e:
         log(f"error: {e}")
     finally:
+        # A second Ctrl-C must not cut the cleanup short (it is bounded: about 40 s at most).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if soak is not None:  # no restarts, no new requests while the cluster stops
             soak.stop_load.set()
             soak.stop_sampling.set()
-        cluster.stop()
+        if cluster is not None:
+            cluster.stop()
     if summary is None:
         log(f"no summary; logs in {tmp}")
         return 2
-    summary["logs"] = tmp
+    keep = args.keep_logs or not summary["passed"]
+    summary["logs"] = tmp if keep else None
     text = json.dumps({k: v for k, v in summary.items() if k != "samples"}, indent=1)
     print(text)
     if args.json_out:
@@ -1081,7 +1093,7 @@ def main(argv=None):
             log(f"plot failed: {e}")
     log("PASSED" if summary["passed"] else
         "FAILED: " + ", ".join(k for k, v in summary["checks"].items() if not v) + f"; logs in {tmp}")
-    if summary["passed"] and not args.keep_logs:
+    if not keep:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0 if summary["passed"] else 1
 
