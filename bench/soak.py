@@ -701,16 +701,24 @@ def classify(rec, kills):
         return "deadline", None
     if rec.code == "INVALID_ARGUMENT" and rec.kind == "invalid":
         return "invalid-argument-expected", None
-    if rec.code == "UNAVAILABLE":
-        msg = rec.message or ""
-        for k in kills:
-            end = k["t_ready"] if k["t_ready"] is not None else float("inf")
-            r = k["replica"]
-            names_it = (re.search(rf"\breplica {r}\b", msg) or re.search(rf"\bworker r{r}-", msg)
-                        or "its replica's worker went away" in msg)
-            if rec.t0 <= end and rec.t1 >= k["t_kill"] and names_it:
-                return "failed-with-killed-worker", None
+    if rec.code == "UNAVAILABLE" and killed_by(rec, kills) is not None:
+        return "failed-with-killed-worker", None
     return "unexpected-failure", f"{rec.code}: {rec.message}"
+
+
+def killed_by(rec, kills):
+    """Index in kills of the (latest) kill whose window the UNAVAILABLE request overlapped and
+    whose replica or worker its message names, or None."""
+    msg = rec.message or ""
+    found = None
+    for i, k in enumerate(kills):
+        end = k["t_ready"] if k["t_ready"] is not None else float("inf")
+        r = k["replica"]
+        names_it = (re.search(rf"\breplica {r}\b", msg) or re.search(rf"\bworker r{r}-", msg)
+                    or "its replica's worker went away" in msg)
+        if rec.t0 <= end and rec.t1 >= k["t_kill"] and names_it:
+            found = i
+    return found
 
 
 # ---------------------------------------------------------------------------------------------
@@ -905,9 +913,15 @@ def summarize(soak, stuck, idle, coordinator_rc, wall):
                                "t0": round(rec.t0 - soak.t_start, 2), "t1": round(rec.t1 - soak.t_start, 2),
                                "detail": detail})
     for k in kills:
-        mine = [rec for rec in soak.records if classify(rec, [k])[0] == "failed-with-killed-worker"]
-        k["killed_requests"] = len(mine)
-        k["messages"] = sorted({rec.message for rec in mine})[:5]
+        k["killed_requests"], k["messages"] = 0, set()
+    for rec in soak.records:
+        if rec.code == "UNAVAILABLE":
+            i = killed_by(rec, kills)
+            if i is not None:
+                kills[i]["killed_requests"] += 1
+                kills[i]["messages"].add(rec.message)
+    for k in kills:
+        k["messages"] = sorted(k["messages"])[:5]
     load_s = soak.t_load_end - soak.t_start
     coord = [(s["t"], s["coordinator"][0]) for s in soak.samples if s["coordinator"]]
     by_pid = {}
