@@ -15,7 +15,7 @@ namespace {
 
 const std::set<std::string>& ValuedFlags() {
   static const std::set<std::string> flags = {
-      "max-request-bytes", "api-keys-file",
+      "max-request-bytes", "api-keys-file", "auth-health", "metrics-auth",
       "config",          "model",           "model-name",        "replicas",       "host",
       "port",            "worker-port",     "metrics-port",      "max-queue",      "max-num-seqs",
       "max-batched-tokens", "block-size",   "max-context",       "max-prompt-tokens", "max-tokens",
@@ -75,6 +75,15 @@ absl::StatusOr<int32_t> Int(const CliFlags& f, const std::string& name, int64_t 
   return static_cast<int32_t>(v);
 }
 
+// "on" or "off" (`fallback` when absent).
+absl::StatusOr<bool> OnOff(const CliFlags& f, const std::string& name, bool fallback) {
+  const std::string v = f.Get(name, fallback ? "on" : "off");
+  if (v != "on" && v != "off") {
+    return absl::InvalidArgumentError(absl::StrCat("--", name, ": '", v, "' is not on or off"));
+  }
+  return v == "on";
+}
+
 // --tls-*: the client port; --worker-tls-*: the worker port (mutual TLS, all
 // three files). Files are checked when the credentials are made (main).
 absl::Status ParseTransportSecurity(const CliFlags& f, CoordinatorOptions* o) {
@@ -123,6 +132,7 @@ std::string CoordinatorUsage() {
          "  [--step-timeout-s 300] [--shutdown-grace-s 25] [--config FILE.json]\n"
          "  [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]] [--worker-tls-cert PEM --worker-tls-key PEM\n"
          "   --worker-tls-ca PEM] [--tls-reload-s 60] [--plaintext] [--health-port N (0: off)]\n"
+         "  [--max-request-bytes N] [--api-keys-file FILE [--auth-health on|off] [--metrics-auth on|off]]\n"
          "\n"
          "SIGTERM/SIGINT drain the server: health turns NOT_SERVING and new requests get UNAVAILABLE at\n"
          "once; in-flight requests keep generating for up to --shutdown-grace-s seconds (0: cancel at\n"
@@ -137,7 +147,9 @@ std::string CoordinatorUsage() {
          "request field; a text prompt may take 16 bytes per token of --max-prompt-tokens (at least 16 KiB).\n"
          "--api-keys-file FILE: clients must send 'authorization: Bearer <key>' (or 'x-api-key: <key>') with\n"
          "a key from FILE (one per line, 'key' or 'name:key', # comments); FILE is re-read when it changes.\n"
-         "Health (grpc.health.v1) and /metrics stay open.\n"
+         "--auth-health on|off (default off): on, grpc.health.v1 on the client port needs a key as well\n"
+         "(--health-port stays open, for probes). --metrics-auth on|off (default off): on, /metrics needs\n"
+         "HTTP Basic auth whose password is a key from FILE (any user name). Both need --api-keys-file.\n"
          "--join-token-file FILE: workers must present the token in FILE's first line (>= 16 bytes) on every\n"
          "worker-port call (strata-worker --join-token-file); without it the worker port admits anyone who\n"
          "reaches it (a warning is logged). --model-fingerprint auto|off|VALUE (default auto): a worker must\n"
@@ -147,7 +159,8 @@ std::string CoordinatorUsage() {
          "--host: loopback by default; a non-loopback address needs TLS on both ports (--tls-* for clients,\n"
          "mutual TLS --worker-tls-* for workers) or --plaintext to serve unencrypted on purpose. Certificates\n"
          "are re-read every --tls-reload-s seconds (rotated Kubernetes Secrets apply without a restart).\n"
-         "--health-port: grpc.health.v1 alone in plaintext, for probes that speak neither TLS nor API keys.\n";
+         "--health-port: grpc.health.v1 alone in plaintext and without keys, for probes that speak neither\n"
+         "TLS nor API keys.\n";
 }
 
 absl::StatusOr<CoordinatorOptions> ParseCoordinatorFlags(const std::vector<std::string>& args) {
@@ -207,6 +220,12 @@ absl::StatusOr<CoordinatorOptions> ParseCoordinatorFlags(const std::vector<std::
   // api_key_auth.h); the keys file is read in main, never echoed here.
   ASSIGN_OR_RETURN(o.max_request_bytes, Int(f, "max-request-bytes", o.max_request_bytes, 64 << 10, 1 << 30));
   o.api_keys_file = f.Get("api-keys-file", "");
+  ASSIGN_OR_RETURN(o.auth_health, OnOff(f, "auth-health", false));
+  ASSIGN_OR_RETURN(o.metrics_auth, OnOff(f, "metrics-auth", false));
+  if (o.api_keys_file.empty() && (o.auth_health || o.metrics_auth)) {
+    return absl::InvalidArgumentError(absl::StrCat(o.auth_health ? "--auth-health" : "--metrics-auth",
+                                                   " on needs --api-keys-file (the keys it checks)"));
+  }
   RETURN_IF_ERROR(ParseTransportSecurity(f, &o));
   const std::string caching = f.Get("prefix-caching", "on");
   if (caching != "on" && caching != "off") {

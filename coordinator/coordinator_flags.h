@@ -47,6 +47,12 @@ struct CoordinatorOptions {
   // --api-keys-file: clients need a key from it (frontend/api_key_auth.h);
   // empty: no client authentication.
   std::string api_keys_file;
+  // --auth-health on: the client port's grpc.health.v1 needs a key too (the
+  // --health-port server stays open for probes). Needs --api-keys-file.
+  bool auth_health = false;
+  // --metrics-auth on: /metrics needs HTTP Basic auth whose password is one of
+  // the API keys (any user name). Needs --api-keys-file.
+  bool metrics_auth = false;
 };
 
 // INVALID_ARGUMENT naming the flag or the config file's key.

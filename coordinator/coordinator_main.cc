@@ -1,6 +1,7 @@
 // strata-coordinator: the cluster's front door. Serves clients (KServe v2,
 // strata.v1, grpc.health.v1, reflection) on --port, workers (WorkerLink) on
-// --worker-port and Prometheus metrics on --metrics-port.
+// --worker-port and Prometheus metrics on --metrics-port. grpc.health.v1 is
+// ours (frontend/health_service.h), on the client port and on --health-port.
 //
 // SIGTERM/SIGINT drain it (coordinator/drain.h): health NOT_SERVING and new
 // requests refused at once, in-flight ones get --shutdown-grace-s to finish,
@@ -24,8 +25,9 @@
 #include "coordinator/cluster.h"
 #include "coordinator/coordinator_flags.h"
 #include "coordinator/drain.h"
-#include "coordinator/frontend/kserve_service.h"
 #include "coordinator/frontend/api_key_auth.h"
+#include "coordinator/frontend/health_service.h"
+#include "coordinator/frontend/kserve_service.h"
 #include "coordinator/frontend/request_parse_errors.h"
 #include "coordinator/frontend/strata_service.h"
 #include "coordinator/metrics.h"
@@ -36,7 +38,6 @@
 #include "common/join_token.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
-#include "grpcpp/health_check_service_interface.h"
 
 namespace {
 
@@ -66,11 +67,36 @@ int main(int argc, char** argv) {
     return 2;
   }
   strata::TerminationSignals signals;
+  using strata::coordinator::frontend::ApiKeys;
+  using strata::coordinator::frontend::HealthService;
+
+  // API keys (coordinator/frontend/api_key_auth.h): every client RPC, and with
+  // --auth-health / --metrics-auth also health on the client port and /metrics.
+  std::unique_ptr<ApiKeys> api_keys;
+  if (!options->api_keys_file.empty()) {
+    ApiKeys::Options key_options;
+    key_options.log = Log;
+    auto loaded = ApiKeys::Load(options->api_keys_file, key_options);
+    if (!loaded.ok()) return Fail(std::string(loaded.status().message()));
+    api_keys = std::move(*loaded);
+    Log(absl::StrCat("API keys required on the client port: ", api_keys->names().size(), " key(s) from ",
+                     options->api_keys_file, "; health on the client port ",
+                     options->auth_health ? "needs a key too" : "stays open", ", /metrics ",
+                     options->metrics_auth ? "needs HTTP Basic auth with a key as the password" : "stays open"));
+  }
+
+  Metrics::BasicAuthCheck metrics_auth;
+  if (options->metrics_auth) {
+    ApiKeys* keys = api_keys.get();
+    metrics_auth = [keys](const std::string& /*user*/, const std::string& password) {
+      return keys->Accepts(password);
+    };
+  }
   const std::string metrics_addr =
       options->metrics_port > 0 || !options->port_file.empty()
           ? absl::StrCat(options->host, ":", options->metrics_port)
           : "";
-  auto metrics = Metrics::Create(metrics_addr);
+  auto metrics = Metrics::Create(metrics_addr, std::move(metrics_auth));
   if (!metrics.ok()) return Fail(std::string(metrics.status().message()));
   // The rendezvous store TP/PP ranks meet through (served on the worker port);
   // a replica's old worker-group keys are dropped when the group ends.
@@ -93,10 +119,18 @@ int main(int argc, char** argv) {
   options->cluster.rendezvous_retired = [&rendezvous](const std::string& prefix) {
     rendezvous.CloseGroup(prefix);
   };
+  // Health is ours (keys when --auth-health on), not gRPC's built-in service.
+  // One per server: the client port's, and --health-port's, always open.
+  // Made before the cluster, whose readiness callback switches them.
+  grpc::EnableDefaultHealthCheckService(false);
+  HealthService::Options health_options;
+  health_options.services = {"inference.GRPCInferenceService", "strata.v1.Strata"};
+  HealthService probe_health(health_options);
+  health_options.api_keys = options->auth_health ? api_keys.get() : nullptr;
+  HealthService client_health(health_options);
   auto cluster = Cluster::Create(options->cluster, metrics->get());
   if (!cluster.ok()) return Fail(std::string(cluster.status().message()));
 
-  grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
   // Transport security of both ports (files checked here, re-read every
@@ -107,16 +141,6 @@ int main(int argc, char** argv) {
   if (!worker_credentials.ok()) return Fail(std::string(worker_credentials.status().message()));
 
   // Client limits and API keys (coordinator/frontend/request_limits.h, api_key_auth.h).
-  std::unique_ptr<strata::coordinator::frontend::ApiKeys> api_keys;
-  if (!options->api_keys_file.empty()) {
-    strata::coordinator::frontend::ApiKeys::Options key_options;
-    key_options.log = Log;
-    auto loaded = strata::coordinator::frontend::ApiKeys::Load(options->api_keys_file, key_options);
-    if (!loaded.ok()) return Fail(std::string(loaded.status().message()));
-    api_keys = std::move(*loaded);
-    Log(absl::StrCat("API keys required on the client port: ", api_keys->names().size(), " key(s) from ",
-                     options->api_keys_file));
-  }
   KServeServiceOptions kserve_options;
   kserve_options.limits.max_request_bytes = options->max_request_bytes;
   kserve_options.api_keys = api_keys.get();
@@ -131,6 +155,7 @@ int main(int argc, char** argv) {
                                   &client_port);
   client_builder.RegisterService(&kserve);
   client_builder.RegisterService(&native);
+  client_builder.RegisterService(&client_health);
   client_builder.SetMaxReceiveMessageSize(options->max_request_bytes);
   {
     // Requests that do not parse (invalid UTF-8 in a string field) get
@@ -159,9 +184,9 @@ int main(int argc, char** argv) {
     return Fail(absl::StrCat("cannot listen for workers on ", options->host, ":", options->worker_port));
   }
 
-  // --health-port: grpc.health.v1 alone, in plaintext, for probes that
-  // cannot speak TLS or send API keys (Kubernetes' grpc probes). It tells
-  // only SERVING or NOT_SERVING.
+  // --health-port: grpc.health.v1 alone, in plaintext and without keys
+  // (whatever --auth-health says), for probes that cannot speak TLS or send
+  // API keys (Kubernetes' grpc probes). It tells only SERVING or NOT_SERVING.
   std::unique_ptr<grpc::Server> health_server;
   if (options->health_port > 0) {
     grpc::ServerBuilder health_builder;
@@ -169,6 +194,7 @@ int main(int argc, char** argv) {
     health_builder.AddListeningPort(absl::StrCat(options->host, ":", options->health_port),
                                     grpc::InsecureServerCredentials(), &health_port);
     health_builder.SetOption(WithoutReflection());
+    health_builder.RegisterService(&probe_health);
     health_server = health_builder.BuildAndStart();
     if (!health_server || health_port == 0) {
       return Fail(absl::StrCat("cannot listen for health checks on ", options->host, ":", options->health_port));
@@ -176,15 +202,9 @@ int main(int argc, char** argv) {
   }
 
   // Health: SERVING only while a replica is ready ("" = the whole server).
-  std::vector<grpc::HealthCheckServiceInterface*> healths = {client_server->GetHealthCheckService()};
-  if (health_server) healths.push_back(health_server->GetHealthCheckService());
-  auto set_health = [healths](bool ready) {
-    for (grpc::HealthCheckServiceInterface* health : healths) {
-      if (health == nullptr) continue;
-      health->SetServingStatus(ready);
-      health->SetServingStatus("inference.GRPCInferenceService", ready);
-      health->SetServingStatus("strata.v1.Strata", ready);
-    }
+  auto set_health = [&client_health, &probe_health](bool ready) {
+    client_health.SetServing(ready);
+    probe_health.SetServing(ready);
   };
   set_health(false);
   (*cluster)->set_on_readiness_change(set_health);
@@ -227,6 +247,10 @@ int main(int argc, char** argv) {
   // Handlers still open (a client's idle ModelStreamInfer stream, workers
   // closing their streams) get 2 s, then are cancelled.
   const auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(2);
+  // Health Watch streams end now (NOT_SERVING, then UNAVAILABLE) instead of
+  // holding the servers until the deadline.
+  client_health.Shutdown();
+  probe_health.Shutdown();
   client_server->Shutdown(deadline);
   worker_server->Shutdown(deadline);
   if (health_server) health_server->Shutdown(deadline);

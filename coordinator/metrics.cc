@@ -69,7 +69,8 @@ struct Metrics::Impl {
   absl::Mutex mu;  // guards family Add() from several threads
 };
 
-absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(const std::string& http_address) {
+absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(const std::string& http_address,
+                                                         BasicAuthCheck basic_auth) {
   auto impl = std::make_unique<Impl>();
   auto& r = *impl->registry;
   auto hist = [&](const char* name, const char* help) {
@@ -136,6 +137,8 @@ absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Create(const std::string& http
     } catch (const std::exception& e) {
       return absl::UnavailableError(absl::StrCat("metrics: cannot listen on ", http_address, ": ", e.what()));
     }
+    // Auth first: until the registry is registered /metrics has nothing to serve.
+    if (basic_auth) impl->exposer->RegisterAuth(std::move(basic_auth), "strata metrics");
     impl->exposer->RegisterCollectable(impl->registry);
   }
   return std::unique_ptr<Metrics>(new Metrics(std::move(impl)));

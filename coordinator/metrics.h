@@ -32,6 +32,7 @@
 // lookups are guarded).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -57,8 +58,16 @@ struct ReplicaGauges {
 
 class Metrics {
  public:
+  // Decides an HTTP Basic scrape: (user name, password) -> allowed. Called
+  // on the HTTP server's threads, concurrently.
+  using BasicAuthCheck = std::function<bool(const std::string& user, const std::string& password)>;
+
   // `http_address` like "0.0.0.0:8002"; empty: metrics are kept but not served.
-  static absl::StatusOr<std::unique_ptr<Metrics>> Create(const std::string& http_address);
+  // With `basic_auth` set, /metrics answers 401 (WWW-Authenticate: Basic)
+  // unless the scrape's Authorization: Basic credentials pass it
+  // (--metrics-auth on; the check is in place before /metrics serves anything).
+  static absl::StatusOr<std::unique_ptr<Metrics>> Create(const std::string& http_address,
+                                                         BasicAuthCheck basic_auth = nullptr);
   ~Metrics();
 
   void FirstToken(double seconds_since_submit);
