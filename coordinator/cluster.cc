@@ -292,6 +292,10 @@ absl::StatusOr<std::shared_ptr<RequestStream>> Cluster::Submit(absl::string_view
   return stream;
 }
 
+void Cluster::RecordRejection(absl::StatusCode code) {
+  if (metrics_) metrics_->Failed(code);
+}
+
 void Cluster::Route(Model& m, PendingRequest p) {
   std::vector<uint64_t> chain;
   ExtendPrefixHashes(p.request.prompt, config_.scheduler.block_size, &chain);

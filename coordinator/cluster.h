@@ -78,6 +78,7 @@ class Cluster final : public InferenceBackend {
   bool IsReady() const override;
   absl::StatusOr<std::shared_ptr<RequestStream>> Submit(absl::string_view model,
                                                         GenerationRequest request) override;
+  void RecordRejection(absl::StatusCode code) override;
 
   // The replica a registering worker belongs to, after checking its Register:
   // its bounds (ValidateRegister: INVALID_ARGUMENT), then against the served

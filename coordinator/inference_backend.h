@@ -63,6 +63,11 @@ class InferenceBackend {
   // UNAVAILABLE (no ready replica). Later errors arrive on the stream.
   virtual absl::StatusOr<std::shared_ptr<RequestStream>> Submit(absl::string_view model,
                                                                 GenerationRequest request) = 0;
+  // A frontend refused a generation request before Submit (authentication,
+  // a size limit, parsing, tokenizing): counted with the errors Submit and
+  // the replicas report (strata_request_failure_total{code}), so every
+  // refused request is counted exactly once.
+  virtual void RecordRejection(absl::StatusCode code) {}
 };
 
 }  // namespace strata::coordinator

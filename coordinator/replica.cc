@@ -350,7 +350,7 @@ void Replica::Reap() {
     }
   }
   for (int64_t id : cancelled) {
-    EndWithError(id, absl::CancelledError("cancelled by the client"));
+    EndWithError(id, active_.at(id).pending.stream->cancel_reason());
   }
   for (int64_t id : late) {
     EndWithError(id, absl::DeadlineExceededError(absl::StrCat(

@@ -24,12 +24,13 @@ absl::StatusOr<std::optional<GenerationChunk>> RequestStream::Next(absl::Duratio
   return std::optional<GenerationChunk>();
 }
 
-void RequestStream::Cancel() {
+void RequestStream::Cancel(absl::Status why) {
   std::function<void()> notify;
   {
     absl::MutexLock lock(&mu_);
     if (ended_ || cancelled_) return;
     cancelled_ = true;
+    cancel_reason_ = why.ok() ? absl::CancelledError("cancelled by the client") : std::move(why);
     notify = on_cancel_;
   }
   if (notify) notify();
@@ -54,6 +55,11 @@ void RequestStream::Fail(absl::Status status) {
 bool RequestStream::IsCancelled() const {
   absl::MutexLock lock(&mu_);
   return cancelled_;
+}
+
+absl::Status RequestStream::cancel_reason() const {
+  absl::MutexLock lock(&mu_);
+  return cancel_reason_;
 }
 
 bool RequestStream::HasStreamed() const {

@@ -37,14 +37,19 @@ class RequestStream {
   // the request. After the last chunk or an error, returns FAILED_PRECONDITION.
   absl::StatusOr<std::optional<GenerationChunk>> Next(absl::Duration timeout);
   // The client went away or gave up: the engine aborts the sequence and frees
-  // its KV blocks at its next step. Idempotent; no effect once finished.
-  void Cancel();
+  // its KV blocks at its next step, ending it with `why` (what the metrics
+  // count: CANCELLED for a client that left, DEADLINE_EXCEEDED for a call
+  // whose deadline passed). Idempotent (the first reason stays); no effect
+  // once finished.
+  void Cancel(absl::Status why = absl::CancelledError("cancelled by the client"));
 
   // ---- producer (engine loop)
   void Push(GenerationChunk chunk);
   // Ends the request with `status` (not OK). Ignored once ended.
   void Fail(absl::Status status);
   bool IsCancelled() const;
+  // The reason given to Cancel (OK while not cancelled).
+  absl::Status cancel_reason() const;
   // True once a chunk with text or tokens was pushed (a request that streamed
   // nothing yet can be retried on another replica).
   bool HasStreamed() const;
@@ -59,6 +64,7 @@ class RequestStream {
   bool ended_ ABSL_GUARDED_BY(mu_) = false;      // last chunk or error queued
   bool delivered_ ABSL_GUARDED_BY(mu_) = false;  // consumer has seen the end
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status cancel_reason_ ABSL_GUARDED_BY(mu_);
   bool streamed_ ABSL_GUARDED_BY(mu_) = false;
   std::function<void()> on_cancel_ ABSL_GUARDED_BY(mu_);
 };

@@ -37,6 +37,7 @@ using frontend::SetFinalResponse;
 // A submitted request with everything its responses need.
 struct KServeService::Started {
   KServeInferRequest parsed;
+  std::string model;  // the served model's name
   ResponseIdentity identity;
   int32_t prompt_tokens = 0;
   std::shared_ptr<RequestStream> stream;
@@ -140,6 +141,17 @@ grpc::Status KServeService::ModelConfig(grpc::ServerContext* context,
 
 absl::StatusOr<KServeService::Started> KServeService::Start(
     grpc::ServerContext* context, const inference::ModelInferRequest& request, bool allow_stream) {
+  absl::StatusOr<Started> started = Prepare(context, request, allow_stream);
+  if (!started.ok()) {
+    backend_->RecordRejection(started.status().code());
+    return started.status();
+  }
+  ASSIGN_OR_RETURN(started->stream, backend_->Submit(started->model, std::move(started->parsed.generation)));
+  return started;
+}
+
+absl::StatusOr<KServeService::Started> KServeService::Prepare(
+    grpc::ServerContext* context, const inference::ModelInferRequest& request, bool allow_stream) {
   RETURN_IF_ERROR(Authenticate(*context));
   RETURN_IF_ERROR(frontend::CheckInferRequest(request, options_.limits));
   ASSIGN_OR_RETURN(const ServedModel* model,
@@ -177,7 +189,7 @@ absl::StatusOr<KServeService::Started> KServeService::Start(
   started.identity = IdentityOf(request);
   if (started.identity.model_name.empty()) started.identity.model_name = model->name;
   started.pump = PumpOptionsFor(context, options_.poll_interval, deadline);
-  ASSIGN_OR_RETURN(started.stream, backend_->Submit(model->name, std::move(generation)));
+  started.model = model->name;
   return started;
 }
 

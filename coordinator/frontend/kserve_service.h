@@ -126,9 +126,12 @@ class KServeService final : public inference::GRPCInferenceService::Service {
   // NOT_FOUND for an unknown model (from the backend) or a version other than "" / "1".
   absl::StatusOr<const ServedModel*> ResolveModel(const std::string& name,
                                                   const std::string& version) const;
-  // Parse, tokenize, submit.
+  // Prepare, then submit; a refusal before Submit is counted as a rejection.
   absl::StatusOr<Started> Start(grpc::ServerContext* context,
                                 const inference::ModelInferRequest& request, bool allow_stream);
+  // Authenticate, check, parse, tokenize: everything before Submit.
+  absl::StatusOr<Started> Prepare(grpc::ServerContext* context,
+                                  const inference::ModelInferRequest& request, bool allow_stream);
   // Drains the request into one response's content (non-streamed).
   static absl::StatusOr<frontend::ResponseContent> WholeCompletion(const Started& started);
   absl::Status Infer(grpc::ServerContext* context, const inference::ModelInferRequest& request,

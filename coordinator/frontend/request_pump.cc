@@ -12,8 +12,9 @@ absl::Status PumpRequestStream(RequestStream& stream, const PumpOptions& options
       return absl::CancelledError("the client cancelled the call");
     }
     if (absl::Now() >= options.deadline) {
-      stream.Cancel();
-      return absl::DeadlineExceededError("the call's deadline passed before generation finished");
+      absl::Status late = absl::DeadlineExceededError("the call's deadline passed before generation finished");
+      stream.Cancel(late);
+      return late;
     }
     absl::StatusOr<std::optional<GenerationChunk>> next = stream.Next(options.poll_interval);
     if (!next.ok()) return next.status();

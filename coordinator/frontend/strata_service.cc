@@ -82,9 +82,8 @@ absl::Status StrataService::Authenticate(const grpc::ServerContext& context) con
   return options_.api_keys->Check(context);
 }
 
-absl::Status StrataService::DoGenerate(
-    grpc::ServerContext* context, const strata::v1::GenerateRequest& request,
-    grpc::ServerWriterInterface<strata::v1::GenerateResponse>* writer) {
+absl::StatusOr<StrataService::Prepared> StrataService::PrepareGenerate(
+    grpc::ServerContext* context, const strata::v1::GenerateRequest& request) {
   RETURN_IF_ERROR(Authenticate(*context));
   RETURN_IF_ERROR(frontend::CheckGenerateRequest(request, options_.limits));
   ASSIGN_OR_RETURN(const ServedModel* model, frontend::LookUpModel(*backend_, "model", request.model()));
@@ -144,11 +143,22 @@ absl::Status StrataService::DoGenerate(
   generation.logprobs = request.logprobs();
   generation.priority = request.priority();
   generation.request_id = request.request_id();
+  return Prepared{model->name, std::move(generation)};
+}
 
+absl::Status StrataService::DoGenerate(
+    grpc::ServerContext* context, const strata::v1::GenerateRequest& request,
+    grpc::ServerWriterInterface<strata::v1::GenerateResponse>* writer) {
+  absl::StatusOr<Prepared> prepared = PrepareGenerate(context, request);
+  if (!prepared.ok()) {
+    backend_->RecordRejection(prepared.status().code());
+    return prepared.status();
+  }
+  GenerationRequest& generation = prepared->generation;
   const PumpOptions pump = PumpOptionsFor(context, options_.poll_interval, generation.deadline);
   const bool logprobs = generation.logprobs;
   ASSIGN_OR_RETURN(std::shared_ptr<RequestStream> stream,
-                   backend_->Submit(model->name, std::move(generation)));
+                   backend_->Submit(prepared->model, std::move(generation)));
   return PumpRequestStream(*stream, pump, [&](const GenerationChunk& chunk) -> absl::Status {
     strata::v1::GenerateResponse response;
     response.set_text(ValidUtf8(chunk.text));

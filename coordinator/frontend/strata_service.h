@@ -60,6 +60,12 @@ class StrataService final : public strata::v1::Strata::Service {
                           strata::v1::ListModelsResponse* response) override;
 
  private:
+  // A generation request checked, tokenized and ready to submit.
+  struct Prepared {
+    std::string model;
+    GenerationRequest generation;
+  };
+  absl::StatusOr<Prepared> PrepareGenerate(grpc::ServerContext* context, const strata::v1::GenerateRequest& request);
   absl::Status DoGenerate(grpc::ServerContext* context, const strata::v1::GenerateRequest& request,
                           grpc::ServerWriterInterface<strata::v1::GenerateResponse>* writer);
   absl::StatusOr<strata::v1::TokenizeResponse> DoTokenize(

@@ -67,6 +67,27 @@ TEST(RequestStreamTest, CancelNotifiesOnceAndWakesNothingAfterEnd) {
   EXPECT_EQ(calls.load(), 1);
 }
 
+TEST(RequestStreamTest, CancelKeepsItsFirstReason) {
+  RequestStream plain;
+  EXPECT_TRUE(plain.cancel_reason().ok());
+  plain.Cancel();
+  EXPECT_EQ(plain.cancel_reason().code(), absl::StatusCode::kCancelled);
+
+  // A call whose deadline passed ends as DEADLINE_EXCEEDED (what the metrics
+  // count), and a later cancel does not change that.
+  RequestStream late;
+  late.Cancel(absl::DeadlineExceededError("the call's deadline passed"));
+  late.Cancel();
+  EXPECT_TRUE(late.IsCancelled());
+  EXPECT_EQ(late.cancel_reason().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(late.cancel_reason().message(), "the call's deadline passed");
+
+  // An OK reason is no reason: it still reads as a cancel.
+  RequestStream ok;
+  ok.Cancel(absl::OkStatus());
+  EXPECT_EQ(ok.cancel_reason().code(), absl::StatusCode::kCancelled);
+}
+
 TEST(RequestStreamTest, ConsumerWakesWhenProducerPushes) {
   RequestStream s;
   std::thread producer([&] {
