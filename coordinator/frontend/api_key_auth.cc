@@ -8,6 +8,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/join_token.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
@@ -19,18 +20,6 @@ constexpr size_t kMinKeyBytes = 16;
 constexpr size_t kMaxKeyBytes = 256;
 
 bool IsKeyChar(char c) { return c > 0x20 && c < 0x7F; }
-
-// Constant-time in the contents: every byte of the longer length is looked at.
-bool KeyEquals(absl::string_view a, absl::string_view b) {
-  const size_t n = std::max(a.size(), b.size());
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (size_t i = 0; i < n; ++i) {
-    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
-    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
-    diff |= x ^ y;
-  }
-  return diff == 0;
-}
 
 absl::string_view Metadata(const grpc::ServerContext& context, absl::string_view key) {
   const auto& md = context.client_metadata();
@@ -147,7 +136,7 @@ absl::Status ApiKeys::CheckKey(absl::string_view presented) {
   MaybeReload();
   const std::shared_ptr<const KeySet> set = Current();
   bool match = false;
-  for (const std::string& key : set->keys) match |= KeyEquals(presented, key);
+  for (const std::string& key : set->keys) match |= ConstantTimeEquals(presented, key);
   if (!match) return absl::UnauthenticatedError("invalid API key");
   return absl::OkStatus();
 }
