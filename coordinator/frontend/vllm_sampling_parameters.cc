@@ -54,7 +54,9 @@ absl::StatusOr<int64_t> AsInteger(const Key& key, const Json& v, int64_t min, in
   } else if (v.is_number_float()) {
     const double d = v.get<double>();
     ok = std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9e18;
-    i = static_cast<int64_t>(d);
+    // Cast only in range: converting 5e30 to int64_t is undefined (found by
+    // the sampling_parameters fuzzer).
+    if (ok) i = static_cast<int64_t>(d);
   } else if (v.is_string()) {
     ok = absl::SimpleAtoi(v.get<std::string>(), &i);
   }

@@ -19,6 +19,7 @@
 #include "absl/time/clock.h"
 #include "common/tokenizer/unicode_bytes.h"
 #include "coordinator/frontend/prompt_encoder.h"
+#include "coordinator/frontend/vllm_sampling_parameters.h"
 #include "tests/coordinator/frontend/kserve_request_builder.h"
 #include "tests/coordinator/frontend/test_server.h"
 
@@ -267,6 +268,20 @@ TEST_F(ClientAbuseTest, ChatContentCannotForgeControlTokens) {
 
 // Finding 3: the prompt encoder stops at max_prompt_tokens and when the
 // call's check fails (the services pass CallCheck: cancelled / deadline).
+// Found by the sampling_parameters fuzzer: an integer key written as a float
+// far outside int64 was converted before its range check (undefined
+// behaviour); it must be a plain INVALID_ARGUMENT naming the key.
+TEST(VllmSamplingParametersTest, HugeFloatIntegersAreRefusedNotConverted) {
+  for (const char* json : {R"({"seed": 5555555555555555555555555555555})", R"({"max_tokens": 1e300})",
+                           R"({"top_k": -9.5e18})", R"({"stop_token_ids": [1e40]})"}) {
+    GenerationRequest request;
+    bool parse_special = false;
+    const absl::Status s = frontend::ApplyVllmSamplingParameters(json, &request, &parse_special);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << json << ": " << s;
+    EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("must be")) << json;
+  }
+}
+
 TEST(PromptEncoderTest, EncodingStopsAtTheTokenLimitAndWhenTheCallEnds) {
   FakeBackend backend;
   ServedModel model = **backend.FindModel("tiny");
