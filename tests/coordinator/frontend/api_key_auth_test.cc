@@ -23,7 +23,9 @@ constexpr char kKeyB[] = "sk-bbbbbbbbbbbbbbbbbbbb";
 
 class ApiKeysTest : public ::testing::Test {
  protected:
-  std::string path_ = ::testing::TempDir() + "/api_keys_test_keys";
+  // One file per test: ctest runs the cases as parallel processes.
+  std::string path_ = ::testing::TempDir() + "/api_keys_test_" +
+                      ::testing::UnitTest::GetInstance()->current_test_info()->name();
   void Write(const std::string& text) {
     std::ofstream out(path_ + ".tmp");
     out << text;
