@@ -14,7 +14,6 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
-#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,6 +22,7 @@
 #include "absl/strings/str_split.h"
 #include "grpcpp/grpcpp.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "common/join_token.h"
 #include "tools/cli_flags.h"
 #include "tools/commands.h"
 
@@ -59,15 +59,7 @@ class JoinTokenFile {
     const int fd = mkstemp(path);
     if (fd < 0) return false;
     path_ = path;
-    std::random_device rd;  // the OS's randomness (/dev/urandom)
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string token;
-    for (int i = 0; i < 32; ++i) {
-      const unsigned b = rd() & 0xff;
-      token += kHex[b >> 4];
-      token += kHex[b & 0xf];
-    }
-    token += "\n";
+    const std::string token = RandomHexToken(32) + "\n";
     const bool ok = write(fd, token.data(), token.size()) == static_cast<ssize_t>(token.size());
     close(fd);
     return ok;

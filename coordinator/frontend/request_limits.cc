@@ -53,6 +53,20 @@ absl::Status CheckModelName(absl::string_view field, absl::string_view name) {
   return CheckBytes(field, name, kMaxNameBytes);
 }
 
+namespace {
+
+// The message count and the roles' sizes; contents are bounded with the
+// model's prompt limit (CheckChatContent).
+absl::Status CheckChatShape(const strata::v1::ChatMessages& chat) {
+  RETURN_IF_ERROR(CheckCount("chat.messages", chat.messages_size(), kMaxChatMessages));
+  for (int i = 0; i < chat.messages_size(); ++i) {
+    RETURN_IF_ERROR(CheckBytes(absl::StrCat("chat.messages[", i, "].role"), chat.messages(i).role(), kMaxNameBytes));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status CheckGenerateRequest(const strata::v1::GenerateRequest& r, const RequestLimits& limits) {
   RETURN_IF_ERROR(CheckModelName("model", r.model()));
   RETURN_IF_ERROR(CheckBytes("request_id", r.request_id(), kMaxNameBytes));
@@ -62,26 +76,14 @@ absl::Status CheckGenerateRequest(const strata::v1::GenerateRequest& r, const Re
     RETURN_IF_ERROR(CheckBytes(absl::StrCat("stop[", i, "]"), r.stop(i), kMaxStopBytes));
   }
   RETURN_IF_ERROR(CheckCount("stop_token_ids", r.stop_token_ids_size(), kMaxStopTokenIds));
-  if (r.has_chat()) {
-    RETURN_IF_ERROR(CheckCount("chat.messages", r.chat().messages_size(), kMaxChatMessages));
-    for (int i = 0; i < r.chat().messages_size(); ++i) {
-      RETURN_IF_ERROR(CheckBytes(absl::StrCat("chat.messages[", i, "].role"), r.chat().messages(i).role(),
-                                 kMaxNameBytes));
-    }
-  }
+  if (r.has_chat()) RETURN_IF_ERROR(CheckChatShape(r.chat()));
   return absl::OkStatus();
 }
 
 absl::Status CheckTokenizeRequest(const strata::v1::TokenizeRequest& r, const RequestLimits& limits) {
   RETURN_IF_ERROR(CheckModelName("model", r.model()));
   RETURN_IF_ERROR(CheckBytes("text", r.text(), limits.max_request_bytes, "--max-request-bytes"));
-  if (r.has_chat()) {
-    RETURN_IF_ERROR(CheckCount("chat.messages", r.chat().messages_size(), kMaxChatMessages));
-    for (int i = 0; i < r.chat().messages_size(); ++i) {
-      RETURN_IF_ERROR(CheckBytes(absl::StrCat("chat.messages[", i, "].role"), r.chat().messages(i).role(),
-                                 kMaxNameBytes));
-    }
-  }
+  if (r.has_chat()) RETURN_IF_ERROR(CheckChatShape(r.chat()));
   return absl::OkStatus();
 }
 

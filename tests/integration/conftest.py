@@ -248,6 +248,15 @@ def make_cluster(bins, workdir):
         c.stop()
 
 
+def rss_kib(pid):
+    """A process's resident set (VmRSS) in KiB; 0 once it is gone."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
 def engine_tokens(bins, model, prompt_ids, max_tokens, temperature=0.0, seed=0, top_k=0, top_p=1.0, ignore_eos=True):
     """The single-process engine's (strata generate) tokens for the same request."""
     argv = [os.path.join(bins, "strata"), "generate", "--model", model, "--prompt-tokens",

@@ -27,16 +27,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
+from conftest import rss_kib
+
 KEY = "sk-abuse-test-0123456789"
 KEY2 = "sk-abuse-test-rotated-987654"
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def infer_request(text, model="m", **params):

@@ -23,7 +23,7 @@ import grpc
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from conftest import ROOT
+from conftest import ROOT, rss_kib
 from test_native_api import generate
 
 TOKEN = "integration-join-token-0123456789abcdef"
@@ -119,14 +119,6 @@ def wait_replica_ready(cluster, r, timeout=30):
     while cluster.gauge("strata_replica_ready", r) != 1.0:
         assert time.time() < deadline, f"replica {r} not ready: {cluster.log('coordinator')}"
         time.sleep(0.05)
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 @pytest.mark.time_limit(120)
